@@ -1,0 +1,140 @@
+// Package engine holds the micro-batch loop and the exactly-once protocol of ledgerstream.
+//
+// It talks to the outside only through small interfaces (Source, Table, Clock); the Kafka and
+// Iceberg adapters implement them elsewhere. The decisions that make exactly-once hold (where to
+// resume, what a batch covers, whether a failed commit landed, merge-and-retry or fence) are pure
+// functions in protocol.go, so they are tested without sockets or disks.
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// Partition names one Kafka topic partition.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// Offsets maps a partition to the next offset to read there.
+type Offsets map[Partition]int64
+
+// Special starting positions, as Kafka's ListOffsets spells them. They appear only in a
+// starting position, never in a table's offsets map.
+const (
+	OffsetLatest   int64 = -1
+	OffsetEarliest int64 = -2
+)
+
+// Clone returns a copy of o (nil stays an empty map).
+func (o Offsets) Clone() Offsets {
+	c := make(Offsets, len(o))
+	for p, off := range o {
+		c[p] = off
+	}
+	return c
+}
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one record read from the source. Control records (transaction markers) are
+// delivered too, with Control set, so that a partition's position can move past them.
+type Record struct {
+	Partition
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+	Control   bool
+}
+
+// Source is where records come from: a Kafka consumer in a group, in production.
+type Source interface {
+	// Fetch blocks until records are available or ctx ends, and returns them in offset
+	// order within each partition. On ctx's end it returns what it has and no error.
+	Fetch(ctx context.Context) ([]Record, error)
+	// Seek sets the next offset to fetch for the given owned partitions and drops
+	// anything buffered for them.
+	Seek(offsets Offsets)
+	// Assigned returns the partitions this worker owns now.
+	Assigned() []Partition
+	// Release lets a pending rebalance proceed. The engine calls it only between batches,
+	// so that no partition is taken away in the middle of one.
+	Release()
+	// CommitAdvisory records progress in Kafka's consumer group (for lag dashboards only;
+	// the tables hold the truth).
+	CommitAdvisory(ctx context.Context, offsets Offsets) error
+	// Ends returns, for the owned partitions, the end offsets a run that processes
+	// everything available now must reach (the last stable offsets).
+	Ends(ctx context.Context) (Offsets, error)
+}
+
+// ResumeFunc tells the source where to start newly assigned partitions. The source calls it
+// when partitions are assigned, before fetching from them.
+type ResumeFunc func(ctx context.Context, parts []Partition) (Offsets, error)
+
+// TableState is what the engine needs to know of a table: the snapshot it plans on and
+// this pipeline's offsets map as of that snapshot.
+type TableState struct {
+	// SnapshotID of the current snapshot of the branch, 0 when the table has none.
+	SnapshotID int64
+	// Offsets is the map of the newest snapshot of this pipeline in the branch's history.
+	Offsets Offsets
+	// Batch is the sequence number of that snapshot (0 when none).
+	Batch int64
+}
+
+// Commit is what a successful batch writes into the snapshot summary.
+type Commit struct {
+	Pipeline string
+	Batch    int64
+	Offsets  Offsets
+}
+
+// Staged is a set of data files written but not yet committed. Its content belongs to the
+// Table implementation.
+type Staged interface {
+	// Rows is how many rows the staged files hold.
+	Rows() int64
+}
+
+// Table is a sink the engine commits batches to: an Iceberg table, in production.
+type Table interface {
+	// Name identifies the table in logs and errors.
+	Name() string
+	// Load refreshes and returns the table's state for this pipeline.
+	Load(ctx context.Context) (TableState, error)
+	// Stage writes rows as data files without committing them; processed is the batch's
+	// processing_time. Zero rows is allowed (a commit that only moves offsets).
+	Stage(ctx context.Context, rows []ledger.Row, processed time.Time) (Staged, error)
+	// Commit appends the staged files in one snapshot whose summary carries c, on the
+	// condition that the table's current snapshot is still base.SnapshotID. It returns the
+	// new state. ErrConflict means the condition failed and nothing was written; any other
+	// error leaves the outcome unknown, to be settled by Load.
+	Commit(ctx context.Context, base TableState, staged Staged, c Commit) (TableState, error)
+	// Discard deletes staged files that will never be committed. Best effort.
+	Discard(ctx context.Context, staged Staged) error
+}
+
+// ErrConflict reports that a conditional commit found the table moved since its base.
+var ErrConflict = errors.New("table changed since the batch was planned")
+
+// Clock tells the time; tests drive a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }

@@ -1,0 +1,53 @@
+// Package ledger holds the transaction model of ledgerstream: the message as producers send
+// it, the row it becomes in the ledger table, and the rules between them (decode, validate,
+// hash). Everything here is pure: no I/O, no clocks.
+package ledger
+
+import "time"
+
+// Row is one ledger row: a validated transaction and the source position it came from.
+// Amount is in hundredths (decimal(18,2) unscaled), never a float.
+type Row struct {
+	TransactionID   string
+	AccountFrom     string
+	AccountTo       string
+	Amount          int64 // unscaled, scale 2: 1234 is 12.34
+	Currency        string
+	TransactionType string
+	TransactionHash string
+	EventTime       time.Time // UTC
+
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+}
+
+// Reason is a stable code saying why a message did not become a ledger row.
+type Reason string
+
+// The reason codes. They are a public interface (operators filter on them): add, never rename.
+const (
+	ReasonMalformedJSON        Reason = "malformed_json"
+	ReasonMissingField         Reason = "missing_field"
+	ReasonBadField             Reason = "bad_field" // a field of the wrong JSON type or not UTF-8
+	ReasonBadAmount            Reason = "bad_amount"
+	ReasonNonPositiveAmount    Reason = "nonpositive_amount"
+	ReasonBadCurrency          Reason = "bad_currency"
+	ReasonBadType              Reason = "bad_type"
+	ReasonBadTimestamp         Reason = "bad_timestamp"
+	ReasonTooLarge             Reason = "too_large"
+	ReasonTombstone            Reason = "tombstone"
+	ReasonDuplicate            Reason = "duplicate"
+	ReasonConflictingDuplicate Reason = "conflicting_duplicate"
+)
+
+// Reject says why a message was refused.
+type Reject struct {
+	Reason  Reason
+	Message string
+	// TransactionID is set when one could be read from the message.
+	TransactionID string
+}
+
+// Error makes a Reject usable as an error.
+func (r *Reject) Error() string { return string(r.Reason) + ": " + r.Message }
