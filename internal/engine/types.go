@@ -62,8 +62,10 @@ type Source interface {
 	// Fetch blocks until records are available or ctx ends, and returns them in offset
 	// order within each partition. On ctx's end it returns what it has and no error.
 	Fetch(ctx context.Context) ([]Record, error)
-	// Seek sets the next offset to fetch for the given owned partitions and drops
-	// anything buffered for them.
+	// Seek sets the next offset to fetch for the given owned partitions. Records of those
+	// partitions fetched before the Seek are never returned after it: the engine relies on
+	// this, because after a seek backwards a stale record ahead of the new position would
+	// look like a legitimate gap (an aborted transaction) and hide a loss.
 	Seek(offsets Offsets)
 	// Assigned returns the partitions this worker owns now.
 	Assigned() []Partition
@@ -73,9 +75,9 @@ type Source interface {
 	// CommitAdvisory records progress in Kafka's consumer group (for lag dashboards only;
 	// the tables hold the truth).
 	CommitAdvisory(ctx context.Context, offsets Offsets) error
-	// Ends returns, for the owned partitions, the end offsets a run that processes
-	// everything available now must reach (the last stable offsets).
-	Ends(ctx context.Context) (Offsets, error)
+	// Ends returns, for the owned partitions, the log start offsets and the end offsets
+	// (last stable offsets) that a run processing everything available now must reach.
+	Ends(ctx context.Context) (start, end Offsets, err error)
 }
 
 // ResumeFunc tells the source where to start newly assigned partitions. The source calls it

@@ -1,0 +1,317 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// This file holds in-memory fakes of the engine's interfaces: a topic log with a
+// consumer per worker, a table with snapshots and injectable commit failures, a clock.
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeLog is a topic: per partition, its records in offset order.
+type fakeLog struct {
+	mu    sync.Mutex
+	parts map[engine.Partition][]engine.Record
+}
+
+func newLog() *fakeLog { return &fakeLog{parts: map[engine.Partition][]engine.Record{}} }
+
+func (l *fakeLog) append(p engine.Partition, value []byte, control bool) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	off := int64(len(l.parts[p]))
+	l.parts[p] = append(l.parts[p], engine.Record{Partition: p, Offset: off, Value: value, Control: control})
+	return off
+}
+
+func (l *fakeLog) end(p engine.Partition) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.parts[p]))
+}
+
+// fakeSource is one worker's consumer of the log. Assignment changes are scripted by the
+// test: assign calls the engine's resume function, as the Kafka adapter does.
+type fakeSource struct {
+	log    *fakeLog
+	clock  *fakeClock
+	resume engine.ResumeFunc
+	// perFetch caps the records one Fetch returns, so that batches span several fetches.
+	perFetch int
+
+	mu       sync.Mutex
+	assigned map[engine.Partition]bool
+	pos      engine.Offsets
+	advisory engine.Offsets
+	released int
+}
+
+func newSource(log *fakeLog, clock *fakeClock, resume engine.ResumeFunc) *fakeSource {
+	return &fakeSource{log: log, clock: clock, resume: resume, perFetch: 1000,
+		assigned: map[engine.Partition]bool{}, pos: engine.Offsets{}, advisory: engine.Offsets{}}
+}
+
+func (s *fakeSource) assign(t *testing.T, parts ...engine.Partition) {
+	t.Helper()
+	start, err := s.resume(context.Background(), parts)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		s.assigned[p] = true
+		switch off := start[p]; off {
+		case engine.OffsetEarliest:
+			s.pos[p] = 0
+		case engine.OffsetLatest:
+			s.pos[p] = s.log.end(p)
+		default:
+			s.pos[p] = off
+		}
+	}
+}
+
+// lose takes partitions away without warning, as a session expiry does.
+func (s *fakeSource) lose(parts ...engine.Partition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		delete(s.assigned, p)
+	}
+}
+
+func (s *fakeSource) Fetch(ctx context.Context) ([]engine.Record, error) {
+	s.mu.Lock()
+	var out []engine.Record
+	for _, p := range s.sortedAssigned() {
+		s.log.mu.Lock()
+		recs := s.log.parts[p]
+		for s.pos[p] < int64(len(recs)) && len(out) < s.perFetch {
+			out = append(out, recs[s.pos[p]])
+			s.pos[p]++
+		}
+		s.log.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(out) == 0 {
+		// Nothing to read: let the trigger interval pass at once.
+		s.clock.Advance(time.Hour)
+	}
+	return out, nil
+}
+
+func (s *fakeSource) sortedAssigned() []engine.Partition {
+	ps := make([]engine.Partition, 0, len(s.assigned))
+	for p := range s.assigned {
+		ps = append(ps, p)
+	}
+	engine.SortPartitions(ps)
+	return ps
+}
+
+func (s *fakeSource) Seek(offsets engine.Offsets) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, off := range offsets {
+		s.pos[p] = off
+	}
+}
+
+func (s *fakeSource) Assigned() []engine.Partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sortedAssigned()
+}
+
+func (s *fakeSource) Release() {
+	s.mu.Lock()
+	s.released++
+	s.mu.Unlock()
+}
+
+func (s *fakeSource) CommitAdvisory(_ context.Context, offsets engine.Offsets) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, off := range offsets {
+		s.advisory[p] = off
+	}
+	return nil
+}
+
+func (s *fakeSource) Ends(context.Context) (engine.Offsets, engine.Offsets, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start, end := engine.Offsets{}, engine.Offsets{}
+	for p := range s.assigned {
+		start[p], end[p] = 0, s.log.end(p)
+	}
+	return start, end, nil
+}
+
+// fakeSnapshot is one commit of the fake table.
+type fakeSnapshot struct {
+	id      int64
+	commit  *engine.Commit // nil for a foreign writer's commit
+	rows    []ledger.Row
+	foreign int // rows a foreign writer added
+}
+
+// failure is what the next Commit call of the fake table does instead of succeeding.
+type failure int
+
+const (
+	failConflict      failure = iota + 1 // refuse: someone else got in first (nothing written)
+	failLostAck                          // write the snapshot, then report an error (timeout)
+	failBeforeWrite                      // report an error, write nothing
+	failAfterConflict                    // a foreign writer commits first, then the commit is tried
+)
+
+// fakeTable is a table of snapshots. Commits are conditional on the current snapshot.
+type fakeTable struct {
+	mu        sync.Mutex
+	snaps     []fakeSnapshot
+	nextID    int64
+	failures  []failure
+	staged    int
+	discarded int
+}
+
+type fakeStaged struct {
+	rows []ledger.Row
+	id   int
+}
+
+func (s *fakeStaged) Rows() int64 { return int64(len(s.rows)) }
+
+func (t *fakeTable) Name() string { return "fake.ledger" }
+
+func (t *fakeTable) failNext(f ...failure) {
+	t.mu.Lock()
+	t.failures = append(t.failures, f...)
+	t.mu.Unlock()
+}
+
+func (t *fakeTable) Load(context.Context) (engine.TableState, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stateLocked("p"), nil
+}
+
+func (t *fakeTable) stateLocked(pipeline string) engine.TableState {
+	var st engine.TableState
+	if n := len(t.snaps); n > 0 {
+		st.SnapshotID = t.snaps[n-1].id
+	}
+	for i := len(t.snaps) - 1; i >= 0; i-- {
+		if c := t.snaps[i].commit; c != nil && c.Pipeline == pipeline {
+			st.Offsets, st.Batch = c.Offsets.Clone(), c.Batch
+			break
+		}
+	}
+	if st.Offsets == nil {
+		st.Offsets = engine.Offsets{}
+	}
+	return st
+}
+
+func (t *fakeTable) Stage(_ context.Context, rows []ledger.Row, _ time.Time) (engine.Staged, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.staged++
+	return &fakeStaged{rows: append([]ledger.Row(nil), rows...), id: t.staged}, nil
+}
+
+func (t *fakeTable) Commit(_ context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var f failure
+	if len(t.failures) > 0 {
+		f, t.failures = t.failures[0], t.failures[1:]
+	}
+	switch f {
+	case failConflict:
+		return engine.TableState{}, fmt.Errorf("fake: %w", engine.ErrConflict)
+	case failBeforeWrite:
+		return engine.TableState{}, errors.New("fake: catalog timed out before the write")
+	case failAfterConflict:
+		t.appendLocked(fakeSnapshot{foreign: 1})
+	}
+	if cur := t.stateLocked(c.Pipeline).SnapshotID; cur != base.SnapshotID {
+		return engine.TableState{}, fmt.Errorf("fake: base %d, current %d: %w", base.SnapshotID, cur, engine.ErrConflict)
+	}
+	cc := c
+	cc.Offsets = c.Offsets.Clone()
+	t.appendLocked(fakeSnapshot{commit: &cc, rows: staged.(*fakeStaged).rows})
+	if f == failLostAck {
+		return engine.TableState{}, errors.New("fake: catalog timed out after the write")
+	}
+	return t.stateLocked(c.Pipeline), nil
+}
+
+func (t *fakeTable) appendLocked(s fakeSnapshot) {
+	t.nextID++
+	s.id = t.nextID * 100
+	t.snaps = append(t.snaps, s)
+}
+
+// foreignCommit is another writer (not ledgerstream) appending to the table.
+func (t *fakeTable) foreignCommit() {
+	t.mu.Lock()
+	t.appendLocked(fakeSnapshot{foreign: 1})
+	t.mu.Unlock()
+}
+
+func (t *fakeTable) Discard(context.Context, engine.Staged) error {
+	t.mu.Lock()
+	t.discarded++
+	t.mu.Unlock()
+	return nil
+}
+
+// rows returns every committed row, in commit order.
+func (t *fakeTable) rows() []ledger.Row {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []ledger.Row
+	for _, s := range t.snaps {
+		out = append(out, s.rows...)
+	}
+	return out
+}
+
+// positions returns the committed source positions, sorted, as "p/offset" strings.
+func (t *fakeTable) positions() []string {
+	var out []string
+	for _, r := range t.rows() {
+		out = append(out, fmt.Sprintf("%d/%d", r.SourcePartition, r.SourceOffset))
+	}
+	sort.Strings(out)
+	return out
+}
