@@ -193,7 +193,17 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		recs, err := src.Fetch(fctx)
 		cancel()
 		if err != nil {
-			return false, fmt.Errorf("fetch: %w", err)
+			var temp interface{ Temporary() bool }
+			if !errors.As(err, &temp) || !temp.Temporary() {
+				return false, fmt.Errorf("fetch: %w", err)
+			}
+			// Group churn, a moved coordinator, a network blip: the source recovers by
+			// itself (lost partitions come back through Resume). Keep the batch.
+			e.log.Warn("transient fetch error; retrying", "error", err)
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				stopping = true
+				break
+			}
 		}
 		e.add(b, recs)
 		if ctx.Err() != nil {

@@ -1,6 +1,8 @@
 // Package ledger holds the transaction model of ledgerstream: the message as producers send
 // it, the row it becomes in the ledger table, and the rules between them (decode, validate,
-// hash). Everything here is pure: no I/O, no clocks.
+// hash; see Rules.Decode and Hash), plus a seeded Generator of seed-like message streams for
+// the produce command and the tests. Everything here is pure: no I/O, no clocks (callers pass
+// the time in).
 package ledger
 
 import "time"
@@ -29,7 +31,7 @@ type Reason string
 const (
 	ReasonMalformedJSON        Reason = "malformed_json"
 	ReasonMissingField         Reason = "missing_field"
-	ReasonBadField             Reason = "bad_field" // a field of the wrong JSON type or not UTF-8
+	ReasonBadField             Reason = "bad_field" // a field of the wrong JSON type, or a bad identifier (empty, too long, control characters)
 	ReasonBadAmount            Reason = "bad_amount"
 	ReasonNonPositiveAmount    Reason = "nonpositive_amount"
 	ReasonBadCurrency          Reason = "bad_currency"

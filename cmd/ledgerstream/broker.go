@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
+)
+
+func newBrokerCmd(g *globals) *cobra.Command {
+	var listen string
+	var partitions int
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run the embedded Kafka-protocol broker until SIGINT/SIGTERM",
+		Long: `Runs a Kafka-protocol broker (franz-go's kfake) on a loopback address, persisting its
+log under <data-dir>/kafka so that it survives restarts. Any Kafka client can use it.
+Group session timeouts down to 1 s are accepted so that tests and local runs recover fast.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := kafka.StartBroker(cmd.Context(), kafka.BrokerConfig{
+				Listen:     listen,
+				DataDir:    dataPath(g, "kafka"),
+				Partitions: partitions,
+				Topics:     []string{g.topic},
+				Logger:     slog.Default(),
+			})
+			if err != nil {
+				return err
+			}
+			// The address goes to stdout on its own line so that scripts can read it.
+			fmt.Fprintf(cmd.OutOrStdout(), "broker listening on %s\n", b.Addr())
+			slog.Info("broker started", "addr", b.Addr(), "topic", g.topic, "data_dir", dataPath(g, "kafka"))
+			<-cmd.Context().Done()
+			b.Close()
+			slog.Info("broker stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "loopback host:port to listen on (port 0 picks a free one)")
+	cmd.Flags().IntVar(&partitions, "partitions", 3, "partitions of the topic when the broker creates it")
+	return cmd
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
+)
+
+func newDemoCmd(g *globals) *cobra.Command {
+	var (
+		p                 produceFlags
+		r                 runFlags
+		validate, cleanup bool
+		partitions        int
+		trigger, duration seconds
+	)
+	trigger, duration = seconds(10*time.Second), seconds(35*time.Second)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "The reference notebook in one command: broker, produce, stream, report, validate",
+		Long: `Starts an embedded Kafka-protocol broker on a free loopback port, produces
+--transactions transactions, streams them into the ledger for --duration with a batch
+every --trigger, prints the summary, the duplicate check and the latest 10, and runs the
+validations (exit 1 if one fails). Everything lives in a fresh directory unless
+--data-dir is given. The notebook's parameter names work too (num_transactions,
+checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enable_cleanup).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r.trigger, r.duration = time.Duration(trigger), time.Duration(duration)
+			return demo(cmd.Context(), cmd, g, p, r, partitions, validate, cleanup)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&p.count, "transactions", 200, "transactions to produce")
+	f.Var(&trigger, "trigger", "micro-batch interval (a duration, or seconds)")
+	f.Var(&duration, "duration", "how long to stream (a duration, or seconds)")
+	f.BoolVar(&validate, "validate", true, "run the validations; exit 1 if one fails")
+	f.BoolVar(&cleanup, "cleanup", false, "drop the ledger table at the end")
+	f.Int64Var(&p.seed, "seed", 0, "random seed for the data (0 = a new one)")
+	f.IntVar(&partitions, "partitions", 3, "partitions of the demo topic")
+	f.StringVar(&r.pipeline, "pipeline", "exactly-once-processor", "pipeline id")
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		// The notebook's parameter names, as flags or config keys.
+		switch name {
+		case "num-transactions", "num_transactions":
+			name = "transactions"
+		case "checkpoint-interval-seconds", "checkpoint_interval_seconds":
+			name = "trigger"
+		case "streaming-duration-seconds", "streaming_duration_seconds":
+			name = "duration"
+		case "enable-validation", "enable_validation":
+			name = "validate"
+		case "enable-cleanup", "enable_cleanup":
+			name = "cleanup"
+		}
+		return pflag.NormalizedName(name)
+	})
+	return cmd
+}
+
+func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r runFlags, partitions int, validate, cleanup bool) error {
+	out := cmd.OutOrStdout()
+	if !cmd.Flags().Changed("data-dir") && os.Getenv("LEDGERSTREAM_DATA_DIR") == "" {
+		dir, err := os.MkdirTemp("", "ledgerstream-demo-")
+		if err != nil {
+			return err
+		}
+		g.dataDir = dir
+	}
+	r.startingOffsets, r.maxBatchRecords, r.sessionTimeout, r.maxMessageBytes = "earliest", 0, 10*time.Second, 1<<20
+
+	broker, err := kafka.StartBroker(ctx, kafka.BrokerConfig{
+		DataDir: dataPath(g, "kafka"), Partitions: partitions, Topics: []string{g.topic}, Logger: slog.Default(),
+	})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	g.brokers = broker.Addr()
+
+	fmt.Fprintf(out, "Pattern: exactly-once streaming, Kafka -> ledgerstream -> Iceberg\n")
+	fmt.Fprintf(out, "  broker      %s (embedded, %d partitions)\n", broker.Addr(), partitions)
+	fmt.Fprintf(out, "  data dir    %s\n", dataPath(g, ""))
+	fmt.Fprintf(out, "  table       %s\n  topic       %s\n\n", g.table, g.topic)
+
+	if _, err := produce(ctx, g, p, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nExactly-once processing started\n")
+	fmt.Fprintf(out, "   Trigger: a batch every %s; offsets committed atomically with each Iceberg snapshot\n", r.trigger)
+	fmt.Fprintf(out, "   Processing for %s...\n", r.duration)
+	rctx, cancel := context.WithTimeout(ctx, r.duration)
+	_, err = runPipeline(rctx, g, r, out)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	fmt.Fprintln(out, "Streaming stopped")
+	fmt.Fprintln(out)
+
+	rep, err := buildReport(ctx, g)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteText(out); err != nil {
+		return err
+	}
+	if validate {
+		fmt.Fprintln(out, "\nValidation:")
+		res, err := verify(ctx, g, r.pipeline, true)
+		if err != nil {
+			return err
+		}
+		if err := res.write(out, false); err != nil {
+			return err
+		}
+	}
+	if cleanup {
+		if err := dropLedger(ctx, g); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "Cleanup completed: table dropped")
+	}
+	return nil
+}
+
+// dropLedger drops the ledger table and purges its files.
+func dropLedger(ctx context.Context, g *globals) error {
+	ident, err := iceberg.ParseIdent(g.table)
+	if err != nil {
+		return err
+	}
+	cat, err := iceberg.Open(ctx, g.icebergConfig())
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	return cat.DropTable(ctx, ident, true)
+}
+
+// seconds is a duration flag that also takes a bare number of seconds, as the notebook's
+// *_seconds parameters do.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+func (s *seconds) Type() string   { return "duration" }
+func (s *seconds) Set(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		*s = seconds(n * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*s = seconds(d)
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/report"
+)
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	var asJSON, tableOnly bool
+	var pipeline string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the ledger: the notebook's validations and, against the topic, exactly once",
+		Long: `Runs the reference notebook's validations on the ledger (rows > 0, distinct hashes =
+rows, distinct ids = rows, no amount <= 0), then reconciles the ledger with the topic read
+with read_committed up to the offsets the pipeline committed: every valid message there is
+in the ledger once at its source position with its hash, no source position or
+transaction_id appears twice, and nothing in the ledger is absent from the topic.
+Exits 1 naming the first failed check.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := verify(cmd.Context(), g, pipeline, !tableOnly)
+			if err != nil {
+				return err
+			}
+			return res.write(cmd.OutOrStdout(), asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cmd.Flags().BoolVar(&tableOnly, "table-only", false, "run only the notebook's validations, without reading the topic")
+	cmd.Flags().StringVar(&pipeline, "pipeline", "exactly-once-processor", "pipeline whose committed offsets bound the reconciliation")
+	return cmd
+}
+
+// verifyResult is the outcome of verify: the notebook's checks and the reconciliation.
+type verifyResult struct {
+	Checks    []report.Check         `json:"checks"`
+	Reconcile *report.Reconciliation `json:"reconciliation,omitempty"`
+}
+
+func (v *verifyResult) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	} else {
+		if v.Reconcile != nil {
+			if err := v.Reconcile.WriteText(w); err != nil {
+				return err
+			}
+		}
+		if err := report.WriteChecksText(w, v.Checks); err != nil {
+			return err
+		}
+	}
+	if err := report.Err(v.Checks); err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	return nil
+}
+
+// verify scans the ledger once for the notebook's validations and the reconciliation, and
+// reads the topic when withTopic is set.
+func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*verifyResult, error) {
+	ident, err := iceberg.ParseIdent(g.table)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := iceberg.Open(ctx, g.icebergConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	snaps, err := cat.Snapshots(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	var committed engine.Offsets
+	var snapshotID int64
+	if len(snaps) > 0 {
+		snapshotID = snaps[0].SnapshotID // scan the snapshot whose history we just read
+	}
+	for _, s := range snaps {
+		if s.Pipeline == pipeline {
+			committed = s.Offsets
+			break
+		}
+	}
+	b := report.NewBuilder(0)
+	bounds := make(map[report.TopicPartition]int64, len(committed))
+	for p, off := range committed {
+		bounds[report.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
+	}
+	rec := report.NewReconciler(bounds)
+	if err := cat.ScanLedger(ctx, ident, snapshotID, func(row ledger.Row, processed time.Time) error {
+		b.Add(row, processed)
+		rec.AddRow(row)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	res := &verifyResult{Checks: report.Validate(b.Report())}
+	if !withTopic {
+		return res, nil
+	}
+	rules := ledger.DefaultRules()
+	if _, err := kafka.ReadTopic(ctx, g.kafkaConfig(), g.topic, func(r engine.Record) error {
+		if !r.Control {
+			rec.AddRecord(report.TopicPartition{Topic: r.Topic, Partition: r.Partition.Partition}, r.Offset, r.Value, &rules)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read topic %s: %w", g.topic, err)
+	}
+	res.Reconcile = rec.Result()
+	res.Checks = append(res.Checks, res.Reconcile.Check())
+	return res, nil
+}

@@ -1,0 +1,127 @@
+package iceberg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+)
+
+// Ledger column names, in field-id order (ids 1..12, DESIGN §1).
+const (
+	ColTransactionID   = "transaction_id"
+	ColAccountFrom     = "account_from"
+	ColAccountTo       = "account_to"
+	ColAmount          = "amount"
+	ColCurrency        = "currency"
+	ColTransactionType = "transaction_type"
+	ColTransactionHash = "transaction_hash"
+	ColEventTimestamp  = "event_timestamp"
+	ColProcessingTime  = "processing_time"
+	ColSourceTopic     = "source_topic"
+	ColSourcePartition = "source_partition"
+	ColSourceOffset    = "source_offset"
+)
+
+// LedgerSchema returns the Iceberg schema of the ledger table (DESIGN §1).
+func LedgerSchema() *ice.Schema {
+	str := ice.PrimitiveTypes.String
+	return ice.NewSchema(0,
+		ice.NestedField{ID: 1, Name: ColTransactionID, Type: str, Required: true},
+		ice.NestedField{ID: 2, Name: ColAccountFrom, Type: str, Required: true},
+		ice.NestedField{ID: 3, Name: ColAccountTo, Type: str, Required: true},
+		ice.NestedField{ID: 4, Name: ColAmount, Type: ice.DecimalTypeOf(18, 2), Required: true},
+		ice.NestedField{ID: 5, Name: ColCurrency, Type: str, Required: true},
+		ice.NestedField{ID: 6, Name: ColTransactionType, Type: str, Required: true},
+		ice.NestedField{ID: 7, Name: ColTransactionHash, Type: str, Required: true},
+		ice.NestedField{ID: 8, Name: ColEventTimestamp, Type: ice.PrimitiveTypes.TimestampTz},
+		ice.NestedField{ID: 9, Name: ColProcessingTime, Type: ice.PrimitiveTypes.TimestampTz},
+		ice.NestedField{ID: 10, Name: ColSourceTopic, Type: str, Required: true},
+		ice.NestedField{ID: 11, Name: ColSourcePartition, Type: ice.PrimitiveTypes.Int32, Required: true},
+		ice.NestedField{ID: 12, Name: ColSourceOffset, Type: ice.PrimitiveTypes.Int64, Required: true},
+	)
+}
+
+// dictionaryOffColumns hold (nearly) unique values, where a Parquet dictionary only costs:
+// it is built, found useless and abandoned per column chunk.
+var dictionaryOffColumns = []string{ColTransactionID, ColTransactionHash, ColEventTimestamp, ColSourceOffset}
+
+// TableProperties are the properties a ledgerstream table is created with.
+func TableProperties() ice.Properties {
+	p := ice.Properties{
+		table.PropertyFormatVersion:     "2",
+		table.ParquetCompressionKey:     "zstd",
+		table.WriteTargetFileSizeBytesKey: "134217728",
+		// Our commits are conditional on the snapshot the batch was planned on; the
+		// engine settles conflicts itself (fencing, merge). iceberg-go's refresh-and-
+		// retry must never replay a batch behind its back.
+		table.CommitNumRetriesKey: "0",
+	}
+	for _, c := range dictionaryOffColumns {
+		p["write.parquet.dict-encoding-enabled.column."+c] = "false"
+	}
+	return p
+}
+
+// EnsureTable returns the table, creating it (and its namespace) with schema, unpartitioned,
+// format v2 and TableProperties when it does not exist. An existing table must be compatible
+// with schema: every field of schema present with the same id, name and type, not required
+// where schema has it optional, and no extra required field; otherwise EnsureTable refuses with an
+// error that names the difference.
+func (c *Catalog) EnsureTable(ctx context.Context, ident table.Identifier, schema *ice.Schema) (*table.Table, error) {
+	tbl, err := c.cat.LoadTable(ctx, ident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		if err := c.EnsureNamespace(ctx, catalog.NamespaceFromIdent(ident)); err != nil {
+			return nil, err
+		}
+		tbl, err = c.cat.CreateTable(ctx, ident, schema,
+			catalog.WithPartitionSpec(ice.UnpartitionedSpec),
+			catalog.WithProperties(TableProperties()))
+		if errors.Is(err, catalog.ErrTableAlreadyExists) {
+			// Another worker created it first: use theirs, checked below.
+			tbl, err = c.cat.LoadTable(ctx, ident)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("iceberg: ensure table %s: %w", identString(ident), err)
+	}
+	if err := CheckSchema(tbl.Schema(), schema); err != nil {
+		return nil, fmt.Errorf("iceberg: table %s exists with an incompatible schema: %w", identString(ident), err)
+	}
+	return tbl, nil
+}
+
+// CheckSchema reports whether a table with schema have can take rows written with want.
+func CheckSchema(have, want *ice.Schema) error {
+	var problems []string
+	for _, w := range want.Fields() {
+		h, ok := have.FindFieldByID(w.ID)
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("field %d %q is missing", w.ID, w.Name))
+			continue
+		case h.Name != w.Name:
+			problems = append(problems, fmt.Sprintf("field %d is named %q, want %q", w.ID, h.Name, w.Name))
+		case !h.Type.Equals(w.Type):
+			problems = append(problems, fmt.Sprintf("field %d %q has type %s, want %s", w.ID, w.Name, h.Type, w.Type))
+		}
+		if h.Required && !w.Required {
+			problems = append(problems, fmt.Sprintf("field %d %q is required, want optional", w.ID, w.Name))
+		}
+		// An optional column where we want a required one is fine: we write no nulls
+		// (tables created by Spark have every column optional).
+	}
+	for _, h := range have.Fields() {
+		if _, ok := want.FindFieldByID(h.ID); !ok && h.Required {
+			problems = append(problems, fmt.Sprintf("extra required field %d %q", h.ID, h.Name))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}

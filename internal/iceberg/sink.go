@@ -1,0 +1,310 @@
+package iceberg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// ErrHistoryTruncated reports that a branch's history was cut (snapshots expired) before a
+// snapshot of the pipeline was found, so its offsets are unknown. Starting over from the
+// configured position could duplicate rows; an operator must decide.
+var ErrHistoryTruncated = errors.New("snapshot history truncated before any snapshot of this pipeline")
+
+// Staged is the engine.Staged of a Sink: Parquet data files written, not committed.
+type Staged struct {
+	files []ice.DataFile
+	rows  int64
+}
+
+// Rows is how many rows the staged files hold.
+func (s *Staged) Rows() int64 { return s.rows }
+
+// Files returns the staged data files.
+func (s *Staged) Files() []ice.DataFile { return s.files }
+
+// Paths returns the locations of the staged data files.
+func (s *Staged) Paths() []string {
+	p := make([]string, len(s.files))
+	for i, f := range s.files {
+		p[i] = f.FilePath()
+	}
+	return p
+}
+
+// Sink is the ledger table as an engine.Table for one pipeline. Commits append the staged
+// files and set the pipeline's summary keys, conditionally on the branch main still being at
+// the snapshot the batch was planned on.
+type Sink struct {
+	cat      *Catalog
+	ident    table.Identifier
+	pipeline string
+	enc      *RowEncoder
+
+	mu  sync.Mutex
+	tbl *table.Table // as of the last Load or successful Commit
+}
+
+var _ engine.Table = (*Sink)(nil)
+
+// NewSink returns the Sink of pipeline on the ledger table ident, creating the table if it
+// does not exist (EnsureTable with LedgerSchema).
+func (c *Catalog) NewSink(ctx context.Context, ident table.Identifier, pipeline string) (*Sink, error) {
+	if pipeline == "" {
+		return nil, errors.New("iceberg: sink: empty pipeline id")
+	}
+	tbl, err := c.EnsureTable(ctx, ident, LedgerSchema())
+	if err != nil {
+		return nil, err
+	}
+	enc, err := NewRowEncoder(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{cat: c, ident: ident, pipeline: pipeline, enc: enc, tbl: tbl}, nil
+}
+
+// Name is the table's identifier, namespace.table.
+func (s *Sink) Name() string { return identString(s.ident) }
+
+// Table returns the table as of the last Load or Commit.
+func (s *Sink) Table() *table.Table {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tbl
+}
+
+// Load refreshes the table and returns the state of branch main for this pipeline: the
+// current snapshot, and the offsets map and batch of the newest snapshot of the pipeline in
+// main's history (foreign commits in between are skipped).
+func (s *Sink) Load(ctx context.Context) (engine.TableState, error) {
+	tbl, err := s.cat.cat.LoadTable(ctx, s.ident)
+	if err != nil {
+		return engine.TableState{}, fmt.Errorf("iceberg: load %s: %w", s.Name(), err)
+	}
+	st, err := pipelineState(tbl.Metadata(), s.pipeline)
+	if err != nil {
+		return engine.TableState{}, fmt.Errorf("iceberg: load %s: %w", s.Name(), err)
+	}
+	s.mu.Lock()
+	s.tbl = tbl
+	s.mu.Unlock()
+	return st, nil
+}
+
+// mainSnapshotID is the id of main's head, 0 when the table has no snapshot.
+func mainSnapshotID(meta table.Metadata) int64 {
+	if snap := meta.SnapshotByName(table.MainBranch); snap != nil {
+		return snap.SnapshotID
+	}
+	return 0
+}
+
+// pipelineState walks main's ancestry, newest first, to the first snapshot of pipeline. It
+// is table.AncestorsOf with an early stop: the walk is usually one step long.
+func pipelineState(meta table.Metadata, pipeline string) (engine.TableState, error) {
+	st := engine.TableState{SnapshotID: mainSnapshotID(meta), Offsets: engine.Offsets{}}
+	id := st.SnapshotID
+	for steps := 0; id != 0; steps++ {
+		snap := meta.SnapshotByID(id)
+		if snap == nil {
+			return st, fmt.Errorf("%w (snapshot %d is missing)", ErrHistoryTruncated, id)
+		}
+		if steps > len(meta.Snapshots()) {
+			return st, fmt.Errorf("snapshot ancestry of %d has a cycle", st.SnapshotID)
+		}
+		if snap.Summary != nil && snap.Summary.Properties[SummaryPipeline] == pipeline {
+			o, b, err := parseSummary(snap.Summary.Properties)
+			if err != nil {
+				return st, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
+			}
+			st.Offsets, st.Batch = o, b
+			return st, nil
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		id = *snap.ParentSnapshotID
+	}
+	return st, nil
+}
+
+func parseSummary(p ice.Properties) (engine.Offsets, int64, error) {
+	b, err := strconv.ParseInt(p[SummaryBatch], 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("bad %s %q: %w", SummaryBatch, p[SummaryBatch], err)
+	}
+	o, err := DecodeOffsets(p[SummaryOffsets])
+	if err != nil {
+		return nil, 0, err
+	}
+	return o, b, nil
+}
+
+// Stage writes rows as Parquet data files under the table's data location without
+// committing them. Zero rows give a Staged with no files.
+func (s *Sink) Stage(ctx context.Context, rows []ledger.Row, processed time.Time) (engine.Staged, error) {
+	if len(rows) == 0 {
+		return &Staged{}, nil
+	}
+	rec := s.enc.Encode(rows, processed)
+	return s.StageRecords(ctx, rec)
+}
+
+// StageRecords writes one Arrow record batch (built against the table's schema, field ids in
+// its metadata) as data files without committing them. It takes ownership of rec.
+func (s *Sink) StageRecords(ctx context.Context, rec arrow.RecordBatch) (*Staged, error) {
+	tbl := s.Table()
+	if tbl == nil {
+		rec.Release()
+		return nil, fmt.Errorf("iceberg: stage to %s: table not loaded", s.Name())
+	}
+	st := &Staged{rows: rec.NumRows()}
+	if st.rows == 0 {
+		rec.Release()
+		return st, nil
+	}
+	// WriteRecords releases each batch it consumes; release it ourselves only if it never
+	// got that far (an early error).
+	consumed := false
+	records := func(yield func(arrow.RecordBatch, error) bool) {
+		consumed = true
+		yield(rec, nil)
+	}
+	var err error
+	for df, werr := range table.WriteRecords(ctx, tbl, rec.Schema(), iter.Seq2[arrow.RecordBatch, error](records)) {
+		if werr != nil {
+			err = werr
+			break
+		}
+		st.files = append(st.files, df)
+	}
+	if !consumed {
+		rec.Release()
+	}
+	if err != nil {
+		derr := s.Discard(ctx, st)
+		return nil, errors.Join(fmt.Errorf("iceberg: stage to %s: %w", s.Name(), err), derr)
+	}
+	return st, nil
+}
+
+// Commit appends staged's files in one new snapshot of branch main whose summary carries c,
+// on the condition that main is still at base.SnapshotID. A staged batch without files still
+// makes a snapshot (an empty append), so that offsets can move without data.
+//
+// errors.Is(err, engine.ErrConflict) means the condition failed and nothing was committed;
+// any other error leaves the outcome unknown (settle it with Load).
+func (s *Sink) Commit(ctx context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
+	st, ok := staged.(*Staged)
+	if !ok || st == nil {
+		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: staged batch of type %T is not this sink's", s.Name(), staged)
+	}
+	if c.Pipeline != s.pipeline {
+		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: pipeline %q, this sink is %q", s.Name(), c.Pipeline, s.pipeline)
+	}
+	tbl := s.Table()
+	if tbl == nil {
+		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: table not loaded", s.Name())
+	}
+	// The transaction's requirement asserts the snapshot of the metadata it starts from, so
+	// that metadata must be the one the batch was planned on.
+	if cur := mainSnapshotID(tbl.Metadata()); cur != base.SnapshotID {
+		return engine.TableState{}, fmt.Errorf("%w: %s is at snapshot %d, the batch was planned on %d",
+			engine.ErrConflict, s.Name(), cur, base.SnapshotID)
+	}
+
+	props := ice.Properties{
+		SummaryPipeline: c.Pipeline,
+		SummaryBatch:    strconv.FormatInt(c.Batch, 10),
+		SummaryOffsets:  EncodeOffsets(c.Offsets),
+	}
+	txn := tbl.NewTransaction()
+	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
+		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: assert main: %w", s.Name(), err)
+	}
+	var err error
+	if len(st.files) > 0 {
+		// Staged file names are unique (a UUID each), so the duplicate check, which reads
+		// every manifest of the table, is skipped: it would make commits O(table).
+		err = txn.AddDataFiles(ctx, st.files, props, table.WithoutDuplicateCheck())
+	} else {
+		// AddDataFiles returns early with no files and stages nothing (transaction.go:1556),
+		// and a transaction without updates never reaches the catalog. AddFiles with no
+		// paths makes an empty fast-append snapshot that still carries props.
+		err = txn.AddFiles(ctx, nil, props, true)
+	}
+	if err != nil {
+		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: nothing committed: %w", s.Name(), err)
+	}
+	newTbl, err := txn.Commit(ctx)
+	if err != nil {
+		return engine.TableState{}, classifyCommitError(s.Name(), err)
+	}
+	s.mu.Lock()
+	s.tbl = newTbl
+	s.mu.Unlock()
+	return engine.TableState{
+		SnapshotID: mainSnapshotID(newTbl.Metadata()),
+		Offsets:    c.Offsets.Clone(),
+		Batch:      c.Batch,
+	}, nil
+}
+
+// classifyCommitError wraps engine.ErrConflict around the failures that prove nothing was
+// committed because the table moved: table.ErrCommitFailed (REST 409, the SQL catalog's
+// compare-and-swap on metadata_location), and the SQL catalog's requirement check, which
+// returns plain errors (table/requirements.go:321,325,328). Everything else is an unknown
+// outcome.
+func classifyCommitError(name string, err error) error {
+	if errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) || isRefRequirementFailure(err) {
+		return fmt.Errorf("%w: %s: %w", engine.ErrConflict, name, err)
+	}
+	return fmt.Errorf("iceberg: commit to %s: outcome unknown: %w", name, err)
+}
+
+func isRefRequirementFailure(err error) bool {
+	msg := err.Error()
+	if !strings.Contains(msg, "requirement failed:") {
+		return false
+	}
+	return strings.Contains(msg, "has changed") ||
+		strings.Contains(msg, "was created concurrently") ||
+		strings.Contains(msg, "is missing, expected")
+}
+
+// Discard deletes the staged files through the table's FileIO. It tries every file and
+// returns the errors joined.
+func (s *Sink) Discard(ctx context.Context, staged engine.Staged) error {
+	st, ok := staged.(*Staged)
+	if !ok || st == nil || len(st.files) == 0 {
+		return nil
+	}
+	tbl := s.Table()
+	if tbl == nil {
+		return fmt.Errorf("iceberg: discard from %s: table not loaded", s.Name())
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return fmt.Errorf("iceberg: discard from %s: %w", s.Name(), err)
+	}
+	var errs []error
+	for _, f := range st.files {
+		if err := fs.Remove(f.FilePath()); err != nil {
+			errs = append(errs, fmt.Errorf("iceberg: discard %s: %w", f.FilePath(), err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,170 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	// Listen is the loopback host:port to serve on; "127.0.0.1:0" (a free port) when
+	// empty. Only loopback addresses are accepted: the embedded broker has no
+	// authentication and is for local use.
+	Listen string
+	// DataDir, when set, persists topics, records, group offsets and producer state
+	// there and reloads them on the next start. Empty keeps everything in memory.
+	DataDir string
+	// SyncWrites fsyncs every produced batch. Without it the data still survives a
+	// killed broker process (the OS holds the page cache) but not a lost machine.
+	SyncWrites bool
+	// Partitions is the partition count of topics the broker creates (Topics, and
+	// topics auto-created by a client); 3 when zero. A topic that already exists in
+	// DataDir keeps its saved count.
+	Partitions int
+	// Topics are created at start if they do not exist yet.
+	Topics []string
+	// MinSessionTimeout is the smallest consumer-group session timeout accepted; 1 s when
+	// zero (Kafka's default is 6 s, too slow for tests and local recovery).
+	MinSessionTimeout time.Duration
+	// Logger receives the broker's warnings and errors. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded Kafka-protocol broker (one node).
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// StartBroker starts an embedded broker and returns once it accepts connections and its
+// topics exist. The caller must Close it.
+func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: broker listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("kafka: broker listen address %q: bad port", listen)
+	}
+	if !isLoopback(host) {
+		return nil, fmt.Errorf("kafka: broker listen address %q: only loopback addresses are allowed", listen)
+	}
+	parts := cfg.Partitions
+	if parts <= 0 {
+		parts = 3
+	}
+	minSession := cfg.MinSessionTimeout
+	if minSession <= 0 {
+		minSession = time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = discardLogger
+	}
+
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1), // one node: Addr is the only address a client needs
+		kfake.Ports(port),
+		// kfake always asks for 127.0.0.1:port; listen on the host the caller named
+		// instead (localhost, ::1), already checked to be loopback.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(parts),
+		kfake.GroupMinSessionTimeout(minSession),
+		kfake.WithLogger(kfakeLogger{logger}),
+	}
+	if len(cfg.Topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(int32(parts), cfg.Topics...))
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		if cfg.SyncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
+	}
+	cluster, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: start embedded broker on %s: %w", listen, err)
+	}
+	b := &Broker{cluster: cluster, addr: cluster.ListenAddrs()[0]}
+
+	// SeedTopics applies only to a fresh DataDir: on a restart kfake reloads the saved
+	// state and ignores it. Create any topic still missing through the protocol, as an
+	// operator would; existing topics keep their partition count.
+	if len(cfg.Topics) > 0 && cfg.DataDir != "" {
+		if err := b.ensureTopics(ctx, int32(parts), cfg.Topics); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	logger.Info("embedded kafka broker started", "addr", b.addr, "data_dir", cfg.DataDir, "partitions", parts)
+	return b, nil
+}
+
+// Addr returns the host:port clients bootstrap from.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker and, with a DataDir, flushes its state to disk. It is safe to
+// call more than once.
+func (b *Broker) Close() { b.cluster.Close() }
+
+func (b *Broker) ensureTopics(ctx context.Context, parts int32, topics []string) error {
+	cl, err := ClientConfig{Brokers: []string{b.addr}}.newClient()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, parts, -1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics %v: %w", topics, err)
+	}
+	for _, t := range resp.Sorted() {
+		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic %s: %w", t.Topic, t.Err)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// kfakeLogger forwards kfake's log lines to slog. kfake logs every request at info and
+// debug, so only its warnings and errors are kept.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var l slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		l = slog.LevelError
+	case kfake.LogLevelWarn:
+		l = slog.LevelWarn
+	default:
+		return
+	}
+	if k.l.Enabled(context.Background(), l) {
+		k.l.Log(context.Background(), l, "kfake: "+fmt.Sprintf(format, args...))
+	}
+}

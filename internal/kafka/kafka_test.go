@@ -1,0 +1,477 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+)
+
+func TestBrokerPersistsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b1, err := StartBroker(context.Background(), BrokerConfig{DataDir: dir, Partitions: 3, Topics: []string{"tx"}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, clientCfg(t, b1), "tx", "v", 100)
+	b1.Close()
+
+	// The second start asks for 5 partitions: the saved topic keeps its 3, a new
+	// topic gets 5.
+	b2 := startTestBroker(t, BrokerConfig{DataDir: dir, Partitions: 5, Topics: []string{"tx", "new"}})
+	var n int
+	ends, err := ReadTopic(context.Background(), clientCfg(t, b2), "tx", func(r engine.Record) error {
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 100 {
+		t.Errorf("read %d records after restart, want 100", n)
+	}
+	if len(ends) != 3 {
+		t.Errorf("tx has %d partitions after restart, want the saved 3", len(ends))
+	}
+	newEnds, err := ReadTopic(context.Background(), clientCfg(t, b2), "new", func(engine.Record) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(newEnds) != 5 {
+		t.Errorf("new topic has %d partitions, want 5", len(newEnds))
+	}
+}
+
+func TestBrokerRejectsNonLoopback(t *testing.T) {
+	_, err := StartBroker(context.Background(), BrokerConfig{Listen: "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("err = %v, want a loopback refusal", err)
+	}
+}
+
+func TestSourceAvailableNow(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	const n = 2000
+	produce(t, cc, "tx", "v", n)
+
+	s := newTestSource(t, cc, "tx", "pipe", earliest)
+	recs, ends := availableNow(t, s, 3)
+	vals := dataValues(recs)
+	if len(vals) != n {
+		t.Fatalf("got %d distinct values, want %d", len(vals), n)
+	}
+	for v, c := range vals {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", v, c)
+		}
+	}
+	var total int64
+	for _, e := range ends {
+		total += e
+	}
+	if total != n {
+		t.Errorf("ends sum to %d, want %d", total, n)
+	}
+	if recs[0].Timestamp.IsZero() || len(recs[0].Key) == 0 {
+		t.Errorf("record lacks timestamp or key: %+v", recs[0])
+	}
+
+	// Advisory offsets land in the group.
+	if err := s.CommitAdvisory(context.Background(), ends); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := kadm.NewClient(s.Client()).FetchOffsets(context.Background(), "pipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, e := range ends {
+		if o, ok := committed.Lookup(p.Topic, p.Partition); !ok || o.At != e {
+			t.Errorf("group offset of %v = %+v, want %d", p, o, e)
+		}
+	}
+}
+
+func TestSourceResumeOffsets(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	produce(t, cc, "tx", "v", 300)
+
+	p0 := engine.Partition{Topic: "tx", Partition: 0}
+	var called atomic.Int32
+	resume := func(ctx context.Context, parts []engine.Partition) (engine.Offsets, error) {
+		called.Add(1)
+		o, _ := earliest(ctx, parts)
+		o[p0] = 5
+		return o, nil
+	}
+	s := newTestSource(t, cc, "tx", "pipe", resume)
+	recs, ends := availableNow(t, s, 3)
+	if called.Load() == 0 {
+		t.Fatal("resume never called")
+	}
+	var p0n int
+	for _, r := range recs {
+		if r.Partition == p0 {
+			p0n++
+			if r.Offset < 5 {
+				t.Errorf("partition 0 offset %d delivered, resume said 5", r.Offset)
+			}
+		}
+	}
+	if want := int(ends[p0] - 5); p0n != want {
+		t.Errorf("partition 0 delivered %d records, want %d", p0n, want)
+	}
+	if got, want := len(dataValues(recs)), 300-5; got != want {
+		t.Errorf("got %d records, want %d", got, want)
+	}
+}
+
+func TestSourceSeekDropsBuffered(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	produce(t, cc, "tx", "v", 3000)
+
+	s, err := NewSource(context.Background(), SourceConfig{
+		Client: cc, Topic: "tx", Group: "pipe", SessionTimeout: time.Second,
+		Resume: earliest, MaxPollRecords: 10, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitFor(t, "assignment", 10*time.Second, func() bool { return len(s.Assigned()) == 3 })
+	_, ends, err := s.Ends(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Fetch until partition 0 is past offset 5 and plenty is buffered behind it.
+	p0 := engine.Partition{Topic: "tx", Partition: 0}
+	next := make(engine.Offsets)
+	seeked := false
+	deadline := time.Now().Add(20 * time.Second)
+	for !reached(next, ends) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stuck at %v of %v", next, ends)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		recs, err := s.Fetch(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			// Every partition stays contiguous across the seek: nothing stale after it,
+			// nothing lost for the partitions not sought.
+			if r.Offset != next[r.Partition] {
+				t.Fatalf("%v: got offset %d, want %d (seeked=%v)", r.Partition, r.Offset, next[r.Partition], seeked)
+			}
+			next[r.Partition] = r.Offset + 1
+		}
+		if !seeked && next[p0] > 5 {
+			if buffered := s.Client().BufferedFetchRecords(); buffered == 0 {
+				t.Logf("nothing buffered at the seek; the test is weaker")
+			}
+			s.Seek(engine.Offsets{p0: 2})
+			next[p0] = 2
+			seeked = true
+		}
+		s.Release()
+	}
+	if !seeked {
+		t.Fatal("never sought")
+	}
+}
+
+func TestSourceTransactions(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	txn := rawClient(t, b,
+		kgo.TransactionalID("ledger-test"),
+		kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)
+	ctx := context.Background()
+	runTxn := func(prefix string, n int, commit kgo.TransactionEndTry) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			// Spread over partitions 0 and 1; partition 2 stays empty.
+			r := &kgo.Record{Value: fmt.Appendf(nil, "%s%d", prefix, i), Partition: int32(i % 2)}
+			if err := txn.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTxn("c1-", 6, kgo.TryCommit)
+	runTxn("ab-", 6, kgo.TryAbort)
+	runTxn("c2-", 6, kgo.TryCommit)
+
+	s := newTestSource(t, cc, "tx", "pipe", earliest)
+	recs, ends := availableNow(t, s, 3)
+	vals := dataValues(recs)
+	var control int
+	for _, r := range recs {
+		if r.Control {
+			control++
+		}
+	}
+	for v := range vals {
+		if strings.HasPrefix(v, "ab-") {
+			t.Errorf("aborted record %s delivered", v)
+		}
+	}
+	if len(vals) != 12 {
+		t.Errorf("got %d committed records, want 12: %v", len(vals), vals)
+	}
+	// Three markers in each of partitions 0 and 1.
+	if control != 6 {
+		t.Errorf("got %d control records, want 6", control)
+	}
+	// Each of partitions 0 and 1: 9 data records and 3 markers.
+	for p := range int32(2) {
+		if e := ends[engine.Partition{Topic: "tx", Partition: p}]; e != 12 {
+			t.Errorf("end of partition %d = %d, want 12", p, e)
+		}
+	}
+
+	// An open transaction holds the last stable offset back: Ends does not move, a
+	// read_committed read stops short of it.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte("open"), Partition: 0}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	_, end2, err := s.Ends(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := end2[engine.Partition{Topic: "tx", Partition: 0}]; e != 12 {
+		t.Errorf("end of partition 0 with a transaction open = %d, want 12 (the last stable offset)", e)
+	}
+	hw, err := kadm.NewClient(s.Client()).ListEndOffsets(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := hw.Lookup("tx", 0); o.Offset != 13 {
+		t.Errorf("high watermark of partition 0 = %d, want 13", o.Offset)
+	}
+	var read int
+	if _, err := ReadTopic(ctx, cc, "tx", func(r engine.Record) error {
+		if strings.HasPrefix(string(r.Value), "ab-") || string(r.Value) == "open" || r.Control {
+			t.Errorf("ReadTopic passed %q (control=%v)", r.Value, r.Control)
+		}
+		read++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if read != 12 {
+		t.Errorf("ReadTopic read %d records, want 12", read)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pollLoop is what the engine does: fetch, (process), release. It runs until ctx ends.
+func pollLoop(ctx context.Context, s *Source, hold *atomic.Bool) error {
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := s.Fetch(fctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && !isTemp(err) {
+			return err
+		}
+		for hold != nil && hold.Load() && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond) // a batch that takes its time
+		}
+		s.Release()
+	}
+	return nil
+}
+
+func TestSourceRebalance(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Partitions: 4, Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	produce(t, cc, "tx", "v", 200)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loops := make(chan error, 1)
+	ctxB, cancelB := context.WithCancel(ctx)
+	loopB := make(chan error, 1)
+
+	a := newTestSource(t, cc, "tx", "pipe", earliest)
+	var holdA atomic.Bool
+	go func() { loops <- pollLoop(ctx, a, &holdA) }()
+	waitFor(t, "a owns all", 10*time.Second, func() bool { return len(a.Assigned()) == 4 })
+
+	// A is in the middle of a batch: B's arrival must not take partitions from it.
+	holdA.Store(true)
+	time.Sleep(300 * time.Millisecond) // let A's loop reach the hold
+	bSrc := newTestSource(t, cc, "tx", "pipe", earliest)
+	go func() { loopB <- pollLoop(ctxB, bSrc, nil) }()
+	time.Sleep(2 * time.Second)
+	if got, gotB := len(a.Assigned()), len(bSrc.Assigned()); got != 4 || gotB != 0 {
+		t.Fatalf("a owns %d partitions and b %d while a holds its batch, want 4 and 0", got, gotB)
+	}
+	holdA.Store(false)
+
+	waitFor(t, "split 2/2", 10*time.Second, func() bool {
+		return len(a.Assigned()) == 2 && len(bSrc.Assigned()) == 2
+	})
+	seen := make(map[engine.Partition]bool)
+	for _, p := range append(a.Assigned(), bSrc.Assigned()...) {
+		if seen[p] {
+			t.Fatalf("%v owned twice", p)
+		}
+		seen[p] = true
+	}
+
+	// Stopping B's loop and closing B (a dynamic member: it leaves the group) gives
+	// everything back to A at once, without waiting out a session timeout.
+	cancelB()
+	if err := <-loopB; err != nil {
+		t.Errorf("b's poll loop: %v", err)
+	}
+	closed := time.Now()
+	bSrc.Close()
+	waitFor(t, "a owns all again", 5*time.Second, func() bool { return len(a.Assigned()) == 4 })
+	t.Logf("partitions moved back %v after close", time.Since(closed).Round(time.Millisecond))
+	if _, err := bSrc.Fetch(ctx); err == nil {
+		t.Error("fetch after close: no error")
+	}
+	cancel()
+	if err := <-loops; err != nil {
+		t.Errorf("a's poll loop: %v", err)
+	}
+}
+
+func TestProducerRateAndProgress(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	p, err := NewProducer(clientCfg(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var reports int
+	start := time.Now()
+	st, err := p.Produce(context.Background(), "tx", pairs("v", 100), ProduceOptions{
+		Rate:          200,
+		ProgressEvery: 100 * time.Millisecond,
+		Progress:      func(ProduceStats) { reports++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	if st.Acked != 100 || st.Sent != 100 || st.Failed != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if el < 400*time.Millisecond || el > 2*time.Second {
+		t.Errorf("100 records at 200/s took %v, want about 0.5 s", el)
+	}
+	if reports < 3 {
+		t.Errorf("%d progress reports, want several", reports)
+	}
+}
+
+func TestProducerReportsErrors(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	p, err := NewProducer(clientCfg(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	big := make([]byte, 2<<20) // over the 1 MB batch limit
+	recs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
+		_ = yield([]byte("a"), []byte("small")) && yield([]byte("b"), big)
+	})
+	st, err := p.Produce(context.Background(), "tx", recs, ProduceOptions{})
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("err = %v, want MessageTooLarge", err)
+	}
+	if st.Failed != 1 || st.Acked != 1 {
+		t.Errorf("stats %+v, want 1 acked and 1 failed", st)
+	}
+}
+
+func TestSourceStaticMemberRejoins(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	newStatic := func() *Source {
+		s, err := NewSource(context.Background(), SourceConfig{
+			Client: cc, Topic: "tx", Group: "pipe", InstanceID: "worker-1",
+			SessionTimeout: 6 * time.Second, Resume: earliest, Logger: testLogger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s1 := newStatic()
+	waitFor(t, "first owns all", 10*time.Second, func() bool { return len(s1.Assigned()) == 3 })
+	s1.Close() // a static member does not leave: the group keeps its place
+
+	// A restart with the same instance id takes the partitions back well within the
+	// session timeout (what kill -9 recovery relies on).
+	start := time.Now()
+	s2 := newStatic()
+	defer s2.Close()
+	waitFor(t, "restart owns all", 4*time.Second, func() bool { return len(s2.Assigned()) == 3 })
+	t.Logf("static member owned its partitions again %v after restart", time.Since(start).Round(time.Millisecond))
+}
+
+func TestFetchErrorTemporary(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&kgo.ErrGroupSession{Err: kerr.UnknownMemberID}, true},
+		{&kgo.ErrGroupSession{Err: kerr.RebalanceInProgress}, true},
+		{&kgo.ErrGroupSession{Err: kerr.InvalidSessionTimeout}, false},
+		{kerr.NotLeaderForPartition, true},
+		{kerr.TopicAuthorizationFailed, false},
+		{kgo.ErrClientClosed, false},
+	} {
+		if got := isTemporary(fmt.Errorf("wrapped: %w", c.err)); got != c.want {
+			t.Errorf("isTemporary(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestSourceSessionTimeoutBelowBrokerMinimum(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Topics: []string{"tx"}}) // accepts 1 s and up
+	s, err := NewSource(context.Background(), SourceConfig{
+		Client: clientCfg(t, b), Topic: "tx", Group: "pipe",
+		SessionTimeout: 500 * time.Millisecond, Resume: earliest,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = s.Fetch(ctx)
+	if !errors.Is(err, kerr.InvalidSessionTimeout) || isTemp(err) {
+		t.Fatalf("err = %v, want a permanent InvalidSessionTimeout", err)
+	}
+}

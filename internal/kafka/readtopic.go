@@ -1,0 +1,114 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+)
+
+// ReadTopic reads every partition of topic with read_committed, from the earliest offset
+// to the last stable offset as of the call, and calls fn for each data record in offset
+// order within a partition (partitions interleave). Control records are not passed to fn.
+// It uses no consumer group and commits nothing. It returns the end offsets it read to;
+// an error from fn stops the read and is returned as is.
+//
+// A partition is done once the record just below its end offset (data or control) has
+// been seen. One interleaving defeats that: a transaction aborted while another one was
+// still open before it leaves aborted records just below the last stable offset and its
+// abort marker above it, and read_committed then shows nothing at the end offset's
+// predecessor, so the read waits. Bound the call with ctx.
+func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engine.Record) error) (engine.Offsets, error) {
+	admCl, err := cfg.newClient()
+	if err != nil {
+		return nil, err
+	}
+	adm := kadm.NewClient(admCl)
+	ends, err := listStableEnds(ctx, adm, topic)
+	if err != nil {
+		admCl.Close()
+		return nil, err
+	}
+	starts, err := listStarts(ctx, adm, topic)
+	admCl.Close()
+	if err != nil {
+		return nil, err
+	}
+
+	// Only partitions with something between start and end are consumed; next tracks the
+	// position reached in each.
+	next := make(map[int32]int64)
+	consume := make(map[int32]kgo.Offset)
+	for p, end := range ends {
+		start, ok := starts[p]
+		if !ok {
+			return nil, fmt.Errorf("kafka: start offset of %s[%d] missing", topic, p.Partition)
+		}
+		if start < end {
+			next[p.Partition] = start
+			consume[p.Partition] = kgo.NewOffset().At(start)
+		}
+	}
+	if len(consume) == 0 {
+		return ends, nil
+	}
+
+	cl, err := cfg.newClient(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records are how a partition whose last records are a transaction
+		// marker (or aborted records and their marker) is seen to reach its end.
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+
+	for len(next) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("kafka: read %s: %w", topic, err)
+		}
+		if errs := fetches.Errors(); len(errs) > 0 {
+			e := errs[0]
+			return nil, fmt.Errorf("kafka: read %s[%d]: %w", e.Topic, e.Partition, e.Err)
+		}
+		var fnErr error
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			pos, want := next[fp.Partition]
+			if !want || fnErr != nil {
+				return
+			}
+			end := ends[engine.Partition{Topic: topic, Partition: fp.Partition}]
+			for _, r := range fp.Records {
+				if r.Offset >= end {
+					break // committed after the call began: not ours to read
+				}
+				pos = r.Offset + 1
+				if r.Attrs.IsControl() {
+					continue
+				}
+				if fnErr = fn(toRecord(r)); fnErr != nil {
+					return
+				}
+			}
+			if pos >= end {
+				delete(next, fp.Partition)
+				// Stop fetching what we would discard.
+				cl.PauseFetchPartitions(map[string][]int32{topic: {fp.Partition}})
+			} else {
+				next[fp.Partition] = pos
+			}
+		})
+		if fnErr != nil {
+			return nil, fnErr
+		}
+	}
+	return ends, nil
+}

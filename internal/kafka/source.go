@@ -1,0 +1,515 @@
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+)
+
+// SourceConfig configures a Source.
+type SourceConfig struct {
+	// Client says how to reach the cluster.
+	Client ClientConfig
+	// Topic is the topic to consume.
+	Topic string
+	// Group is the consumer group: the pipeline id, shared by all its workers.
+	Group string
+	// InstanceID, when set, makes this worker a static member (Kafka's
+	// group.instance.id): a restarted worker with the same id takes its partitions back
+	// at once, and the group waits SessionTimeout before giving them to others. A static
+	// member does not leave the group on Close.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a silent member before moving its
+	// partitions; 10 s when zero. The broker must allow it (the embedded one accepts 1 s).
+	SessionTimeout time.Duration
+	// RebalanceTimeout is how long members may take to finish a batch and rejoin once a
+	// rebalance starts (the engine releases only between batches); 60 s when zero.
+	RebalanceTimeout time.Duration
+	// Resume tells where newly assigned partitions start. Nil starts them at the group's
+	// committed offset, or the earliest offset without one; fine for tools, not for the
+	// exactly-once pipeline, where the tables hold the truth.
+	Resume engine.ResumeFunc
+	// MaxPollRecords caps the records one Fetch returns; zero returns all that are
+	// buffered.
+	MaxPollRecords int
+	// Logger receives assignment changes and errors. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Source is an engine.Source over a franz-go group consumer reading with read_committed.
+//
+// It is meant for one polling goroutine (the engine's loop): Fetch, Seek, Release,
+// CommitAdvisory and Ends are called from it. Assigned is safe from any goroutine, and
+// the Resume func is called from franz-go's group goroutine, possibly while the loop is
+// processing a batch of other partitions.
+type Source struct {
+	cl     *kgo.Client
+	adm    *kadm.Client
+	topic  string
+	group  string
+	resume engine.ResumeFunc
+	log    *slog.Logger
+	maxRec int
+
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	owned   map[engine.Partition]struct{}
+	pending error // a fetch error held back because it came with records
+}
+
+var _ engine.Source = (*Source)(nil)
+
+// NewSource joins the consumer group and returns at once; partitions arrive with the
+// first rebalance, reported by Assigned and started where Resume says. The caller must
+// Close it.
+func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
+	if cfg.Topic == "" {
+		return nil, errors.New("kafka: source: no topic")
+	}
+	if cfg.Group == "" {
+		return nil, errors.New("kafka: source: no group")
+	}
+	session := cfg.SessionTimeout
+	if session <= 0 {
+		session = 10 * time.Second
+	}
+	s := &Source{
+		topic:  cfg.Topic,
+		group:  cfg.Group,
+		resume: cfg.Resume,
+		log:    cfg.Logger,
+		maxRec: cfg.MaxPollRecords,
+		owned:  make(map[engine.Partition]struct{}),
+	}
+	if s.log == nil {
+		s.log = discardLogger
+	}
+	s.log = s.log.With("topic", cfg.Topic, "group", cfg.Group)
+
+	opts := []kgo.Opt{
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumerGroup(cfg.Group),
+		// Aborted records never reach us; the transaction markers do, as Control
+		// records, so that positions move past them and reach the last stable offset.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		// Group offsets are advisory; CommitAdvisory writes them after a table commit.
+		kgo.DisableAutoCommit(),
+		// No partition is taken away between a Fetch and the Release that ends the batch.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(session),
+		kgo.HeartbeatInterval(heartbeatFor(session)),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+		// Where a partition with no usable position restarts (Resume's offset fell
+		// below the log start through retention, or past the end after the topic
+		// was recreated): the earliest record, so nothing is skipped silently.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+	if cfg.Resume != nil {
+		opts = append(opts, kgo.AdjustFetchOffsetsFn(s.adjustOffsets))
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	if cfg.RebalanceTimeout > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(cfg.RebalanceTimeout))
+	}
+	cl, err := cfg.Client.newClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.cl = cl
+	s.adm = kadm.NewClient(cl)
+	return s, nil
+}
+
+// Client returns the underlying franz-go client (for metrics and tests).
+func (s *Source) Client() *kgo.Client { return s.cl }
+
+// Fetch waits for records and returns them, in offset order within each partition,
+// control records included (Control set). When ctx ends it returns what it has and no
+// error.
+//
+// Fetch errors are returned as errors, each a *FetchError. One whose Temporary method
+// reports true heals by itself (the client retries, the group rejoins): log, pause,
+// fetch again; the Source remains usable.
+// Records that arrive together with an error are returned first, with a nil error, and
+// the error on the next call, so that a caller that stops at an error loses nothing it
+// was handed.
+func (s *Source) Fetch(ctx context.Context) ([]engine.Record, error) {
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if pending != nil {
+		return nil, pending
+	}
+
+	var fetches kgo.Fetches
+	if s.maxRec > 0 {
+		fetches = s.cl.PollRecords(ctx, s.maxRec)
+	} else {
+		fetches = s.cl.PollFetches(ctx)
+	}
+
+	var errs []error
+	fetches.EachError(func(topic string, p int32, err error) {
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return // our own deadline: the trigger interval ended
+		}
+		if topic == "" { // group-level errors carry no partition
+			err = fmt.Errorf("kafka: fetch from %s (group %s): %w", s.topic, s.group, err)
+		} else {
+			err = fmt.Errorf("kafka: fetch %s[%d]: %w", topic, p, err)
+		}
+		errs = append(errs, &FetchError{Err: err, temporary: isTemporary(err)})
+	})
+	var err error
+	if len(errs) > 0 {
+		err = errors.Join(errs...)
+		s.log.Warn("kafka fetch error", "err", err)
+	}
+
+	n := fetches.NumRecords()
+	if n == 0 {
+		return nil, err
+	}
+	recs := make([]engine.Record, 0, n)
+	fetches.EachRecord(func(r *kgo.Record) {
+		recs = append(recs, toRecord(r))
+	})
+	if err != nil {
+		s.mu.Lock()
+		s.pending = err
+		s.mu.Unlock()
+	}
+	return recs, nil
+}
+
+// FetchError is an error Fetch returns. Its Temporary method (the net.Error idiom, so
+// that callers can test it without importing this package) reports errors the client
+// recovers from by itself, such as a member dropped from the group after missing its
+// session timeout: the partitions were lost (Assigned no longer lists them) and come back
+// through a new assignment, with Resume called again.
+type FetchError struct {
+	Err       error
+	temporary bool
+}
+
+func (e *FetchError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// Temporary reports whether fetching again, after a short pause, is expected to work.
+func (e *FetchError) Temporary() bool { return e.temporary }
+
+// isTemporary classifies fetch errors: group membership churn and retriable broker errors
+// heal by themselves; anything else (a refused session timeout, authorization, data loss,
+// a closed client) needs a person or a restart.
+func isTemporary(err error) bool {
+	var groupErr *kgo.ErrGroupSession
+	if errors.As(err, &groupErr) {
+		for _, e := range []error{kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress,
+			kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress} {
+			if errors.Is(groupErr.Err, e) {
+				return true
+			}
+		}
+	}
+	if errors.Is(err, kgo.ErrClientClosed) {
+		return false
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func toRecord(r *kgo.Record) engine.Record {
+	rec := engine.Record{
+		Partition: engine.Partition{Topic: r.Topic, Partition: r.Partition},
+		Offset:    r.Offset,
+		Key:       r.Key,
+		Value:     r.Value,
+		Timestamp: r.Timestamp,
+		Control:   r.Attrs.IsControl(),
+	}
+	if len(r.Headers) > 0 {
+		rec.Headers = make([]engine.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			rec.Headers[i] = engine.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return rec
+}
+
+// Seek sets the next offset to fetch for owned partitions and drops what is buffered.
+// Only real offsets are accepted (not OffsetEarliest/OffsetLatest); partitions this
+// worker does not own are ignored.
+//
+// franz-go's SetOffsets stops the fetch session and discards every buffered fetch (of
+// all partitions, not only these); the other partitions lose nothing, since their
+// positions advance only when Fetch hands records out, and are fetched again.
+func (s *Source) Seek(offsets engine.Offsets) {
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	for p, off := range offsets {
+		if off < 0 {
+			s.log.Warn("kafka seek to a special offset ignored", "partition", p.Partition, "offset", off)
+			continue
+		}
+		m := set[p.Topic]
+		if m == nil {
+			m = make(map[int32]kgo.EpochOffset)
+			set[p.Topic] = m
+		}
+		// Epoch -1: no leader-epoch validation, the offset is the truth.
+		m[p.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+	}
+	if len(set) > 0 {
+		s.cl.SetOffsets(set)
+	}
+}
+
+// Assigned returns the partitions this worker owns now, sorted.
+func (s *Source) Assigned() []engine.Partition {
+	s.mu.Lock()
+	out := make([]engine.Partition, 0, len(s.owned))
+	for p := range s.owned {
+		out = append(out, p)
+	}
+	s.mu.Unlock()
+	sortPartitions(out)
+	return out
+}
+
+// Release lets a rebalance that waited for the current batch proceed.
+func (s *Source) Release() { s.cl.AllowRebalance() }
+
+// CommitAdvisory commits offsets (the next offset to read) to the consumer group, for
+// the owned partitions among them. These offsets feed lag dashboards only.
+func (s *Source) CommitAdvisory(ctx context.Context, offsets engine.Offsets) error {
+	commit := make(map[string]map[int32]kgo.EpochOffset)
+	s.mu.Lock()
+	for p, off := range offsets {
+		if _, ok := s.owned[p]; !ok || off < 0 {
+			continue // another worker's now: do not move its advisory offset
+		}
+		m := commit[p.Topic]
+		if m == nil {
+			m = make(map[int32]kgo.EpochOffset)
+			commit[p.Topic] = m
+		}
+		m[p.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+	}
+	s.mu.Unlock()
+	if len(commit) == 0 {
+		return nil
+	}
+
+	var errs []error
+	s.cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					errs = append(errs, fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err))
+				}
+			}
+		}
+	})
+	if len(errs) > 0 {
+		err := fmt.Errorf("kafka: commit advisory offsets for group %s: %w", s.group, errors.Join(errs...))
+		s.log.Warn("kafka advisory commit failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Ends returns, for the owned partitions, the log start offsets and the last stable
+// offsets: the end of what a read_committed consumer can read now (the high watermark,
+// or the first offset of the oldest transaction still open).
+func (s *Source) Ends(ctx context.Context) (start, end engine.Offsets, err error) {
+	owned := s.Assigned()
+	start = make(engine.Offsets, len(owned))
+	end = make(engine.Offsets, len(owned))
+	if len(owned) == 0 {
+		return start, end, nil
+	}
+	// Ends first: a start listed after an end can only be newer (retention), never
+	// past that end.
+	ends, err := listStableEnds(ctx, s.adm, s.topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	starts, err := listStarts(ctx, s.adm, s.topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range owned {
+		e, okE := ends[p]
+		st, okS := starts[p]
+		if !okE || !okS {
+			return nil, nil, fmt.Errorf("kafka: offsets of %s: partition %d missing from the answer", s.topic, p.Partition)
+		}
+		start[p], end[p] = st, e
+	}
+	return start, end, nil
+}
+
+// listStarts lists every partition's log start offset.
+func listStarts(ctx context.Context, adm *kadm.Client, topic string) (engine.Offsets, error) {
+	listed, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list start offsets of %s: %w", topic, err)
+	}
+	out := make(engine.Offsets)
+	listed.Each(func(o kadm.ListedOffset) {
+		out[engine.Partition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+	})
+	return out, nil
+}
+
+// listStableEnds lists every partition's last stable offset. kadm's ListEndOffsets asks
+// for read_uncommitted (the high watermark); ListCommittedOffsets asks for
+// read_committed, which is the one we need.
+func listStableEnds(ctx context.Context, adm *kadm.Client, topic string) (engine.Offsets, error) {
+	listed, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list end offsets of %s: %w", topic, err)
+	}
+	out := make(engine.Offsets)
+	listed.Each(func(o kadm.ListedOffset) {
+		out[engine.Partition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+	})
+	return out, nil
+}
+
+// Close leaves the group (a static member keeps its place until the session times out)
+// and closes the client. It first allows any blocked rebalance, since leaving is one.
+// Stop calling Fetch before Close; later calls are safe and return an error.
+func (s *Source) Close() {
+	s.closeOnce.Do(func() {
+		s.cl.AllowRebalance()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.cl.LeaveGroupContext(ctx); err != nil {
+			s.log.Warn("kafka leave group", "err", err)
+		}
+		s.cl.Close()
+	})
+}
+
+// adjustOffsets runs on franz-go's group goroutine once partitions are assigned (after
+// onAssigned) and before any fetch from them: it replaces Kafka's committed offsets with
+// where the tables say to resume.
+func (s *Source) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var parts []engine.Partition
+	for t, ps := range offsets {
+		for p := range ps {
+			parts = append(parts, engine.Partition{Topic: t, Partition: p})
+		}
+	}
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	sortPartitions(parts)
+	start, err := s.resume(ctx, parts)
+	if err != nil {
+		err = fmt.Errorf("kafka: resume positions for %v: %w", parts, err)
+		s.log.Error("kafka resume failed; the group will retry", "err", err)
+		return nil, err
+	}
+	for _, p := range parts {
+		off, ok := start[p]
+		var o kgo.Offset
+		switch {
+		case !ok || off == engine.OffsetEarliest:
+			if !ok {
+				// Earliest is the safe default: sinks ignore what they already hold.
+				s.log.Warn("kafka resume gave no offset; starting at earliest", "partition", p.Partition)
+			}
+			o = kgo.NewOffset().AtStart()
+		case off == engine.OffsetLatest:
+			o = kgo.NewOffset().AtEnd()
+		case off >= 0:
+			o = kgo.NewOffset().At(off) // epoch -1: no leader-epoch validation
+		default:
+			return nil, fmt.Errorf("kafka: resume gave offset %d for %s[%d]", off, p.Topic, p.Partition)
+		}
+		offsets[p.Topic][p.Partition] = o
+		s.log.Info("kafka partition starts", "partition", p.Partition, "offset", off)
+	}
+	return offsets, nil
+}
+
+func (s *Source) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	for t, ps := range assigned {
+		for _, p := range ps {
+			s.owned[engine.Partition{Topic: t, Partition: p}] = struct{}{}
+		}
+	}
+	s.mu.Unlock()
+	if len(assigned) > 0 {
+		s.log.Info("kafka partitions assigned", "partitions", assigned[s.topic])
+	}
+}
+
+func (s *Source) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if s.drop(revoked) {
+		s.log.Info("kafka partitions revoked", "partitions", revoked[s.topic])
+	}
+}
+
+func (s *Source) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if s.drop(lost) {
+		s.log.Warn("kafka partitions lost", "partitions", lost[s.topic])
+	}
+}
+
+func (s *Source) drop(m map[string][]int32) (any bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range m {
+		for _, p := range ps {
+			delete(s.owned, engine.Partition{Topic: t, Partition: p})
+			any = true
+		}
+	}
+	return any
+}
+
+func sortPartitions(ps []engine.Partition) {
+	slices.SortFunc(ps, func(a, b engine.Partition) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+}
