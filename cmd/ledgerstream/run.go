@@ -123,7 +123,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		Rules:           &rules,
 		Fault:           fault,
 		Logger:          slog.Default(),
-	}, sink)
+	}, engine.Sinks{Ledger: sink})
 	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
 		Client:         g.kafkaConfig(),
 		Topic:          g.topic,

@@ -53,36 +53,76 @@ const (
 type Stats struct {
 	Records   atomic.Int64 // data records read (control records excluded)
 	Accepted  atomic.Int64 // rows committed to the ledger
-	Rejected  atomic.Int64 // messages refused by the transform
+	Rejected  atomic.Int64 // rows committed to the rejects table
+	Replayed  atomic.Int64 // records re-read that their table already holds (after a restart)
 	Batches   atomic.Int64 // batches committed
 	Conflicts atomic.Int64 // commits refused because the table moved
 	Fenced    atomic.Int64 // batches dropped by fencing
 	Unknown   atomic.Int64 // commits with an unknown outcome, settled by reading back
+
+	mu       sync.Mutex
+	byReason map[ledger.Reason]int64
+}
+
+// RejectedBy returns the committed rejects by reason code.
+func (s *Stats) RejectedBy() map[ledger.Reason]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[ledger.Reason]int64, len(s.byReason))
+	for r, n := range s.byReason {
+		out[r] = n
+	}
+	return out
+}
+
+func (s *Stats) addRejects(rows []ledger.RejectRow) {
+	s.Rejected.Add(int64(len(rows)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byReason == nil {
+		s.byReason = map[ledger.Reason]int64{}
+	}
+	for _, r := range rows {
+		s.byReason[r.Reason]++
+	}
+}
+
+// Sinks are where the engine writes.
+type Sinks struct {
+	// Ledger receives the accepted transactions. Required.
+	Ledger Table[ledger.Row]
+	// Rejects receives every message that does not become a ledger row, with its reason.
+	// Nil only logs refused messages (tests and tools).
+	Rejects Table[ledger.RejectRow]
+	// Index deduplicates transaction ids across the ledger's whole history. Nil disables
+	// deduplication.
+	Index Index
 }
 
 // Engine runs the micro-batch loop for one worker.
 type Engine struct {
 	cfg   Config
-	table Table
+	sinks Sinks
 	log   *slog.Logger
 	clock Clock
 	stats Stats
 
-	// mu guards what the source's assignment callback (Resume, on another goroutine) and
-	// the loop share: the last known table state and the read positions.
-	mu    sync.Mutex
-	state TableState
-	known bool // state has been loaded at least once
-	// pos is the next offset the batch expects per partition. A partition without an
-	// entry accepts its first record wherever it is (the table has never seen it).
+	// mu guards what the source's assignment callback (Resume, on franz-go's group
+	// goroutine) and the loop share: the tables' last known states and the read positions.
+	mu     sync.Mutex
+	ledger TableState // the ledger's state for this pipeline
+	reject TableState // the rejects table's state
+	known  bool       // both states have been loaded at least once
+	// pos is the next offset the loop expects per partition. A partition without an entry
+	// accepts its first record wherever it is (no table has seen it).
 	pos Offsets
 	// targets are the end offsets an available-now run must reach, and logStart the
 	// partitions' first offsets when the targets were taken.
 	targets, logStart Offsets
 }
 
-// New returns an engine writing to table. Pass its Resume method to the source.
-func New(cfg Config, table Table) *Engine {
+// New returns an engine writing to sinks. Pass its Resume method to the source.
+func New(cfg Config, sinks Sinks) *Engine {
 	if cfg.Trigger <= 0 {
 		cfg.Trigger = 10 * time.Second
 	}
@@ -105,7 +145,7 @@ func New(cfg Config, table Table) *Engine {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	return &Engine{cfg: cfg, table: table, log: cfg.Logger, clock: cfg.Clock, pos: Offsets{}}
+	return &Engine{cfg: cfg, sinks: sinks, log: cfg.Logger, clock: cfg.Clock, pos: Offsets{}}
 }
 
 // Stats returns the engine's running totals.
@@ -117,22 +157,75 @@ func (e *Engine) fault(point string) {
 	}
 }
 
-// Resume is the ResumeFunc for the source: newly assigned partitions start at the table's
-// committed offsets, read fresh, not at Kafka's group offsets.
+// loadLocked reads both tables' states.
+func (e *Engine) loadLocked(ctx context.Context) error {
+	st, err := e.sinks.Ledger.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", e.sinks.Ledger.Name(), err)
+	}
+	e.ledger = st
+	if e.sinks.Rejects != nil {
+		if e.reject, err = e.sinks.Rejects.Load(ctx); err != nil {
+			return fmt.Errorf("load %s: %w", e.sinks.Rejects.Name(), err)
+		}
+	}
+	e.known = true
+	return nil
+}
+
+// rejectsFrom is how far the rejects table is known complete on p: its own offsets map, or
+// further where the ledger recorded batches without rejects. Without a rejects table, or
+// when neither says anything, it falls back to the ledger's offset.
+func (e *Engine) rejectsFrom(p Partition) (int64, bool) {
+	if e.sinks.Rejects == nil {
+		off, ok := e.ledger.Offsets[p]
+		return off, ok
+	}
+	r, rok := e.reject.Offsets[p]
+	c, cok := e.ledger.Clean[p]
+	switch {
+	case rok && cok:
+		return max(r, c), true
+	case rok:
+		return r, true
+	case cok:
+		return c, true
+	}
+	off, ok := e.ledger.Offsets[p]
+	return off, ok
+}
+
+// resumeFrom is where reading p must start so that every sink gets what it lacks: the
+// smaller of the two tables' offsets.
+func (e *Engine) resumeFrom(p Partition) (int64, bool) {
+	l, lok := e.ledger.Offsets[p]
+	r, rok := e.rejectsFrom(p)
+	switch {
+	case lok && rok:
+		return min(l, r), true
+	case lok:
+		return l, true
+	case rok:
+		return r, true
+	}
+	return 0, false
+}
+
+// Resume is the ResumeFunc for the source: newly assigned partitions start where the
+// tables say, read fresh, never at Kafka's group offsets.
 func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error) {
 	e.fault(FaultInRebalance)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st, err := e.table.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("resume %d partitions: load %s: %w", len(parts), e.table.Name(), err)
+	if err := e.loadLocked(ctx); err != nil {
+		return nil, fmt.Errorf("resume %d partitions: %w", len(parts), err)
 	}
-	e.state, e.known = st, true
-	start := StartOffsets(parts, st.Offsets, e.cfg.StartingOffsets)
+	start := make(Offsets, len(parts))
 	for _, p := range parts {
-		if off, ok := st.Offsets[p]; ok {
-			e.pos[p] = off
+		if off, ok := e.resumeFrom(p); ok {
+			start[p], e.pos[p] = off, off
 		} else {
+			start[p] = e.cfg.StartingOffsets
 			delete(e.pos, p)
 		}
 		delete(e.targets, p) // a re-assigned partition gets a fresh target
@@ -141,18 +234,7 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	return start, nil
 }
 
-// batch is the work in progress: rows and rejects read since the last commit, and the
-// span each partition covers.
-type batch struct {
-	claim   Claim
-	rows    []ledger.Row
-	records int
-	rejects int
-}
-
-func (b *batch) empty() bool { return len(b.claim) == 0 }
-
-// Run consumes from src and commits to the table until ctx ends (then it commits what it
+// Run consumes from src and commits to the tables until ctx ends (then it commits what it
 // holds and returns nil), or, with AvailableNow, until every owned partition has reached
 // the end offsets it had when the run began. An error means the worker must stop; its
 // uncommitted work is safe to redo.
@@ -171,7 +253,10 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 // Step gathers one batch, commits it, and says whether the run is over. Run calls it in
 // a loop; tests call it to go one batch at a time.
 func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
-	b := &batch{claim: Claim{}}
+	if err := e.prepare(ctx); err != nil {
+		return false, err
+	}
+	b := newBatch()
 	deadline := e.clock.Now().Add(e.cfg.Trigger)
 	stopping := false
 	for b.records < e.cfg.MaxBatchRecords {
@@ -205,7 +290,9 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 				break
 			}
 		}
-		e.add(b, recs)
+		if err := e.add(b, recs); err != nil {
+			return false, err
+		}
 		if ctx.Err() != nil {
 			stopping = true
 			break
@@ -230,179 +317,22 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	return stopping, nil
 }
 
-// add takes fetched records into the batch: stale ones (below the position, left over
-// from before a seek) are skipped, the rest transformed.
-func (e *Engine) add(b *batch, recs []Record) {
-	if len(recs) == 0 {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i := range recs {
-		r := &recs[i]
-		pos, known := e.pos[r.Partition]
-		if known && r.Offset < pos {
-			continue // already in the table, or re-read after a seek
-		}
-		span, ok := b.claim[r.Partition]
-		if !ok {
-			// The batch continues from the table's committed offset, or from nothing when
-			// the table has never seen the partition.
-			span.From, span.HasFrom = e.state.Offsets[r.Partition]
-		}
-		span.To = r.Offset + 1
-		b.claim[r.Partition] = span
-		e.pos[r.Partition] = r.Offset + 1
-		if r.Control {
-			continue
-		}
-		b.records++
-		e.stats.Records.Add(1)
-		row, rej := e.cfg.Rules.Decode(r.Value)
-		if rej != nil {
-			b.rejects++
-			e.stats.Rejected.Add(1)
-			e.log.Warn("message rejected", "partition", r.Partition.String(), "offset", r.Offset,
-				"reason", string(rej.Reason), "error", rej.Message, "transaction_id", rej.TransactionID)
-			continue
-		}
-		row.SourceTopic = r.Topic
-		row.SourcePartition = r.Partition.Partition
-		row.SourceOffset = r.Offset
-		b.rows = append(b.rows, row)
-	}
-}
-
-// commit writes the batch's files and commits them, settling conflicts and unknown
-// outcomes by reading the table back (DESIGN §4). It then records the batch's progress in
-// the source, or, when the batch was fenced, moves the source back to the table's offsets.
-func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
-	e.dropLost(b, src.Assigned())
-	if b.empty() {
-		return nil
-	}
-	started := e.clock.Now()
-	c, seek, err := e.commitLocked(ctx, b, started)
-	if err != nil {
-		return err
-	}
-	if seek != nil {
-		src.Seek(seek)
-		return nil
-	}
-	e.stats.Batches.Add(1)
-	e.stats.Accepted.Add(int64(len(b.rows)))
-	e.log.Info("batch committed", "table", e.table.Name(), "batch", c.Batch, "rows", len(b.rows),
-		"rejected", b.rejects, "partitions", len(b.claim), "took", e.clock.Now().Sub(started).Round(time.Millisecond))
-	e.fault(FaultAfterCommit)
-	if err := src.CommitAdvisory(ctx, b.claim.Ends()); err != nil {
-		e.log.Warn("advisory Kafka offset commit failed (progress is safe in the table)", "error", err)
-	}
-	e.fault(FaultAfterAdvised)
-	return nil
-}
-
-// dropLost removes from the batch the partitions this worker no longer owns (lost to a
-// session expiry while it read them): they are not ours to commit.
-func (e *Engine) dropLost(b *batch, assigned []Partition) {
-	owned := make(map[Partition]bool, len(assigned))
-	for _, p := range assigned {
-		owned[p] = true
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for p := range b.claim {
-		if owned[p] {
-			continue
-		}
-		e.log.Warn("dropping the batch's records of a lost partition", "partition", p.String())
-		delete(b.claim, p)
-		delete(e.pos, p)
-		kept := b.rows[:0]
-		for _, r := range b.rows {
-			if r.SourceTopic != p.Topic || r.SourcePartition != p.Partition {
-				kept = append(kept, r)
-			}
-		}
-		b.rows = kept
-	}
-}
-
-// commitLocked stages and commits the batch under e.mu. It returns the commit that landed,
-// or, when the batch was fenced, the offsets to seek the source to.
-func (e *Engine) commitLocked(ctx context.Context, b *batch, started time.Time) (Commit, Offsets, error) {
+// prepare makes sure the tables' states are known and the index reflects the ledger
+// before a batch classifies records against it.
+func (e *Engine) prepare(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.known {
-		st, err := e.table.Load(ctx)
-		if err != nil {
-			return Commit{}, nil, fmt.Errorf("load %s: %w", e.table.Name(), err)
+		if err := e.loadLocked(ctx); err != nil {
+			return err
 		}
-		e.state, e.known = st, true
 	}
-	staged, err := e.table.Stage(ctx, b.rows, started.UTC())
-	if err != nil {
-		return Commit{}, nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows), e.table.Name(), err)
+	if e.sinks.Index != nil {
+		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
+			return fmt.Errorf("sync the transaction id index: %w", err)
+		}
 	}
-	e.fault(FaultAfterStage)
-
-	base := e.state
-	unknown := false // the last attempt's outcome is unknown: it may have landed
-	for attempt := 1; ; attempt++ {
-		outcome, moved := Settle(b.claim, base.Offsets)
-		if outcome == Landed && !unknown {
-			// Our offsets, but not our commit: another worker did this work. Ours is surplus.
-			outcome = Fenced
-		}
-		switch outcome {
-		case Landed:
-			e.log.Info("an earlier commit attempt had landed", "table", e.table.Name(), "batch", base.Batch)
-			return Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch, Offsets: base.Offsets}, nil, nil
-		case Fenced:
-			// Someone else owns this work now: drop it and continue from the table.
-			e.stats.Fenced.Add(1)
-			e.log.Warn("batch fenced: another writer moved its partitions; dropping it and re-seeking",
-				"table", e.table.Name(), "partitions", fmt.Sprint(moved), "rows", len(b.rows))
-			if err := e.table.Discard(ctx, staged); err != nil {
-				e.log.Warn("could not delete the fenced batch's files; maintain will collect them", "error", err)
-			}
-			seek := Offsets{}
-			for p := range b.claim {
-				if off, ok := base.Offsets[p]; ok {
-					seek[p] = off
-					e.pos[p] = off
-				} else {
-					delete(e.pos, p)
-				}
-			}
-			return Commit{}, seek, nil
-		}
-		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1, Offsets: Merge(base.Offsets, b.claim)}
-		next, err := e.table.Commit(ctx, base, staged, c)
-		if err == nil {
-			e.state = next
-			return c, nil, nil
-		}
-		unknown = !errors.Is(err, ErrConflict)
-		if !unknown {
-			e.stats.Conflicts.Add(1)
-			e.log.Info("commit conflict; re-reading the table", "table", e.table.Name(), "batch", c.Batch, "attempt", attempt)
-		} else {
-			e.stats.Unknown.Add(1)
-			e.log.Warn("commit outcome unknown; re-reading the table", "table", e.table.Name(),
-				"batch", c.Batch, "attempt", attempt, "error", err)
-		}
-		if attempt >= e.cfg.CommitAttempts {
-			return Commit{}, nil, fmt.Errorf("commit batch %d to %s: gave up after %d attempts: %w", c.Batch, e.table.Name(), attempt, err)
-		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return Commit{}, nil, fmt.Errorf("commit batch %d to %s: %w", c.Batch, e.table.Name(), err)
-		}
-		if base, err = e.table.Load(ctx); err != nil {
-			return Commit{}, nil, fmt.Errorf("re-read %s after a failed commit: %w", e.table.Name(), err)
-		}
-		e.state = base
-	}
+	return nil
 }
 
 // caughtUp says whether an available-now run has reached its targets on every owned
@@ -445,7 +375,7 @@ func (e *Engine) caughtUp(ctx context.Context, src Source) (bool, error) {
 		}
 		pos, known := e.pos[p]
 		if !known {
-			// Neither read yet nor in the table: there is something to wait for only when
+			// Neither read yet nor in a table: there is something to wait for only when
 			// reading from the earliest offset of a log that is not empty.
 			if e.cfg.StartingOffsets == OffsetEarliest && e.logStart[p] < target {
 				return false, nil

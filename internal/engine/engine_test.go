@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
 // The scenarios below script one tricky case each, in the manner of etcd raft's
@@ -21,34 +22,57 @@ var (
 	p1 = engine.Partition{Topic: "tx", Partition: 1}
 )
 
-// world is one topic and one table shared by any number of workers.
+// world is one topic and one ledger with its rejects table, shared by any number of workers.
 type world struct {
-	t     *testing.T
-	log   *fakeLog
-	clock *fakeClock
-	table *fakeTable
-	seq   int
-	valid map[string]bool // "p/offset" of every valid data record produced
+	t       *testing.T
+	log     *fakeLog
+	clock   *fakeClock
+	ledger  *fakeTable[ledger.Row]
+	rejects *fakeTable[ledger.RejectRow]
+	seq     int
+	// want is the fate of every data record produced, by "p/offset": "" for a ledger row,
+	// else the reason code of its reject.
+	want map[string]ledger.Reason
 }
 
 func newWorld(t *testing.T) *world {
 	return &world{t: t, log: newLog(), clock: &fakeClock{now: time.Date(2025, 1, 16, 10, 0, 0, 0, time.UTC)},
-		table: &fakeTable{}, valid: map[string]bool{}}
+		ledger: &fakeTable[ledger.Row]{name: "ledger"}, rejects: &fakeTable[ledger.RejectRow]{name: "ledger_rejects"},
+		want: map[string]ledger.Reason{}}
 }
 
-// produce appends n valid transactions to partition p.
+func txn(id, amount int) []byte {
+	return fmt.Appendf(nil, `{"transaction_id":"TXN%08d","account_from":"ACC1000","account_to":"ACC2000",`+
+		`"amount":"%d.25","currency":"EUR","transaction_type":"payment","timestamp":"2025-01-16T10:00:00.123456"}`, id, amount)
+}
+
+func (w *world) put(p engine.Partition, value []byte, fate ledger.Reason) {
+	off := w.log.append(p, value, false)
+	w.want[fmt.Sprintf("%d/%d", p.Partition, off)] = fate
+}
+
+// produce appends n new valid transactions to partition p.
 func (w *world) produce(p engine.Partition, n int) {
 	for range n {
 		w.seq++
-		v := fmt.Sprintf(`{"transaction_id":"TXN%08d","account_from":"ACC1000","account_to":"ACC2000",`+
-			`"amount":"%d.25","currency":"EUR","transaction_type":"payment","timestamp":"2025-01-16T10:00:00.123456"}`, w.seq, w.seq)
-		off := w.log.append(p, []byte(v), false)
-		w.valid[fmt.Sprintf("%d/%d", p.Partition, off)] = true
+		w.put(p, txn(w.seq, w.seq), "")
 	}
 }
 
 // produceBad appends a message that the transform refuses.
-func (w *world) produceBad(p engine.Partition) { w.log.append(p, []byte(`{"transaction_id":`), false) }
+func (w *world) produceBad(p engine.Partition) {
+	w.put(p, []byte(`{"transaction_id":`), ledger.ReasonMalformedJSON)
+}
+
+// produceAgain re-sends transaction id to p: the same content (a producer retry), or,
+// with another amount, different content under the same id.
+func (w *world) produceAgain(p engine.Partition, id int, sameContent bool) {
+	if sameContent {
+		w.put(p, txn(id, id), ledger.ReasonDuplicate)
+	} else {
+		w.put(p, txn(id, id+1), ledger.ReasonConflictingDuplicate)
+	}
+}
 
 // produceMarker appends a transaction marker (a control record).
 func (w *world) produceMarker(p engine.Partition) { w.log.append(p, nil, true) }
@@ -69,7 +93,7 @@ func (w *world) worker(cfg engine.Config) *worker {
 	if cfg.Trigger == 0 {
 		cfg.Trigger = time.Second
 	}
-	e := engine.New(cfg, w.table)
+	e := engine.New(cfg, engine.Sinks{Ledger: w.ledger, Rejects: w.rejects, Index: &fakeIndex{ledger: w.ledger}})
 	return &worker{w: w, eng: e, src: newSource(w.log, w.clock, e.Resume)}
 }
 
@@ -100,28 +124,48 @@ func (k *worker) step() (crashed string) {
 	return ""
 }
 
-// reconcile checks the invariant: every valid data record in the table once, nothing else.
+// reconcile checks the invariant: every data record is in exactly one of the two tables,
+// once, the ledger for a new valid transaction and the rejects table, with the right
+// reason, for anything else; no transaction id is twice in the ledger.
 func (w *world) reconcile() {
 	w.t.Helper()
-	got := w.table.positions()
-	for i := 1; i < len(got); i++ {
-		if got[i] == got[i-1] {
-			w.t.Fatalf("duplicate row at source position %s", got[i])
+	got := map[string]ledger.Reason{}
+	ids := map[string]bool{}
+	for _, r := range w.ledger.rows(0) {
+		pos := fmt.Sprintf("%d/%d", r.SourcePartition, r.SourceOffset)
+		if _, dup := got[pos]; dup {
+			w.t.Fatalf("source position %s is in the tables twice", pos)
+		}
+		if ids[r.TransactionID] {
+			w.t.Fatalf("transaction %s is in the ledger twice", r.TransactionID)
+		}
+		got[pos], ids[r.TransactionID] = "", true
+	}
+	for _, r := range w.rejects.rows(0) {
+		pos := fmt.Sprintf("%d/%d", r.SourcePartition, r.SourceOffset)
+		if _, dup := got[pos]; dup {
+			w.t.Fatalf("source position %s is in the tables twice", pos)
+		}
+		got[pos] = r.Reason
+	}
+	var missing, wrong []string
+	for pos, fate := range w.want {
+		if g, ok := got[pos]; !ok {
+			missing = append(missing, pos)
+		} else if g != fate {
+			wrong = append(wrong, fmt.Sprintf("%s: %q, want %q", pos, g, fate))
 		}
 	}
-	var want []string
-	for pos := range w.valid {
-		want = append(want, pos)
-	}
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		w.t.Fatalf("table holds %d rows, topic %d valid records\n got %v\nwant %v", len(got), len(want), got, want)
+	slices.Sort(missing)
+	slices.Sort(wrong)
+	if len(missing) > 0 || len(wrong) > 0 || len(got) != len(w.want) {
+		w.t.Fatalf("tables hold %d records, topic %d; missing %v; wrong %v", len(got), len(w.want), missing, wrong)
 	}
 }
 
 func (w *world) wantOffsets(want engine.Offsets) {
 	w.t.Helper()
-	st, _ := w.table.Load(context.Background())
+	st, _ := w.ledger.Load(context.Background())
 	if engine.MarshalOffsets(st.Offsets) != engine.MarshalOffsets(want) {
 		w.t.Fatalf("table offsets %s, want %s", engine.MarshalOffsets(st.Offsets), engine.MarshalOffsets(want))
 	}
@@ -157,6 +201,9 @@ func TestScenarioBadInputAndMarkersMoveTheOffsets(t *testing.T) {
 	if got := k.eng.Stats().Rejected.Load(); got != 1 {
 		t.Fatalf("rejected %d, want 1", got)
 	}
+	if n := len(w.rejects.snaps); n != 1 {
+		t.Fatalf("%d rejects snapshots, want 1", n)
+	}
 	w.reconcile()
 }
 
@@ -165,7 +212,7 @@ func TestScenarioNothingReadNothingCommitted(t *testing.T) {
 	k := w.worker(engine.Config{})
 	k.src.assign(t, p0)
 	k.step()
-	if n := len(w.table.snaps); n != 0 {
+	if n := len(w.ledger.snaps); n != 0 {
 		t.Fatalf("%d snapshots after an empty batch, want 0", n)
 	}
 }
@@ -182,6 +229,9 @@ func TestScenarioCrashAtEveryFaultPoint(t *testing.T) {
 			w.produce(p1, 3)
 			k.step() // one good batch first
 			w.produce(p0, 4)
+			w.produceBad(p0)
+			w.produceAgain(p1, 2, true)
+			w.produceAgain(p0, 3, false)
 			w.produce(p1, 1)
 			victim := w.worker(crashAt(point))
 			victim.src.assign(t, p0, p1)
@@ -191,7 +241,7 @@ func TestScenarioCrashAtEveryFaultPoint(t *testing.T) {
 			restarted := w.worker(engine.Config{})
 			restarted.src.assign(t, p0, p1)
 			restarted.step()
-			w.wantOffsets(engine.Offsets{p0: 7, p1: 4})
+			w.wantOffsets(engine.Offsets{p0: 9, p1: 5})
 			w.reconcile()
 		})
 	}
@@ -219,10 +269,10 @@ func TestScenarioLostAcknowledgementIsSettledAsLanded(t *testing.T) {
 	k := w.worker(engine.Config{})
 	k.src.assign(t, p0)
 	w.produce(p0, 5)
-	w.table.failNext(failLostAck)
+	w.ledger.failNext(failLostAck)
 	k.step()
 	w.reconcile()
-	if n := len(w.table.snaps); n != 1 {
+	if n := len(w.ledger.snaps); n != 1 {
 		t.Fatalf("%d snapshots, want 1", n)
 	}
 	if got := k.eng.Stats().Unknown.Load(); got != 1 {
@@ -236,7 +286,7 @@ func TestScenarioFailedWriteIsRetried(t *testing.T) {
 	k := w.worker(engine.Config{})
 	k.src.assign(t, p0)
 	w.produce(p0, 5)
-	w.table.failNext(failBeforeWrite, failConflict)
+	w.ledger.failNext(failBeforeWrite, failConflict)
 	k.step()
 	w.reconcile()
 	w.wantOffsets(engine.Offsets{p0: 5})
@@ -251,7 +301,7 @@ func TestScenarioForeignWriterConflictMergesAndRetries(t *testing.T) {
 	w.produce(p0, 2)
 	k.step()
 	w.produce(p0, 2)
-	w.table.foreignCommit()
+	w.ledger.foreignCommit()
 	k.step()
 	w.wantOffsets(engine.Offsets{p0: 4})
 	if got := k.eng.Stats().Conflicts.Load(); got != 1 {
@@ -349,6 +399,106 @@ func TestScenarioStopCommitsWhatWasRead(t *testing.T) {
 	cancel()
 	if err := k.eng.Run(ctx, k.src); err != nil {
 		t.Fatal(err)
+	}
+	w.reconcile()
+}
+
+// Duplicates: a producer retry (same content) and a conflicting re-use of an id, within a
+// batch and across batches, go to the rejects table with their reasons.
+func TestScenarioDuplicatesAreRejected(t *testing.T) {
+	w := newWorld(t)
+	k := w.worker(engine.Config{})
+	k.src.assign(t, p0, p1)
+	w.produce(p0, 3)             // ids 1..3
+	w.produceAgain(p0, 2, true)  // retry in the same batch
+	w.produceAgain(p1, 1, false) // conflicting, another partition
+	k.step()
+	w.produceAgain(p1, 3, true) // retry in a later batch
+	w.produce(p1, 1)
+	k.step()
+	w.reconcile()
+	by := k.eng.Stats().RejectedBy()
+	if by[ledger.ReasonDuplicate] != 2 || by[ledger.ReasonConflictingDuplicate] != 1 {
+		t.Fatalf("rejected by reason %v", by)
+	}
+}
+
+// Trap 1 of DESIGN §4: batches without rejects do not commit to the rejects table, and
+// yet a restart resumes at the ledger's offsets, not at the last reject.
+func TestScenarioCleanBatchesKeepRestartsCheap(t *testing.T) {
+	w := newWorld(t)
+	k := w.worker(engine.Config{})
+	k.src.assign(t, p0)
+	w.produceBad(p0)
+	k.step()
+	for range 5 {
+		w.produce(p0, 10)
+		k.step()
+	}
+	if n := len(w.rejects.snaps); n != 1 {
+		t.Fatalf("%d rejects snapshots, want 1 (only the batch that had a reject)", n)
+	}
+	restarted := w.worker(engine.Config{})
+	restarted.src.assign(t, p0)
+	if got := restarted.src.pos[p0]; got != 51 {
+		t.Fatalf("restart resumes at %d, want 51", got)
+	}
+	w.reconcile()
+}
+
+// Trap 2: the ledger commit must not claim the rejects table holds a batch's rejects
+// before it does. A crash between the two commits re-reads the batch for the rejects
+// table alone; the ledger's rows are replays, not duplicates.
+func TestScenarioCrashBetweenLedgerAndRejects(t *testing.T) {
+	w := newWorld(t)
+	w.produce(p0, 2)
+	w.produceBad(p0)
+	w.produceAgain(p0, 1, true)
+	w.produce(p0, 1)
+	victim := w.worker(crashAt(engine.FaultAfterCommit))
+	victim.src.assign(t, p0)
+	if got := victim.step(); got != engine.FaultAfterCommit {
+		t.Fatalf("crashed at %q", got)
+	}
+	if n := len(w.rejects.snaps); n != 0 {
+		t.Fatalf("rejects committed before the crash: %d snapshots", n)
+	}
+	k := w.worker(engine.Config{})
+	k.src.assign(t, p0)
+	if got := k.src.pos[p0]; got != 0 {
+		t.Fatalf("restart resumes at %d, want 0 (the rejects table still lacks the batch)", got)
+	}
+	k.step()
+	w.reconcile()
+	if got := k.eng.Stats().Replayed.Load(); got != 3 {
+		t.Fatalf("replayed %d, want 3 (the ledger's rows)", got)
+	}
+	if n := len(w.ledger.snaps); n != 1 {
+		t.Fatalf("%d ledger snapshots, want 1: the replay must not commit the ledger", n)
+	}
+}
+
+// Two workers accept the same transaction id from different partitions in concurrent
+// batches. The second ledger commit conflicts; its worker brings the index up to date,
+// classifies its batch again and rejects its copy as a duplicate.
+func TestScenarioCrossPartitionDuplicateRace(t *testing.T) {
+	w := newWorld(t)
+	a := w.worker(engine.Config{})
+	raced := false
+	b := w.worker(engine.Config{Fault: func(at string) {
+		if at == engine.FaultAfterFetch && !raced {
+			raced = true
+			a.step() // A commits while B holds its batch, classified against the old index
+		}
+	}})
+	a.src.assign(t, p0)
+	b.src.assign(t, p1)
+	w.produce(p0, 1)            // TXN00000001 in p0
+	w.produceAgain(p1, 1, true) // the same transaction in p1, at the same time
+	w.produce(p1, 1)
+	b.step()
+	if got := b.eng.Stats().Conflicts.Load(); got != 1 {
+		t.Fatalf("%d conflicts, want 1: the race was not exercised", got)
 	}
 	w.reconcile()
 }

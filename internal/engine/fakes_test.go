@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -175,15 +174,15 @@ func (s *fakeSource) Ends(context.Context) (engine.Offsets, engine.Offsets, erro
 	return start, end, nil
 }
 
-// fakeSnapshot is one commit of the fake table.
-type fakeSnapshot struct {
+// fakeSnapshot is one commit of a fake table.
+type fakeSnapshot[R any] struct {
 	id      int64
 	commit  *engine.Commit // nil for a foreign writer's commit
-	rows    []ledger.Row
+	rows    []R
 	foreign int // rows a foreign writer added
 }
 
-// failure is what the next Commit call of the fake table does instead of succeeding.
+// failure is what the next Commit call of a fake table does instead of succeeding.
 type failure int
 
 const (
@@ -194,44 +193,45 @@ const (
 )
 
 // fakeTable is a table of snapshots. Commits are conditional on the current snapshot.
-type fakeTable struct {
+type fakeTable[R any] struct {
+	name      string
 	mu        sync.Mutex
-	snaps     []fakeSnapshot
+	snaps     []fakeSnapshot[R]
 	nextID    int64
 	failures  []failure
 	staged    int
 	discarded int
 }
 
-type fakeStaged struct {
-	rows []ledger.Row
+type fakeStaged[R any] struct {
+	rows []R
 	id   int
 }
 
-func (s *fakeStaged) Rows() int64 { return int64(len(s.rows)) }
+func (s *fakeStaged[R]) Rows() int64 { return int64(len(s.rows)) }
 
-func (t *fakeTable) Name() string { return "fake.ledger" }
+func (t *fakeTable[R]) Name() string { return t.name }
 
-func (t *fakeTable) failNext(f ...failure) {
+func (t *fakeTable[R]) failNext(f ...failure) {
 	t.mu.Lock()
 	t.failures = append(t.failures, f...)
 	t.mu.Unlock()
 }
 
-func (t *fakeTable) Load(context.Context) (engine.TableState, error) {
+func (t *fakeTable[R]) Load(context.Context) (engine.TableState, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.stateLocked("p"), nil
 }
 
-func (t *fakeTable) stateLocked(pipeline string) engine.TableState {
+func (t *fakeTable[R]) stateLocked(pipeline string) engine.TableState {
 	var st engine.TableState
 	if n := len(t.snaps); n > 0 {
 		st.SnapshotID = t.snaps[n-1].id
 	}
 	for i := len(t.snaps) - 1; i >= 0; i-- {
 		if c := t.snaps[i].commit; c != nil && c.Pipeline == pipeline {
-			st.Offsets, st.Batch = c.Offsets.Clone(), c.Batch
+			st.Offsets, st.Batch, st.Clean = c.Offsets.Clone(), c.Batch, c.Clean.Clone()
 			break
 		}
 	}
@@ -241,14 +241,14 @@ func (t *fakeTable) stateLocked(pipeline string) engine.TableState {
 	return st
 }
 
-func (t *fakeTable) Stage(_ context.Context, rows []ledger.Row, _ time.Time) (engine.Staged, error) {
+func (t *fakeTable[R]) Stage(_ context.Context, rows []R, _ time.Time) (engine.Staged, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.staged++
-	return &fakeStaged{rows: append([]ledger.Row(nil), rows...), id: t.staged}, nil
+	return &fakeStaged[R]{rows: append([]R(nil), rows...), id: t.staged}, nil
 }
 
-func (t *fakeTable) Commit(_ context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
+func (t *fakeTable[R]) Commit(_ context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var f failure
@@ -261,57 +261,90 @@ func (t *fakeTable) Commit(_ context.Context, base engine.TableState, staged eng
 	case failBeforeWrite:
 		return engine.TableState{}, errors.New("fake: catalog timed out before the write")
 	case failAfterConflict:
-		t.appendLocked(fakeSnapshot{foreign: 1})
+		t.appendLocked(fakeSnapshot[R]{foreign: 1})
 	}
 	if cur := t.stateLocked(c.Pipeline).SnapshotID; cur != base.SnapshotID {
 		return engine.TableState{}, fmt.Errorf("fake: base %d, current %d: %w", base.SnapshotID, cur, engine.ErrConflict)
 	}
 	cc := c
-	cc.Offsets = c.Offsets.Clone()
-	t.appendLocked(fakeSnapshot{commit: &cc, rows: staged.(*fakeStaged).rows})
+	cc.Offsets, cc.Clean = c.Offsets.Clone(), c.Clean.Clone()
+	t.appendLocked(fakeSnapshot[R]{commit: &cc, rows: staged.(*fakeStaged[R]).rows})
 	if f == failLostAck {
 		return engine.TableState{}, errors.New("fake: catalog timed out after the write")
 	}
 	return t.stateLocked(c.Pipeline), nil
 }
 
-func (t *fakeTable) appendLocked(s fakeSnapshot) {
+func (t *fakeTable[R]) appendLocked(s fakeSnapshot[R]) {
 	t.nextID++
 	s.id = t.nextID * 100
 	t.snaps = append(t.snaps, s)
 }
 
 // foreignCommit is another writer (not ledgerstream) appending to the table.
-func (t *fakeTable) foreignCommit() {
+func (t *fakeTable[R]) foreignCommit() {
 	t.mu.Lock()
-	t.appendLocked(fakeSnapshot{foreign: 1})
+	t.appendLocked(fakeSnapshot[R]{foreign: 1})
 	t.mu.Unlock()
 }
 
-func (t *fakeTable) Discard(context.Context, engine.Staged) error {
+func (t *fakeTable[R]) Discard(context.Context, engine.Staged) error {
 	t.mu.Lock()
 	t.discarded++
 	t.mu.Unlock()
 	return nil
 }
 
-// rows returns every committed row, in commit order.
-func (t *fakeTable) rows() []ledger.Row {
+// rows returns every committed row up to snapshot id upTo (0: all), in commit order.
+func (t *fakeTable[R]) rows(upTo int64) []R {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []ledger.Row
+	var out []R
 	for _, s := range t.snaps {
+		if upTo != 0 && s.id > upTo {
+			break
+		}
 		out = append(out, s.rows...)
 	}
 	return out
 }
 
-// positions returns the committed source positions, sorted, as "p/offset" strings.
-func (t *fakeTable) positions() []string {
-	var out []string
-	for _, r := range t.rows() {
-		out = append(out, fmt.Sprintf("%d/%d", r.SourcePartition, r.SourceOffset))
+// fakeIndex is the transaction id index, derived from the fake ledger like the real one.
+type fakeIndex struct {
+	ledger *fakeTable[ledger.Row]
+	synced int64
+	owners map[string]engine.Owner
+}
+
+func (x *fakeIndex) Sync(_ context.Context, st engine.TableState) error {
+	if st.SnapshotID == x.synced {
+		return nil
 	}
-	sort.Strings(out)
-	return out
+	x.owners = map[string]engine.Owner{}
+	for _, r := range x.ledger.rows(st.SnapshotID) {
+		x.put(r)
+	}
+	x.synced = st.SnapshotID
+	return nil
+}
+
+func (x *fakeIndex) put(r ledger.Row) {
+	if x.owners == nil {
+		x.owners = map[string]engine.Owner{}
+	}
+	x.owners[r.TransactionID] = engine.Owner{Partition: engine.Partition{Topic: r.SourceTopic, Partition: r.SourcePartition},
+		Offset: r.SourceOffset, Hash: r.TransactionHash}
+}
+
+func (x *fakeIndex) Lookup(id string) (engine.Owner, bool, error) {
+	o, ok := x.owners[id]
+	return o, ok, nil
+}
+
+func (x *fakeIndex) Add(rows []ledger.Row, st engine.TableState) error {
+	for _, r := range rows {
+		x.put(r)
+	}
+	x.synced = st.SnapshotID
+	return nil
 }

@@ -40,10 +40,7 @@ func (o Offsets) Clone() Offsets {
 }
 
 // Header is one Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+type Header = ledger.Header
 
 // Record is one record read from the source. Control records (transaction markers) are
 // delivered too, with Control set, so that a partition's position can move past them.
@@ -93,6 +90,10 @@ type TableState struct {
 	Offsets Offsets
 	// Batch is the sequence number of that snapshot (0 when none).
 	Batch int64
+	// Clean, in the ledger only, says how far the rejects table is known complete beyond
+	// its own offsets map: batches without rejects move it here instead of committing an
+	// empty snapshot to the rejects table. Nil elsewhere.
+	Clean Offsets
 }
 
 // Commit is what a successful batch writes into the snapshot summary.
@@ -100,6 +101,7 @@ type Commit struct {
 	Pipeline string
 	Batch    int64
 	Offsets  Offsets
+	Clean    Offsets // ledger only; see TableState.Clean
 }
 
 // Staged is a set of data files written but not yet committed. Its content belongs to the
@@ -109,15 +111,16 @@ type Staged interface {
 	Rows() int64
 }
 
-// Table is a sink the engine commits batches to: an Iceberg table, in production.
-type Table interface {
+// Table is a sink the engine commits batches of rows R to: an Iceberg table, in production.
+// The ledger is a Table[ledger.Row], the rejects table a Table[ledger.RejectRow].
+type Table[R any] interface {
 	// Name identifies the table in logs and errors.
 	Name() string
 	// Load refreshes and returns the table's state for this pipeline.
 	Load(ctx context.Context) (TableState, error)
 	// Stage writes rows as data files without committing them; processed is the batch's
 	// processing_time. Zero rows is allowed (a commit that only moves offsets).
-	Stage(ctx context.Context, rows []ledger.Row, processed time.Time) (Staged, error)
+	Stage(ctx context.Context, rows []R, processed time.Time) (Staged, error)
 	// Commit appends the staged files in one snapshot whose summary carries c, on the
 	// condition that the table's current snapshot is still base.SnapshotID. It returns the
 	// new state. ErrConflict means the condition failed and nothing was written; any other
@@ -125,6 +128,25 @@ type Table interface {
 	Commit(ctx context.Context, base TableState, staged Staged, c Commit) (TableState, error)
 	// Discard deletes staged files that will never be committed. Best effort.
 	Discard(ctx context.Context, staged Staged) error
+}
+
+// Owner is the ledger row that holds a transaction id: where it came from and its hash.
+type Owner struct {
+	Partition
+	Offset int64
+	Hash   string
+}
+
+// Index is the index of the transaction ids accepted into the ledger (DESIGN §4,
+// deduplication). It is derived from the ledger and can be rebuilt from it.
+type Index interface {
+	// Sync brings the index up to date with the ledger as of st: the ids and positions of
+	// every row committed up to st.SnapshotID.
+	Sync(ctx context.Context, st TableState) error
+	// Lookup returns the owner of an accepted transaction id.
+	Lookup(id string) (Owner, bool, error)
+	// Add records the rows of a batch that the ledger committed as st.
+	Add(rows []ledger.Row, st TableState) error
 }
 
 // ErrConflict reports that a conditional commit found the table moved since its base.

@@ -57,7 +57,7 @@ type Sink struct {
 	tbl *table.Table // as of the last Load or successful Commit
 }
 
-var _ engine.Table = (*Sink)(nil)
+var _ engine.Table[ledger.Row] = (*Sink)(nil)
 
 // NewSink returns the Sink of pipeline on the ledger table ident, creating the table if it
 // does not exist (EnsureTable with LedgerSchema).

@@ -3,6 +3,7 @@ package ledger
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 )
 
 // HashSeparator joins the hashed fields, as concat_ws("|", ...) does in the seed's Spark job.
@@ -32,4 +33,18 @@ func appendHashInput(b []byte, id, from, to, amount, currency string) []byte {
 	b = append(b, amount...)
 	b = append(b, HashSeparator)
 	return append(b, currency...)
+}
+
+// NewRejectRow builds the rejects-table row of a refused message. Oversized values are cut to
+// MaxRejectValueBytes; ValueSHA256 always covers the whole value.
+func NewRejectRow(topic string, partition int32, offset int64, key, value []byte, headers []Header, ts time.Time, rej *Reject) RejectRow {
+	r := RejectRow{SourceTopic: topic, SourcePartition: partition, SourceOffset: offset, Key: key,
+		ValueSize: int64(len(value)), Headers: headers, KafkaTimestamp: ts.UTC(),
+		Reason: rej.Reason, Message: rej.Message, TransactionID: rej.TransactionID}
+	if value != nil {
+		sum := sha256.Sum256(value)
+		r.ValueSHA256 = hex.EncodeToString(sum[:])
+		r.Value = value[:min(len(value), MaxRejectValueBytes)]
+	}
+	return r
 }

@@ -53,3 +53,30 @@ type Reject struct {
 
 // Error makes a Reject usable as an error.
 func (r *Reject) Error() string { return string(r.Reason) + ": " + r.Message }
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// RejectRow is one row of the rejects table: a message that did not become a ledger row,
+// kept whole (up to MaxRejectValueBytes) with its source position so that an operator can
+// see why and replay it.
+type RejectRow struct {
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	Key             []byte // nil when the message had no key
+	Value           []byte // nil for a tombstone; cut to MaxRejectValueBytes
+	ValueSize       int64  // the whole value's size
+	ValueSHA256     string // lower-case hex SHA-256 of the whole value ("" for a tombstone)
+	Headers         []Header
+	KafkaTimestamp  time.Time
+	Reason          Reason
+	Message         string
+	TransactionID   string // "" when none could be read
+}
+
+// MaxRejectValueBytes is how much of an oversized value the rejects table keeps.
+const MaxRejectValueBytes = 64 << 10

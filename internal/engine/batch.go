@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// batch is the work in progress: what was read since the last commit, classified.
+type batch struct {
+	spans   map[Partition]*readSpan
+	rows    []ledger.Row       // accepted, at or above the ledger's offset
+	recs    []Record           // the record of each row, for re-classification
+	rejects []ledger.RejectRow // refused, at or above the rejects table's offset
+	ids     map[string]Owner   // ids accepted by this batch so far
+	records int                // data records read
+}
+
+// readSpan is what a batch read of one partition, and where each table stood on it when
+// the batch began reading it.
+type readSpan struct {
+	first      int64 // the first offset read
+	end        int64 // next offset after the last record read
+	ledger     Span  // the ledger's claim (To is set when the claim is taken)
+	rejects    Span  // the rejects table's claim
+	hasRejects bool  // a reject of this partition is in the batch
+}
+
+func newBatch() *batch {
+	return &batch{spans: map[Partition]*readSpan{}, ids: map[string]Owner{}}
+}
+
+func (b *batch) empty() bool { return len(b.spans) == 0 }
+
+// ledgerClaim is what the batch asks of the ledger: the partitions where it read records
+// the ledger does not hold yet.
+func (b *batch) ledgerClaim() Claim {
+	c := Claim{}
+	for p, s := range b.spans {
+		if !s.ledger.HasFrom || s.end > s.ledger.From {
+			c[p] = Span{From: s.ledger.From, HasFrom: s.ledger.HasFrom, To: s.end}
+		}
+	}
+	return c
+}
+
+// add takes fetched records into the batch: stale ones (below the position, left over
+// from before a seek) are skipped, the rest classified.
+func (e *Engine) add(b *batch, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range recs {
+		r := &recs[i]
+		if pos, known := e.pos[r.Partition]; known && r.Offset < pos {
+			continue // already in the tables, or re-read after a seek
+		}
+		s := b.spans[r.Partition]
+		if s == nil {
+			s = &readSpan{first: r.Offset}
+			s.ledger.From, s.ledger.HasFrom = e.ledger.Offsets[r.Partition]
+			s.rejects.From, s.rejects.HasFrom = e.rejectsFrom(r.Partition)
+			b.spans[r.Partition] = s
+		}
+		s.end = r.Offset + 1
+		e.pos[r.Partition] = r.Offset + 1
+		if r.Control {
+			continue
+		}
+		b.records++
+		e.stats.Records.Add(1)
+		if err := e.classify(b, s, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// classify decides what one data record becomes: a ledger row, a reject, or nothing (a
+// replay of what a table already holds).
+func (e *Engine) classify(b *batch, s *readSpan, r *Record) error {
+	forLedger := !s.ledger.HasFrom || r.Offset >= s.ledger.From
+	forRejects := !s.rejects.HasFrom || r.Offset >= s.rejects.From
+	row, rej := e.cfg.Rules.Decode(r.Value)
+	if rej == nil {
+		row.SourceTopic, row.SourcePartition, row.SourceOffset = r.Topic, r.Partition.Partition, r.Offset
+		var err error
+		if rej, err = e.dedup(b, &row, forLedger); err != nil {
+			return err
+		}
+		if rej == nil {
+			if forLedger {
+				b.rows = append(b.rows, row)
+				b.recs = append(b.recs, *r)
+			} else {
+				e.stats.Replayed.Add(1)
+			}
+			return nil
+		}
+	}
+	if !forRejects {
+		e.stats.Replayed.Add(1)
+		return nil
+	}
+	s.hasRejects = true
+	b.rejects = append(b.rejects, ledger.NewRejectRow(r.Topic, r.Partition.Partition, r.Offset, r.Key, r.Value, r.Headers, r.Timestamp, rej))
+	if e.sinks.Rejects == nil {
+		e.log.Warn("message rejected", "partition", r.Partition.String(), "offset", r.Offset,
+			"reason", string(rej.Reason), "error", rej.Message, "transaction_id", rej.TransactionID)
+	}
+	return nil
+}
+
+// dedup checks a valid row's transaction id against the ids accepted before: the index
+// (the ledger's history) and this batch. A replay of the very record that owns the id is
+// not a duplicate; it returns nil and the caller sees forLedger false.
+func (e *Engine) dedup(b *batch, row *ledger.Row, forLedger bool) (*ledger.Reject, error) {
+	if e.sinks.Index == nil {
+		return nil, nil
+	}
+	owner, ok := b.ids[row.TransactionID]
+	if !ok {
+		var err error
+		if owner, ok, err = e.sinks.Index.Lookup(row.TransactionID); err != nil {
+			return nil, fmt.Errorf("look up transaction %s: %w", row.TransactionID, err)
+		}
+	}
+	here := Partition{Topic: row.SourceTopic, Partition: row.SourcePartition}
+	switch {
+	case ok && owner.Partition == here && owner.Offset == row.SourceOffset:
+		return nil, nil // a replay of the owner itself
+	case ok && owner.Hash == row.TransactionHash:
+		return &ledger.Reject{Reason: ledger.ReasonDuplicate, TransactionID: row.TransactionID,
+			Message: fmt.Sprintf("transaction %s was already accepted at %s offset %d", row.TransactionID, owner.Partition, owner.Offset)}, nil
+	case ok:
+		return &ledger.Reject{Reason: ledger.ReasonConflictingDuplicate, TransactionID: row.TransactionID,
+			Message: fmt.Sprintf("transaction %s was already accepted at %s offset %d with different content (hash %s, this one %s)",
+				row.TransactionID, owner.Partition, owner.Offset, owner.Hash, row.TransactionHash)}, nil
+	}
+	if forLedger {
+		b.ids[row.TransactionID] = Owner{Partition: here, Offset: row.SourceOffset, Hash: row.TransactionHash}
+	}
+	return nil, nil
+}
+
+// reclassify checks the batch's accepted rows again after the index caught up with
+// commits made since the batch began (another worker may have accepted the same ids). It
+// reports whether any row became a duplicate.
+func (e *Engine) reclassify(b *batch) (bool, error) {
+	if e.sinks.Index == nil {
+		return false, nil
+	}
+	rows, recs := b.rows, b.recs
+	b.rows, b.recs, b.ids = nil, nil, map[string]Owner{}
+	changed := false
+	for i := range rows {
+		rej, err := e.dedup(b, &rows[i], true)
+		if err != nil {
+			return false, err
+		}
+		if rej == nil {
+			b.rows = append(b.rows, rows[i])
+			b.recs = append(b.recs, recs[i])
+			continue
+		}
+		changed = true
+		r := &recs[i]
+		s := b.spans[r.Partition]
+		if !s.rejects.HasFrom || r.Offset >= s.rejects.From {
+			s.hasRejects = true
+			b.rejects = append(b.rejects, ledger.NewRejectRow(r.Topic, r.Partition.Partition, r.Offset, r.Key, r.Value, r.Headers, r.Timestamp, rej))
+		}
+	}
+	return changed, nil
+}
+
+// dropLost handles partitions this worker lost (a session expiry) while it read them:
+// they are not ours to commit. Since rows of other partitions may have been classified
+// against them (a duplicate of an id the lost partition accepted), the whole batch is
+// dropped and the partitions still owned are re-read from the tables. Loss is rare.
+// It returns the offsets to seek the owned partitions to, or nil when nothing was lost.
+func (e *Engine) dropLost(b *batch, assigned []Partition) Offsets {
+	owned := make(map[Partition]bool, len(assigned))
+	for _, p := range assigned {
+		owned[p] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var lost []Partition
+	for p := range b.spans {
+		if !owned[p] {
+			lost = append(lost, p)
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	SortPartitions(lost)
+	e.log.Warn("partitions lost during the batch; dropping it and re-reading the partitions still owned",
+		"lost", fmt.Sprint(lost))
+	return e.rewindLocked(b)
+}
+
+// rewindLocked forgets the batch: every partition it read goes back to where the tables
+// stand, and the returned offsets say where to seek.
+func (e *Engine) rewindLocked(b *batch) Offsets {
+	seek := Offsets{}
+	for p := range b.spans {
+		off, ok := e.resumeFrom(p)
+		if !ok {
+			off = b.spans[p].first // no table has seen p: read it again from where we began
+		}
+		seek[p], e.pos[p] = off, off
+	}
+	*b = *newBatch()
+	return seek
+}
