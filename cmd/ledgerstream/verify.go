@@ -104,7 +104,7 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*
 	for p, off := range committed {
 		bounds[report.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
 	}
-	rec := report.NewReconciler(bounds)
+	rec := report.NewReconciler(bounds, nil)
 	if err := cat.ScanLedger(ctx, ident, snapshotID, func(row ledger.Row, processed time.Time) error {
 		b.Add(row, processed)
 		rec.AddRow(row)
