@@ -169,11 +169,12 @@ type SnapshotInfo struct {
 	Operation  string
 	// Summary is the whole snapshot summary (added-records, total-records, …).
 	Summary map[string]string
-	// Pipeline, Batch and Offsets are parsed from the ledgerstream.* keys; Pipeline is ""
+	// Pipeline, Batch, Offsets and Clean are parsed from the ledgerstream.* keys; Pipeline is ""
 	// for foreign commits (maintenance, other writers).
 	Pipeline string
 	Batch    int64
 	Offsets  engine.Offsets
+	Clean    engine.Offsets // nil when the snapshot carries no ledgerstream.clean
 }
 
 // Snapshots returns the history of branch main, newest first, ending where the history ends
@@ -201,11 +202,11 @@ func (c *Catalog) Snapshots(ctx context.Context, ident table.Identifier) ([]Snap
 			info.Operation = string(s.Summary.Operation)
 			info.Summary = map[string]string(s.Summary.Properties)
 			if p := s.Summary.Properties[SummaryPipeline]; p != "" {
-				o, b, err := parseSummary(s.Summary.Properties)
+				o, b, clean, err := parseSummary(s.Summary.Properties)
 				if err != nil {
 					return nil, fmt.Errorf("iceberg: snapshot %d of %s: %w", s.SnapshotID, identString(ident), err)
 				}
-				info.Pipeline, info.Batch, info.Offsets = p, b, o
+				info.Pipeline, info.Batch, info.Offsets, info.Clean = p, b, o, clean
 			}
 		}
 		out = append(out, info)

@@ -53,8 +53,8 @@ var dictionaryOffColumns = []string{ColTransactionID, ColTransactionHash, ColEve
 // TableProperties are the properties a ledgerstream table is created with.
 func TableProperties() ice.Properties {
 	p := ice.Properties{
-		table.PropertyFormatVersion:     "2",
-		table.ParquetCompressionKey:     "zstd",
+		table.PropertyFormatVersion:       "2",
+		table.ParquetCompressionKey:       "zstd",
 		table.WriteTargetFileSizeBytesKey: "134217728",
 		// Our commits are conditional on the snapshot the batch was planned on; the
 		// engine settles conflicts itself (fencing, merge). iceberg-go's refresh-and-

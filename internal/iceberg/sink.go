@@ -126,11 +126,11 @@ func pipelineState(meta table.Metadata, pipeline string) (engine.TableState, err
 			return st, fmt.Errorf("snapshot ancestry of %d has a cycle", st.SnapshotID)
 		}
 		if snap.Summary != nil && snap.Summary.Properties[SummaryPipeline] == pipeline {
-			o, b, err := parseSummary(snap.Summary.Properties)
+			o, b, clean, err := parseSummary(snap.Summary.Properties)
 			if err != nil {
 				return st, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
 			}
-			st.Offsets, st.Batch = o, b
+			st.Offsets, st.Batch, st.Clean = o, b, clean
 			return st, nil
 		}
 		if snap.ParentSnapshotID == nil {
@@ -141,16 +141,22 @@ func pipelineState(meta table.Metadata, pipeline string) (engine.TableState, err
 	return st, nil
 }
 
-func parseSummary(p ice.Properties) (engine.Offsets, int64, error) {
-	b, err := strconv.ParseInt(p[SummaryBatch], 10, 64)
+// parseSummary reads the ledgerstream keys of a snapshot summary; clean is nil when the
+// snapshot has none.
+func parseSummary(p ice.Properties) (offsets engine.Offsets, batch int64, clean engine.Offsets, err error) {
+	batch, err = strconv.ParseInt(p[SummaryBatch], 10, 64)
 	if err != nil {
-		return nil, 0, fmt.Errorf("bad %s %q: %w", SummaryBatch, p[SummaryBatch], err)
+		return nil, 0, nil, fmt.Errorf("bad %s %q: %w", SummaryBatch, p[SummaryBatch], err)
 	}
-	o, err := DecodeOffsets(p[SummaryOffsets])
-	if err != nil {
-		return nil, 0, err
+	if offsets, err = DecodeOffsets(p[SummaryOffsets]); err != nil {
+		return nil, 0, nil, err
 	}
-	return o, b, nil
+	if c, ok := p[SummaryClean]; ok {
+		if clean, err = DecodeOffsets(c); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	return offsets, batch, clean, nil
 }
 
 // Stage writes rows as Parquet data files under the table's data location without
@@ -231,6 +237,9 @@ func (s *Sink) Commit(ctx context.Context, base engine.TableState, staged engine
 		SummaryBatch:    strconv.FormatInt(c.Batch, 10),
 		SummaryOffsets:  EncodeOffsets(c.Offsets),
 	}
+	if c.Clean != nil {
+		props[SummaryClean] = EncodeOffsets(c.Clean)
+	}
 	txn := tbl.NewTransaction()
 	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: assert main: %w", s.Name(), err)
@@ -256,11 +265,15 @@ func (s *Sink) Commit(ctx context.Context, base engine.TableState, staged engine
 	s.mu.Lock()
 	s.tbl = newTbl
 	s.mu.Unlock()
-	return engine.TableState{
+	st2 := engine.TableState{
 		SnapshotID: mainSnapshotID(newTbl.Metadata()),
 		Offsets:    c.Offsets.Clone(),
 		Batch:      c.Batch,
-	}, nil
+	}
+	if c.Clean != nil {
+		st2.Clean = c.Clean.Clone()
+	}
+	return st2, nil
 }
 
 // classifyCommitError wraps engine.ErrConflict around the failures that prove nothing was

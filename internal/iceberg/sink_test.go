@@ -103,8 +103,8 @@ func scanAll(t testing.TB, c *Catalog) (map[string]ledger.Row, []time.Time) {
 
 func TestOffsetsEncoding(t *testing.T) {
 	o := engine.Offsets{
-		{Topic: "b", Partition: 10}: 7,
-		{Topic: "b", Partition: 2}:  5,
+		{Topic: "b", Partition: 10}:   7,
+		{Topic: "b", Partition: 2}:    5,
 		{Topic: "a\"x", Partition: 0}: 0,
 	}
 	s := EncodeOffsets(o)
@@ -326,16 +326,27 @@ func TestZeroRowCommitCarriesOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st3, err := stageCommit(t, s, st2, nil, 3, engine.Offsets{p0: 50})
+	clean := engine.Offsets{p0: 50}
+	stEmpty, err := s.Stage(context.Background(), nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st3, err := s.Commit(context.Background(), st2, stEmpty, engine.Commit{Pipeline: testPipeline, Batch: 3, Offsets: engine.Offsets{p0: 50}, Clean: clean})
 	if err != nil {
 		t.Fatalf("empty commit: %v", err)
+	}
+	if st3.Clean[p0] != 50 {
+		t.Fatalf("Commit returned Clean %v", st3.Clean)
+	}
+	if st2.Clean != nil {
+		t.Fatalf("a commit without Clean returned %v", st2.Clean)
 	}
 	if st3.SnapshotID == st2.SnapshotID {
 		t.Fatal("empty commit did not move the head")
 	}
 	got := mustLoad(t, newSink(t, c))
-	if got.SnapshotID != st3.SnapshotID || got.Batch != 3 || got.Offsets[p0] != 50 {
-		t.Fatalf("state = %+v, want batch 3 offset 50", got)
+	if got.SnapshotID != st3.SnapshotID || got.Batch != 3 || got.Offsets[p0] != 50 || len(got.Clean) != 1 || got.Clean[p0] != 50 {
+		t.Fatalf("state = %+v, want batch 3, offset 50, clean 50", got)
 	}
 	read, _ := scanAll(t, c)
 	if len(read) != 3 {
@@ -464,4 +475,35 @@ func TestCommitLatency(t *testing.T) {
 	}
 	t.Logf("%d batches of %d rows: stage (Arrow + Parquet) %v/batch, commit %v/batch",
 		batches, n, stageTotal/batches, commitTotal/batches)
+}
+
+// TestExpiredHistory: when expiry removed every snapshot of the pipeline, Load must not
+// pretend the pipeline never ran (that would replay from the starting position).
+func TestExpiredHistory(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	s := newSink(t, c)
+	if _, err := stageCommit(t, s, mustLoad(t, s), testRows("tx", 0, 0, 5), 1, engine.Offsets{{Topic: "tx", Partition: 0}: 5}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := c.NewSink(ctx, testIdent(), "p2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stageCommitPipeline(other, mustLoad(t, other), "p2", engine.Offsets{}); err != nil {
+		t.Fatal(err)
+	}
+	txn := mustTable(t, c).NewTransaction()
+	if err := txn.ExpireSnapshots(table.WithRetainLast(1), table.WithOlderThan(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx); !errors.Is(err, ErrHistoryTruncated) {
+		t.Fatalf("Load after our snapshots expired: %v, want ErrHistoryTruncated", err)
+	}
+	if st, err := other.Load(ctx); err != nil || st.Batch != 1 {
+		t.Fatalf("the surviving pipeline: %+v, %v", st, err)
+	}
 }
