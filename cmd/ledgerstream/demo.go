@@ -69,12 +69,16 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 
 func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r runFlags, partitions int, validate, cleanup bool) error {
 	out := cmd.OutOrStdout()
-	if !cmd.Flags().Changed("data-dir") && os.Getenv("LEDGERSTREAM_DATA_DIR") == "" {
+	fresh := !cmd.Flags().Changed("data-dir") && os.Getenv("LEDGERSTREAM_DATA_DIR") == ""
+	if fresh {
 		dir, err := os.MkdirTemp("", "ledgerstream-demo-")
 		if err != nil {
 			return err
 		}
 		g.dataDir = dir
+		if cleanup {
+			defer os.RemoveAll(dir) // after the broker stops (defers run last-in first-out)
+		}
 	}
 	r.startingOffsets, r.maxBatchRecords, r.sessionTimeout, r.maxMessageBytes = "earliest", 0, 10*time.Second, 1<<20
 
@@ -132,6 +136,9 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 			return err
 		}
 		fmt.Fprintln(out, "Cleanup completed: table dropped")
+		if fresh {
+			fmt.Fprintln(out, "Cleanup completed: data directory removed")
+		}
 	}
 	return nil
 }

@@ -275,7 +275,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 			break
 		}
 		fctx, cancel := context.WithTimeout(ctx, wait)
-		recs, err := src.Fetch(fctx)
+		recs, err := src.Fetch(fctx, e.cfg.MaxBatchRecords-b.records)
 		cancel()
 		if err != nil {
 			var temp interface{ Temporary() bool }

@@ -385,6 +385,11 @@ func TestScenarioAvailableNowStopsAtTheEnd(t *testing.T) {
 	if got := k.eng.Stats().Batches.Load(); got < 3 {
 		t.Fatalf("%d batches, want at least 3 with 10 records each", got)
 	}
+	for _, s := range w.ledger.snaps {
+		if len(s.rows) > 10 {
+			t.Fatalf("a batch of %d rows; MaxBatchRecords is 10", len(s.rows))
+		}
+	}
 	w.reconcile()
 }
 

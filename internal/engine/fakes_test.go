@@ -106,13 +106,17 @@ func (s *fakeSource) lose(parts ...engine.Partition) {
 	}
 }
 
-func (s *fakeSource) Fetch(ctx context.Context) ([]engine.Record, error) {
+func (s *fakeSource) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 	s.mu.Lock()
+	limit := s.perFetch
+	if max > 0 {
+		limit = min(limit, max)
+	}
 	var out []engine.Record
 	for _, p := range s.sortedAssigned() {
 		s.log.mu.Lock()
 		recs := s.log.parts[p]
-		for s.pos[p] < int64(len(recs)) && len(out) < s.perFetch {
+		for s.pos[p] < int64(len(recs)) && len(out) < limit {
 			out = append(out, recs[s.pos[p]])
 			s.pos[p]++
 		}

@@ -56,9 +56,10 @@ type Record struct {
 
 // Source is where records come from: a Kafka consumer in a group, in production.
 type Source interface {
-	// Fetch blocks until records are available or ctx ends, and returns them in offset
+	// Fetch blocks until records are available or ctx ends, and returns at most max of
+	// them (no limit when max <= 0; the rest stay buffered for the next call), in offset
 	// order within each partition. On ctx's end it returns what it has and no error.
-	Fetch(ctx context.Context) ([]Record, error)
+	Fetch(ctx context.Context, max int) ([]Record, error)
 	// Seek sets the next offset to fetch for the given owned partitions. Records of those
 	// partitions fetched before the Seek are never returned after it: the engine relies on
 	// this, because after a seek backwards a stale record ahead of the new position would

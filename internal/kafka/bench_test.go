@@ -62,7 +62,7 @@ func BenchmarkSourceFetch(b *testing.B) {
 			b.Fatal(err)
 		}
 		for n := 0; n < benchRecords; {
-			recs, err := s.Fetch(context.Background())
+			recs, err := s.Fetch(context.Background(), 0)
 			if err != nil {
 				b.Fatal(err)
 			}

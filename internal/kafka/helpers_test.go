@@ -123,7 +123,7 @@ restart:
 			t.Fatalf("positions %v never reached ends %v", pos, end)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		got, err := s.Fetch(ctx)
+		got, err := s.Fetch(ctx, 0)
 		cancel()
 		if isTemp(err) {
 			// On a loaded machine a 1 s session can expire: the partitions were lost

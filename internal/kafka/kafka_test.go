@@ -166,7 +166,7 @@ func TestSourceSeekDropsBuffered(t *testing.T) {
 			t.Fatalf("stuck at %v of %v", next, ends)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		recs, err := s.Fetch(ctx)
+		recs, err := s.Fetch(ctx, 0)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -295,7 +295,7 @@ func TestSourceTransactions(t *testing.T) {
 func pollLoop(ctx context.Context, s *Source, hold *atomic.Bool) error {
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		_, err := s.Fetch(fctx)
+		_, err := s.Fetch(fctx, 0)
 		cancel()
 		if err != nil && ctx.Err() == nil && !isTemp(err) {
 			return err
@@ -356,7 +356,7 @@ func TestSourceRebalance(t *testing.T) {
 	bSrc.Close()
 	waitFor(t, "a owns all again", 5*time.Second, func() bool { return len(a.Assigned()) == 4 })
 	t.Logf("partitions moved back %v after close", time.Since(closed).Round(time.Millisecond))
-	if _, err := bSrc.Fetch(ctx); err == nil {
+	if _, err := bSrc.Fetch(ctx, 0); err == nil {
 		t.Error("fetch after close: no error")
 	}
 	cancel()
@@ -470,7 +470,7 @@ func TestSourceSessionTimeoutBelowBrokerMinimum(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = s.Fetch(ctx)
+	_, err = s.Fetch(ctx, 0)
 	if !errors.Is(err, kerr.InvalidSessionTimeout) || isTemp(err) {
 		t.Fatalf("err = %v, want a permanent InvalidSessionTimeout", err)
 	}

@@ -153,7 +153,7 @@ func (s *Source) Client() *kgo.Client { return s.cl }
 // Records that arrive together with an error are returned first, with a nil error, and
 // the error on the next call, so that a caller that stops at an error loses nothing it
 // was handed.
-func (s *Source) Fetch(ctx context.Context) ([]engine.Record, error) {
+func (s *Source) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 	s.mu.Lock()
 	pending := s.pending
 	s.pending = nil
@@ -162,9 +162,13 @@ func (s *Source) Fetch(ctx context.Context) ([]engine.Record, error) {
 		return nil, pending
 	}
 
+	if s.maxRec > 0 && (max <= 0 || s.maxRec < max) {
+		max = s.maxRec
+	}
 	var fetches kgo.Fetches
-	if s.maxRec > 0 {
-		fetches = s.cl.PollRecords(ctx, s.maxRec)
+	if max > 0 {
+		// The client keeps what is over max buffered for the next poll.
+		fetches = s.cl.PollRecords(ctx, max)
 	} else {
 		fetches = s.cl.PollFetches(ctx)
 	}
