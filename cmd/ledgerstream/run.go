@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type runFlags struct {
 	sessionTimeout  time.Duration
 	maxMessageBytes int
 	fault           string
+	cpuProfile      string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -75,6 +77,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.IntVar(&r.maxMessageBytes, "max-message-bytes", 1<<20, "larger messages are rejected as too_large")
 	f.StringVar(&r.fault, "fault", "", "testing only: die like kill -9 at a fault point, as POINT or POINT@N (the Nth time)")
 	_ = f.MarkHidden("fault")
+	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 }
 
 // runPipeline runs the streaming service until ctx ends or, with --available-now, the
@@ -137,6 +140,13 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		return nil, err
 	}
 	defer src.Close()
+	if r.cpuProfile != "" {
+		stop, err := startCPUProfile(r.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	slog.Info("streaming", "topic", g.topic, "table", g.table, "pipeline", r.pipeline,
 		"trigger", r.trigger, "available_now", r.availableNow)
 	start := time.Now()
@@ -176,5 +186,21 @@ func parseFault(spec string) (func(string), error) {
 		slog.Warn("fault point reached: killing the process", "point", at)
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL cannot be caught; wait for it
+	}, nil
+}
+
+// startCPUProfile profiles the process into path until the returned func is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
@@ -10,7 +11,7 @@ import (
 type batch struct {
 	spans   map[Partition]*readSpan
 	rows    []ledger.Row       // accepted, at or above the ledger's offset
-	recs    []Record           // the record of each row, for re-classification
+	recs    []*Record          // the record of each row, for re-classification
 	rejects []ledger.RejectRow // refused, at or above the rejects table's offset
 	ids     map[string]Owner   // ids accepted by this batch so far
 	records int                // data records read
@@ -28,6 +29,20 @@ type readSpan struct {
 
 func newBatch() *batch {
 	return &batch{spans: map[Partition]*readSpan{}, ids: map[string]Owner{}}
+}
+
+// newBatch starts a batch on the buffers of the previous one: batches are large (up to
+// MaxBatchRecords rows) and growing their slices afresh each time was the loop's main cost.
+func (e *Engine) newBatch() *batch {
+	b := newBatch()
+	b.rows, b.recs = e.rowsBuf[:0], e.recsBuf[:0]
+	return b
+}
+
+// recycle keeps a finished batch's buffers for the next one. The tables do not retain
+// the rows they were given.
+func (e *Engine) recycle(b *batch) {
+	e.rowsBuf, e.recsBuf = b.rows[:0], b.recs[:0]
 }
 
 func (b *batch) empty() bool { return len(b.spans) == 0 }
@@ -93,7 +108,7 @@ func (e *Engine) classify(b *batch, s *readSpan, r *Record) error {
 		if rej == nil {
 			if forLedger {
 				b.rows = append(b.rows, row)
-				b.recs = append(b.recs, *r)
+				b.recs = append(b.recs, r)
 			} else {
 				e.stats.Replayed.Add(1)
 			}
@@ -152,8 +167,8 @@ func (e *Engine) reclassify(b *batch) (bool, error) {
 	if e.sinks.Index == nil {
 		return false, nil
 	}
-	rows, recs := b.rows, b.recs
-	b.rows, b.recs, b.ids = nil, nil, map[string]Owner{}
+	rows, recs := slices.Clone(b.rows), slices.Clone(b.recs)
+	b.rows, b.recs, b.ids = b.rows[:0], b.recs[:0], map[string]Owner{}
 	changed := false
 	for i := range rows {
 		rej, err := e.dedup(b, &rows[i], true)
@@ -166,7 +181,7 @@ func (e *Engine) reclassify(b *batch) (bool, error) {
 			continue
 		}
 		changed = true
-		r := &recs[i]
+		r := recs[i]
 		s := b.spans[r.Partition]
 		if !s.rejects.HasFrom || r.Offset >= s.rejects.From {
 			s.hasRejects = true
@@ -214,6 +229,6 @@ func (e *Engine) rewindLocked(b *batch) Offsets {
 		}
 		seek[p], e.pos[p] = off, off
 	}
-	*b = *newBatch()
+	*b = *e.newBatch()
 	return seek
 }

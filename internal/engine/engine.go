@@ -119,6 +119,10 @@ type Engine struct {
 	// targets are the end offsets an available-now run must reach, and logStart the
 	// partitions' first offsets when the targets were taken.
 	targets, logStart Offsets
+
+	// Buffers of the last batch, reused by the next (owned by the loop).
+	rowsBuf []ledger.Row
+	recsBuf []*Record
 }
 
 // New returns an engine writing to sinks. Pass its Resume method to the source.
@@ -256,7 +260,8 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	if err := e.prepare(ctx); err != nil {
 		return false, err
 	}
-	b := newBatch()
+	b := e.newBatch()
+	defer e.recycle(b)
 	deadline := e.clock.Now().Add(e.cfg.Trigger)
 	stopping := false
 	for b.records < e.cfg.MaxBatchRecords {
