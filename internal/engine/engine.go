@@ -37,8 +37,11 @@ type Config struct {
 	Clock  Clock
 }
 
+// lateBatchWindow is how long a batch that is already late gathers what is ready.
+const lateBatchWindow = 10 * time.Millisecond
+
 // DefaultMaxBatchRecords bounds a batch when Config.MaxBatchRecords is 0.
-const DefaultMaxBatchRecords = 250_000
+const DefaultMaxBatchRecords = 100_000
 
 // Fault points: the moments where a crash is most interesting.
 const (
@@ -119,6 +122,9 @@ type Engine struct {
 	// targets are the end offsets an available-now run must reach, and logStart the
 	// partitions' first offsets when the targets were taken.
 	targets, logStart Offsets
+
+	// lastClose is when the previous batch closed (owned by the loop).
+	lastClose time.Time
 
 	// Buffers of the last batch, reused by the next (owned by the loop).
 	rowsBuf []ledger.Row
@@ -262,7 +268,18 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	}
 	b := e.newBatch()
 	defer e.recycle(b)
-	deadline := e.clock.Now().Add(e.cfg.Trigger)
+	// Batches start on a fixed schedule, as Spark's processing-time trigger does: a batch
+	// closes one trigger after the previous one closed, so the time spent committing is not
+	// added to every record's wait. A batch that is late closes at once with what is ready.
+	now := e.clock.Now()
+	deadline := e.lastClose.Add(e.cfg.Trigger)
+	if deadline.Before(now) || deadline.After(now.Add(e.cfg.Trigger)) {
+		deadline = now.Add(min(e.cfg.Trigger, lateBatchWindow))
+		if e.lastClose.IsZero() {
+			deadline = now.Add(e.cfg.Trigger)
+		}
+	}
+	defer func() { e.lastClose = deadline }()
 	stopping := false
 	for b.records < e.cfg.MaxBatchRecords {
 		if e.cfg.AvailableNow {

@@ -1,0 +1,528 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// benchFlags tune the benchmark.
+type benchFlags struct {
+	records      int
+	catchup      int
+	rate         int
+	steady       time.Duration
+	results      string
+	keep         bool
+	targetRate   float64
+	targetRatio  float64
+	targetP99    time.Duration
+	targetRSSMiB int64
+}
+
+// benchResult is one line of the results file: one stage of one run.
+type benchResult struct {
+	Run     string  `json:"run"`
+	Stage   string  `json:"stage"`
+	Records int64   `json:"records"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"per_sec,omitempty"`
+	Value   float64 `json:"value,omitempty"`
+	Unit    string  `json:"unit,omitempty"`
+	Note    string  `json:"note,omitempty"`
+}
+
+func newBenchCmd(g *globals) *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Race the pipeline against the machine's limits and print one table",
+		Long: `Starts the embedded broker as a separate process, produces a backlog, and measures
+in one run: raw consume (records fetched and discarded), transform only, Parquet writing
+only, the exactly-once pipeline end to end (run --available-now as its own process, with
+its peak RSS), produce-to-visible latency at a fixed offered rate with a 1 s trigger, and
+the peak RSS of a larger catch-up. verify runs after each pipeline run and must pass.
+Results are appended as JSON lines to --results so runs can be compared.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench(cmd.Context(), g, f, cmd.OutOrStdout())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.records, "records", 1_000_000, "backlog for the throughput stages")
+	fl.IntVar(&f.catchup, "catchup-records", 5_000_000, "backlog of the peak-RSS catch-up (0 skips it)")
+	fl.IntVar(&f.rate, "rate", 50_000, "offered rate of the steady-state latency stage (0 skips it)")
+	fl.DurationVar(&f.steady, "steady-duration", 20*time.Second, "how long the steady-state stage produces")
+	fl.StringVar(&f.results, "results", "bench-results.jsonl", "append results to this file")
+	fl.BoolVar(&f.keep, "keep", false, "keep the benchmark's data directory")
+	fl.Float64Var(&f.targetRate, "target-rate", 400_000, "end-to-end target, transactions/s")
+	fl.Float64Var(&f.targetRatio, "target-ratio", 0.5, "end-to-end target as a fraction of raw consume")
+	fl.DurationVar(&f.targetP99, "target-p99", 1500*time.Millisecond, "steady-state p99 latency target")
+	fl.Int64Var(&f.targetRSSMiB, "target-rss-mib", 512, "catch-up peak RSS target")
+	return cmd
+}
+
+// benchRun carries one benchmark run's shared state.
+type benchRun struct {
+	g       *globals
+	f       benchFlags
+	out     io.Writer
+	self    string // this binary, run as child processes
+	dir     string
+	brokers string
+	id      string
+	results []benchResult
+	failed  []string
+}
+
+func bench(ctx context.Context, g *globals, f benchFlags, out io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "ledgerstream-bench-")
+	if err != nil {
+		return err
+	}
+	if !f.keep {
+		defer os.RemoveAll(dir)
+	}
+	b := &benchRun{g: g, f: f, out: out, self: self, dir: dir, id: time.Now().UTC().Format(time.RFC3339)}
+	fmt.Fprintf(out, "ledgerstream bench %s\n%s\n\n", b.id, machine())
+
+	broker, addr, err := b.startBroker(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = broker.Process.Signal(syscall.SIGTERM)
+		_ = broker.Wait()
+	}()
+	b.brokers = addr
+
+	if err := b.produce(ctx, "bench", f.records, 0); err != nil {
+		return err
+	}
+	raw, err := b.rawConsume(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	if err := b.transformOnly(f.records); err != nil {
+		return err
+	}
+	if err := b.parquetOnly(ctx, min(f.records, 1_000_000)); err != nil {
+		return err
+	}
+	e2e, err := b.pipeline(ctx, "end-to-end", "bench", "demo.bench_e2e", f.records)
+	if err != nil {
+		return err
+	}
+	if e2e != nil {
+		b.target(fmt.Sprintf("end-to-end >= %.0f tx/s", f.targetRate), e2e.PerSec >= f.targetRate, fmt.Sprintf("%.0f", e2e.PerSec))
+		ratio := e2e.PerSec / raw.PerSec
+		b.add(benchResult{Stage: "end-to-end / raw consume", Value: ratio, Unit: "ratio"})
+		b.target(fmt.Sprintf("end-to-end >= %.2f x raw consume", f.targetRatio), ratio >= f.targetRatio, fmt.Sprintf("%.2f", ratio))
+	}
+	if f.rate > 0 {
+		if err := b.steadyState(ctx); err != nil {
+			return err
+		}
+	}
+	if f.catchup > 0 {
+		if err := b.produce(ctx, "bench_catchup", f.catchup, 0); err != nil {
+			return err
+		}
+		res, err := b.pipeline(ctx, "catch-up", "bench_catchup", "demo.bench_catchup", f.catchup)
+		if err != nil {
+			return err
+		}
+		if res != nil {
+			mib := res.Value
+			b.target(fmt.Sprintf("catch-up peak RSS < %d MiB", f.targetRSSMiB), mib < float64(f.targetRSSMiB), fmt.Sprintf("%.0f MiB", mib))
+		}
+	}
+	b.print()
+	if err := b.save(); err != nil {
+		return err
+	}
+	if len(b.failed) > 0 {
+		return &exitError{code: 1, msg: "bench: not met: " + strings.Join(b.failed, "; ")}
+	}
+	return nil
+}
+
+func (b *benchRun) add(r benchResult) {
+	r.Run = b.id
+	if r.PerSec == 0 && r.Seconds > 0 && r.Records > 0 {
+		r.PerSec = float64(r.Records) / r.Seconds
+	}
+	b.results = append(b.results, r)
+	fmt.Fprintf(b.out, "  %-34s %s\n", r.Stage, r.cell())
+}
+
+func (r benchResult) cell() string {
+	switch {
+	case r.Unit != "":
+		return fmt.Sprintf("%.2f %s %s", r.Value, r.Unit, r.Note)
+	default:
+		return fmt.Sprintf("%d records in %.2fs = %.0f/s %s", r.Records, r.Seconds, r.PerSec, r.Note)
+	}
+}
+
+func (b *benchRun) target(name string, ok bool, got string) {
+	verdict := "met"
+	if !ok {
+		verdict = "NOT MET"
+		b.failed = append(b.failed, name+" (got "+got+")")
+	}
+	b.results = append(b.results, benchResult{Run: b.id, Stage: "target: " + name, Note: verdict + ": " + got})
+}
+
+// print writes the results as one aligned table.
+func (b *benchRun) print() {
+	fmt.Fprintln(b.out)
+	w := 0
+	for _, r := range b.results {
+		w = max(w, len(r.Stage))
+	}
+	line := strings.Repeat("-", w+2) + "+" + strings.Repeat("-", 14) + "+" + strings.Repeat("-", 10) + "+" + strings.Repeat("-", 16) + "+" + strings.Repeat("-", 30)
+	fmt.Fprintf(b.out, "%-*s | %12s | %8s | %14s | %s\n%s\n", w, "stage", "records", "seconds", "per second", "value / note", line)
+	for _, r := range b.results {
+		rec, sec, ps := "", "", ""
+		if r.Records > 0 {
+			rec = fmt.Sprint(r.Records)
+		}
+		if r.Seconds > 0 {
+			sec = fmt.Sprintf("%.2f", r.Seconds)
+		}
+		if r.PerSec > 0 {
+			ps = fmt.Sprintf("%.0f", r.PerSec)
+		}
+		note := r.Note
+		if r.Unit != "" {
+			note = strings.TrimSpace(fmt.Sprintf("%.2f %s %s", r.Value, r.Unit, r.Note))
+		}
+		fmt.Fprintf(b.out, "%-*s | %12s | %8s | %14s | %s\n", w, r.Stage, rec, sec, ps, note)
+	}
+}
+
+func (b *benchRun) save() error {
+	if b.f.results == "" {
+		return nil
+	}
+	f, err := os.OpenFile(b.f.results, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("bench results: %w", err)
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	for _, r := range b.results {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(b.out, "\nresults appended to %s\n", b.f.results)
+	return nil
+}
+
+// machine describes the machine for the results.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				if _, v, ok := strings.Cut(l, ":"); ok {
+					model = strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("machine: %d cores (GOMAXPROCS %d), %s, %s %s/%s", runtime.NumCPU(), runtime.GOMAXPROCS(0),
+		model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// startBroker runs `ledgerstream broker` as a child process and returns its address.
+func (b *benchRun) startBroker(ctx context.Context) (*exec.Cmd, string, error) {
+	cmd := exec.CommandContext(ctx, b.self, "broker", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(b.dir, "broker"), "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start broker: %w", err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "broker listening on "); ok {
+			go func() { _, _ = io.Copy(io.Discard, stdout) }() // drained until the broker exits
+			return cmd, addr, nil
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	return nil, "", errors.New("broker did not report its address")
+}
+
+func (b *benchRun) client() kafka.ClientConfig {
+	return kafka.ClientConfig{Brokers: []string{b.brokers}}
+}
+
+// produce sends n generated transactions to topic, at rate per second (0: at once).
+func (b *benchRun) produce(ctx context.Context, topic string, n, rate int) error {
+	prod, err := kafka.NewProducer(b.client())
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	gen := ledger.NewGenerator(int64(len(topic)), ledger.GeneratorOptions{})
+	msgs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
+		for range n {
+			m := gen.Next(time.Now())
+			if !yield(m.Key, m.Value) {
+				return
+			}
+		}
+	})
+	start := time.Now()
+	st, err := prod.Produce(ctx, topic, msgs, kafka.ProduceOptions{Rate: float64(rate)})
+	if err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	if rate == 0 {
+		b.add(benchResult{Stage: "produce backlog (" + topic + ")", Records: st.Acked, Seconds: time.Since(start).Seconds()})
+	}
+	return nil
+}
+
+// rawConsume reads the topic with read_committed and discards the records: the floor of
+// what the source costs.
+func (b *benchRun) rawConsume(ctx context.Context, topic string) (benchResult, error) {
+	start := time.Now()
+	var n int64
+	if _, err := kafka.ReadTopic(ctx, b.client(), topic, func(engine.Record) error { n++; return nil }); err != nil {
+		return benchResult{}, fmt.Errorf("raw consume: %w", err)
+	}
+	r := benchResult{Stage: "raw consume", Records: n, Seconds: time.Since(start).Seconds()}
+	b.add(r)
+	r.PerSec = float64(n) / r.Seconds
+	return r, nil
+}
+
+// transformOnly decodes, validates and hashes generated messages held in memory.
+func (b *benchRun) transformOnly(n int) error {
+	gen := ledger.NewGenerator(1, ledger.GeneratorOptions{})
+	values := make([][]byte, min(n, 200_000))
+	for i := range values {
+		values[i] = gen.Next(time.Now()).Value
+	}
+	rules := ledger.DefaultRules()
+	start := time.Now()
+	for i := range n {
+		if _, rej := rules.Decode(values[i%len(values)]); rej != nil {
+			return fmt.Errorf("transform: %v", rej)
+		}
+	}
+	b.add(benchResult{Stage: "transform only", Records: int64(n), Seconds: time.Since(start).Seconds()})
+	return nil
+}
+
+// parquetOnly writes rows as the ledger's data files without committing them.
+func (b *benchRun) parquetOnly(ctx context.Context, n int) error {
+	cat, err := iceberg.Open(ctx, iceberg.Config{DataDir: filepath.Join(b.dir, "parquet")})
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	ident, err := iceberg.ParseIdent("demo.bench_parquet")
+	if err != nil {
+		return err
+	}
+	sink, err := cat.NewSink(ctx, ident, "bench")
+	if err != nil {
+		return err
+	}
+	if _, err := sink.Load(ctx); err != nil {
+		return err
+	}
+	gen := ledger.NewGenerator(2, ledger.GeneratorOptions{})
+	rules := ledger.DefaultRules()
+	rows := make([]ledger.Row, n)
+	for i := range rows {
+		rows[i], _ = rules.Decode(gen.Next(time.Now()).Value)
+		rows[i].SourceTopic, rows[i].SourceOffset = "bench", int64(i)
+	}
+	const batch = 250_000
+	start := time.Now()
+	for lo := 0; lo < n; lo += batch {
+		staged, err := sink.Stage(ctx, rows[lo:min(lo+batch, n)], time.Now())
+		if err != nil {
+			return fmt.Errorf("parquet: %w", err)
+		}
+		defer func() { _ = sink.Discard(ctx, staged) }()
+	}
+	b.add(benchResult{Stage: "parquet writing only", Records: int64(n), Seconds: time.Since(start).Seconds()})
+	return nil
+}
+
+// child runs this binary with args and returns its peak RSS in MiB.
+func (b *benchRun) child(ctx context.Context, args ...string) (float64, string, error) {
+	cmd := exec.CommandContext(ctx, b.self, args...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	var rss float64
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = float64(ru.Maxrss) / 1024 // Linux reports KiB
+		}
+	}
+	if err != nil {
+		return rss, out.String(), fmt.Errorf("%s %s: %w\n%s", filepath.Base(b.self), strings.Join(args, " "), err, lastLines(out.String(), 20))
+	}
+	return rss, out.String(), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func (b *benchRun) common(topic, table string) []string {
+	return []string{"--brokers", b.brokers, "--topic", topic, "--table", table,
+		"--data-dir", filepath.Join(b.dir, "lake"), "--log-level", "warn"}
+}
+
+// pipeline runs `run --available-now` over the topic as its own process, then verify.
+func (b *benchRun) pipeline(ctx context.Context, stage, topic, table string, n int) (*benchResult, error) {
+	args := append([]string{"run", "--available-now", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
+	start := time.Now()
+	rss, _, err := b.child(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	r := benchResult{Stage: stage + " (exactly once)", Records: int64(n), Seconds: time.Since(start).Seconds()}
+	r.PerSec = float64(n) / r.Seconds
+	b.add(r)
+	b.add(benchResult{Stage: stage + " peak RSS", Value: rss, Unit: "MiB"})
+	b.verify(ctx, stage, topic, table)
+	res := r
+	res.Value = rss
+	return &res, nil
+}
+
+// verify runs `verify` on the table; the bench fails if it does.
+func (b *benchRun) verify(ctx context.Context, stage, topic, table string) {
+	_, out, err := b.child(ctx, append([]string{"verify", "--pipeline", "bench-" + topic}, b.common(topic, table)...)...)
+	ok := err == nil && strings.Contains(out, "PASS exactly_once")
+	b.target(stage+": verify passes (exactly once)", ok, map[bool]string{true: "passed", false: "failed"}[ok])
+}
+
+// steadyState streams at a fixed offered rate with a 1 s trigger and measures, for every
+// row, the time from its production (its event timestamp, set by the producer) to the
+// commit of the snapshot that made it visible.
+func (b *benchRun) steadyState(ctx context.Context) error {
+	const topic, table = "bench_steady", "demo.bench_steady"
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	args := append([]string{"run", "--trigger", "1s", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
+	cmd := exec.CommandContext(runCtx, b.self, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let it join the group and create the table
+	n := b.f.rate * int(b.f.steady/time.Second)
+	if err := b.produce(ctx, topic, n, b.f.rate); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second) // the last batch
+	stop()
+	// Stopped by SIGTERM through cmd.Cancel: Wait reports the cancellation even on exit 0.
+	if err := cmd.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("steady run: %w\n%s", err, lastLines(out.String(), 20))
+	}
+	lat, err := b.latencies(ctx, table, "bench-"+topic)
+	if err != nil {
+		return err
+	}
+	if len(lat) == 0 {
+		return errors.New("steady state: no rows became visible")
+	}
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	note := fmt.Sprintf("offered %d/s, trigger 1s", b.f.rate)
+	b.add(benchResult{Stage: "latency p50", Records: int64(len(lat)), Value: q(0.50).Seconds(), Unit: "s", Note: note})
+	b.add(benchResult{Stage: "latency p99", Records: int64(len(lat)), Value: q(0.99).Seconds(), Unit: "s", Note: note})
+	b.add(benchResult{Stage: "latency max", Records: int64(len(lat)), Value: lat[len(lat)-1].Seconds(), Unit: "s", Note: note})
+	b.target(fmt.Sprintf("p99 produce-to-visible < %s", b.f.targetP99), q(0.99) < b.f.targetP99, q(0.99).Round(time.Millisecond).String())
+	b.verify(ctx, "steady state", topic, table)
+	return nil
+}
+
+// latencies maps every row to the snapshot that made it visible (the first whose offsets
+// map passes the row's offset) and returns commit time minus event time.
+func (b *benchRun) latencies(ctx context.Context, table, pipeline string) ([]time.Duration, error) {
+	cat, err := iceberg.Open(ctx, iceberg.Config{DataDir: filepath.Join(b.dir, "lake")})
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	ident, err := iceberg.ParseIdent(table)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := cat.Snapshots(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(snaps) // oldest first
+	type commit struct {
+		at      time.Time
+		offsets engine.Offsets
+	}
+	var commits []commit
+	for _, s := range snaps {
+		if s.Pipeline == pipeline {
+			commits = append(commits, commit{s.Time, s.Offsets})
+		}
+	}
+	var lat []time.Duration
+	err = cat.ScanLedger(ctx, ident, 0, func(row ledger.Row, _ time.Time) error {
+		p := engine.Partition{Topic: row.SourceTopic, Partition: row.SourcePartition}
+		i, _ := slices.BinarySearchFunc(commits, row.SourceOffset, func(c commit, off int64) int {
+			if c.offsets[p] > off {
+				return 1
+			}
+			return -1
+		})
+		if i < len(commits) {
+			lat = append(lat, commits[i].at.Sub(row.EventTime))
+		}
+		return nil
+	})
+	return lat, err
+}
