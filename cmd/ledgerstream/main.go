@@ -30,7 +30,6 @@ type globals struct {
 	warehouse string
 	logFormat string
 	logLevel  string
-	sec       securityFlags // TLS, SASL, secrets, REST and S3 settings: security.go
 }
 
 // exitError carries a process exit code without printing more than its message.
@@ -70,10 +69,7 @@ func newRoot() *cobra.Command {
 			if err := applyConfig(cmd); err != nil {
 				return err
 			}
-			if err := g.setupLogging(); err != nil {
-				return err
-			}
-			return g.sec.resolve(g.catalog)
+			return g.setupLogging()
 		},
 	}
 	f := root.PersistentFlags()
@@ -83,10 +79,9 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.table, "table", "demo.transactions_ledger", "ledger table as namespace.table")
 	f.StringVar(&g.dataDir, "data-dir", "./ledgerstream-data", "home of the default SQLite catalog (catalog.db) and warehouse/")
 	f.StringVar(&g.catalog, "catalog", "", "Iceberg catalog: sqlite:PATH | postgres://… | http(s)://… (default sqlite:<data-dir>/catalog.db)")
-	f.StringVar(&g.warehouse, "warehouse", "", "warehouse: a local path, file://…, or s3://bucket/prefix (default <data-dir>/warehouse)")
+	f.StringVar(&g.warehouse, "warehouse", "", "warehouse: a local path or file://… (default <data-dir>/warehouse)")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	addSecurityFlags(f, &g.sec)
 
 	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newDemoCmd(g), newBenchCmd(g))
 	return root
@@ -118,7 +113,7 @@ func (g *globals) kafkaConfig() kafka.ClientConfig {
 			brokers = append(brokers, b)
 		}
 	}
-	return kafka.ClientConfig{Brokers: brokers, Logger: slog.Default(), TLS: g.sec.kafkaTLSConfig, SASL: g.sec.kafkaSASL}
+	return kafka.ClientConfig{Brokers: brokers, Logger: slog.Default()}
 }
 
 // icebergConfig is the catalog configuration the flags describe.
@@ -127,6 +122,5 @@ func (g *globals) icebergConfig() iceberg.Config {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return iceberg.Config{CatalogURI: g.catalog, Warehouse: g.warehouse, DataDir: dir,
-		Password: g.sec.catalogPass, REST: g.sec.rest, S3: iceberg.S3Config{Endpoint: g.sec.s3Endpoint, Region: g.sec.s3Region}}
+	return iceberg.Config{CatalogURI: g.catalog, Warehouse: g.warehouse, DataDir: dir}
 }
