@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
@@ -65,6 +67,7 @@ func (e *Engine) add(b *batch, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	decoded := e.decode(recs)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range recs {
@@ -86,19 +89,59 @@ func (e *Engine) add(b *batch, recs []Record) error {
 		}
 		b.records++
 		e.stats.Records.Add(1)
-		if err := e.classify(b, s, r); err != nil {
+		if err := e.classify(b, s, r, &decoded[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// decoded is a record's transform result: a row or the reason it was refused.
+type decoded struct {
+	row ledger.Row
+	rej *ledger.Reject
+}
+
+// parallelDecodeMin is the fetch size from which decoding is spread over the cores.
+const parallelDecodeMin = 4096
+
+// decode runs the transform over the records, on every core for large fetches: it is a
+// pure function, and after Parquet writing the pipeline's largest cost per record.
+// Classification, which depends on order, stays sequential.
+func (e *Engine) decode(recs []Record) []decoded {
+	out := e.decodeBuf[:0]
+	if cap(out) < len(recs) {
+		out = make([]decoded, len(recs))
+	}
+	out = out[:len(recs)]
+	e.decodeBuf = out
+	work := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if !recs[i].Control {
+				out[i].row, out[i].rej = e.cfg.Rules.Decode(recs[i].Value)
+			}
+		}
+	}
+	n := runtime.GOMAXPROCS(0)
+	if len(recs) < parallelDecodeMin || n == 1 {
+		work(0, len(recs))
+		return out
+	}
+	var wg sync.WaitGroup
+	chunk := (len(recs) + n - 1) / n
+	for lo := 0; lo < len(recs); lo += chunk {
+		wg.Go(func() { work(lo, min(lo+chunk, len(recs))) })
+	}
+	wg.Wait()
+	return out
+}
+
 // classify decides what one data record becomes: a ledger row, a reject, or nothing (a
 // replay of what a table already holds).
-func (e *Engine) classify(b *batch, s *readSpan, r *Record) error {
+func (e *Engine) classify(b *batch, s *readSpan, r *Record, d *decoded) error {
 	forLedger := !s.ledger.HasFrom || r.Offset >= s.ledger.From
 	forRejects := !s.rejects.HasFrom || r.Offset >= s.rejects.From
-	row, rej := e.cfg.Rules.Decode(r.Value)
+	row, rej := d.row, d.rej
 	if rej == nil {
 		row.SourceTopic, row.SourcePartition, row.SourceOffset = r.Topic, r.Partition.Partition, r.Offset
 		var err error

@@ -127,8 +127,9 @@ type Engine struct {
 	lastClose time.Time
 
 	// Buffers of the last batch, reused by the next (owned by the loop).
-	rowsBuf []ledger.Row
-	recsBuf []*Record
+	rowsBuf   []ledger.Row
+	recsBuf   []*Record
+	decodeBuf []decoded
 }
 
 // New returns an engine writing to sinks. Pass its Resume method to the source.
@@ -323,13 +324,10 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	if !b.empty() {
 		e.fault(FaultAfterFetch)
 		// A stopping worker still commits what it holds: a clean stop leaves nothing to redo.
-		// The commit gets its own context so that the stop signal does not cut it short.
-		cctx := ctx
-		if ctx.Err() != nil {
-			var cancel context.CancelFunc
-			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-		}
+		// The commit gets its own context so that a stop signal, before the commit or during
+		// it, does not cut it short (a cancelled commit would end the run with an error).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
 		if err := e.commit(cctx, src, b); err != nil {
 			return false, err
 		}

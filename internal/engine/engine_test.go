@@ -507,3 +507,19 @@ func TestScenarioCrossPartitionDuplicateRace(t *testing.T) {
 	}
 	w.reconcile()
 }
+
+// A large fetch is decoded on every core; classification must still see the records in
+// order (the duplicate of a record fetched together with it is refused).
+func TestScenarioLargeFetchDecodedInParallel(t *testing.T) {
+	w := newWorld(t)
+	k := w.worker(engine.Config{MaxBatchRecords: 50_000})
+	k.src.perFetch = 20_000
+	k.src.assign(t, p0, p1)
+	w.produce(p0, 6000)
+	w.produceBad(p0)
+	w.produceAgain(p0, 17, true)
+	w.produce(p1, 6000)
+	w.produceAgain(p1, 5000, false)
+	k.step()
+	w.reconcile()
+}
