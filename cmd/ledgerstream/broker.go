@@ -12,6 +12,7 @@ import (
 func newBrokerCmd(g *globals) *cobra.Command {
 	var listen string
 	var partitions int
+	var sec brokerSecurity
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded Kafka-protocol broker until SIGINT/SIGTERM",
@@ -20,13 +21,17 @@ log under <data-dir>/kafka so that it survives restarts. Any Kafka client can us
 Group session timeouts down to 1 s are accepted so that tests and local runs recover fast.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := kafka.StartBroker(cmd.Context(), kafka.BrokerConfig{
+			bc := kafka.BrokerConfig{
 				Listen:     listen,
 				DataDir:    dataPath(g, "kafka"),
 				Partitions: partitions,
 				Topics:     []string{g.topic},
 				Logger:     slog.Default(),
-			})
+			}
+			if err := sec.apply(&bc); err != nil {
+				return err
+			}
+			b, err := kafka.StartBroker(cmd.Context(), bc)
 			if err != nil {
 				return err
 			}
@@ -41,5 +46,6 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "loopback host:port to listen on (port 0 picks a free one)")
 	cmd.Flags().IntVar(&partitions, "partitions", 3, "partitions of the topic when the broker creates it")
+	addBrokerSecurityFlags(cmd.Flags(), &sec)
 	return cmd
 }

@@ -143,7 +143,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	return nil
 }
 
-// dropLedger drops the ledger table and purges its files.
+// dropLedger drops the ledger table and its rejects table and purges their files.
 func dropLedger(ctx context.Context, g *globals) error {
 	ident, err := iceberg.ParseIdent(g.table)
 	if err != nil {
@@ -154,7 +154,7 @@ func dropLedger(ctx context.Context, g *globals) error {
 		return err
 	}
 	defer cat.Close()
-	return cat.DropTable(ctx, ident, true)
+	return dropTables(ctx, cat, ident)
 }
 
 // seconds is a duration flag that also takes a bare number of seconds, as the notebook's

@@ -99,6 +99,7 @@ type proc struct {
 	started        time.Time
 	done           chan struct{} // closed once the process has exited and err is set
 	err            error         // Wait's result
+	quiet          bool          // the test reports on this process itself: no tails when it fails
 }
 
 // childEnv is the environment of every child: the test's own, minus LEDGERSTREAM_*
@@ -137,7 +138,7 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
-		if t.Failed() {
+		if t.Failed() && !p.quiet {
 			t.Logf("--- %s (%s): %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), p.err,
 				tail(p.stdout.String(), 4000), tail(p.stderr.String(), 8000))
 		}

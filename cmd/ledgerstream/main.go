@@ -30,6 +30,7 @@ type globals struct {
 	warehouse string
 	logFormat string
 	logLevel  string
+	sec       securityFlags // TLS, SASL, secrets, REST and S3 settings: security.go
 }
 
 // exitError carries a process exit code without printing more than its message.
@@ -42,7 +43,7 @@ func (e *exitError) Error() string { return e.msg }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
+	err := explainKafkaError(newRoot().ExecuteContext(ctx))
 	stop()
 	if err == nil {
 		return
@@ -69,7 +70,10 @@ func newRoot() *cobra.Command {
 			if err := applyConfig(cmd); err != nil {
 				return err
 			}
-			return g.setupLogging()
+			if err := g.setupLogging(); err != nil {
+				return err
+			}
+			return g.sec.resolve(g.catalog)
 		},
 	}
 	f := root.PersistentFlags()
@@ -79,11 +83,13 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.table, "table", "demo.transactions_ledger", "ledger table as namespace.table")
 	f.StringVar(&g.dataDir, "data-dir", "./ledgerstream-data", "home of the default SQLite catalog (catalog.db) and warehouse/")
 	f.StringVar(&g.catalog, "catalog", "", "Iceberg catalog: sqlite:PATH | postgres://… | http(s)://… (default sqlite:<data-dir>/catalog.db)")
-	f.StringVar(&g.warehouse, "warehouse", "", "warehouse: a local path or file://… (default <data-dir>/warehouse)")
+	f.StringVar(&g.warehouse, "warehouse", "", "warehouse: a local path, file://…, or s3://bucket/prefix (default <data-dir>/warehouse)")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	addSecurityFlags(f, &g.sec)
 
-	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newDemoCmd(g), newBenchCmd(g))
+	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newDemoCmd(g), newRejectsCmd(g), newBenchCmd(g),
+		newMaintainCmd(g), newSoakCmd(g))
 	return root
 }
 
@@ -113,7 +119,7 @@ func (g *globals) kafkaConfig() kafka.ClientConfig {
 			brokers = append(brokers, b)
 		}
 	}
-	return kafka.ClientConfig{Brokers: brokers, Logger: slog.Default()}
+	return kafka.ClientConfig{Brokers: brokers, Logger: slog.Default(), TLS: g.sec.kafkaTLSConfig, SASL: g.sec.kafkaSASL}
 }
 
 // icebergConfig is the catalog configuration the flags describe.
@@ -122,5 +128,6 @@ func (g *globals) icebergConfig() iceberg.Config {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return iceberg.Config{CatalogURI: g.catalog, Warehouse: g.warehouse, DataDir: dir}
+	return iceberg.Config{CatalogURI: g.catalog, Warehouse: g.warehouse, DataDir: dir,
+		Password: g.sec.catalogPass, REST: g.sec.rest, S3: iceberg.S3Config{Endpoint: g.sec.s3Endpoint, Region: g.sec.s3Region}}
 }

@@ -67,11 +67,15 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 		}
 	})
 	fmt.Fprintf(out, "Producing %d financial transactions to %s (seed %d)...\n", p.count, g.topic, p.seed)
+	progress := newProgress(out)
 	st, err := prod.Produce(ctx, g.topic, msgs, kafka.ProduceOptions{
 		Rate: p.rate,
+		// A live line on a terminal (observe.go), a plain line every ten seconds elsewhere.
+		ProgressEvery: progress.period(),
 		Progress: func(s kafka.ProduceStats) {
 			rate := float64(s.Acked) / max(s.Elapsed.Seconds(), 1e-9)
-			fmt.Fprintf(out, "  sent %d/%d, acknowledged %d (%.0f/s)\n", s.Sent, p.count, s.Acked, rate)
+			progress.show(fmt.Sprintf("  sent %d/%d, acknowledged %d (%.0f/s), ETA %s", s.Sent, p.count, s.Acked, rate,
+				eta(int64(p.count)-s.Acked, rate)), s.Acked+s.Failed >= int64(p.count))
 		},
 	})
 	if err != nil {

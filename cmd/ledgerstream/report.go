@@ -16,7 +16,7 @@ func newReportCmd(g *globals) *cobra.Command {
 	var asJSON, full bool
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Print the ledger summary, the duplicate check and the latest 10 transactions",
+		Short: "Print the ledger summary, the duplicate check, the latest 10 transactions and the rejects by reason",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := buildReport(cmd.Context(), g)
@@ -41,7 +41,8 @@ func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
 	return rep.WriteText(w)
 }
 
-// buildReport scans the ledger table once and builds the report.
+// buildReport scans the ledger table once and builds the report, with the rejects table's
+// counts by reason when there is one.
 func buildReport(ctx context.Context, g *globals) (*report.Report, error) {
 	ident, err := iceberg.ParseIdent(g.table)
 	if err != nil {
@@ -59,5 +60,18 @@ func buildReport(ctx context.Context, g *globals) (*report.Report, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return b.Report(), nil
+	rep := b.Report()
+	rejects, err := loadRejectsTable(ctx, cat, ident, "", nil)
+	if err != nil || !rejects.exists {
+		return rep, err
+	}
+	var tally report.RejectTally
+	if err := rejects.scan(ctx, cat, func(row ledger.RejectRow, _ time.Time) error {
+		tally.Add(row)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rep.Rejects = tally.Summary()
+	return rep, nil
 }

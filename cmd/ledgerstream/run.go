@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,7 +35,9 @@ type runFlags struct {
 	sessionTimeout  time.Duration
 	maxMessageBytes int
 	fault           string
+	indexDir        string
 	cpuProfile      string
+	ops             opsFlags // metrics, progress, automatic maintenance: ops.go
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -56,6 +59,12 @@ cleanly after committing what it holds.`,
 				defer cancel()
 			}
 			_, err := runPipeline(ctx, g, r, cmd.OutOrStdout())
+			if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				// SIGINT/SIGTERM while starting (opening the catalog, the tables, the
+				// index): nothing was read, nothing is left to commit. A clean stop.
+				slog.Info("stopped while starting", "cause", err)
+				return nil
+			}
 			return err
 		},
 	}
@@ -72,12 +81,14 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.StringVar(&r.startingOffsets, "starting-offsets", "earliest", "where a partition the table has never seen starts: earliest or latest")
 	f.IntVar(&r.maxOffsets, "max-offsets-per-trigger", 0, "records per batch at most (0 = no limit but --max-batch-records)")
 	f.IntVar(&r.maxBatchRecords, "max-batch-records", engine.DefaultMaxBatchRecords, "records per batch at most, bounding memory")
+	f.StringVar(&r.indexDir, "index-dir", "", "directory of the transaction id index files (default <data-dir>/index)")
 	f.StringVar(&r.workerID, "worker-id", "", "stable worker id for static group membership (group.instance.id)")
 	f.DurationVar(&r.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent worker")
 	f.IntVar(&r.maxMessageBytes, "max-message-bytes", 1<<20, "larger messages are rejected as too_large")
 	f.StringVar(&r.fault, "fault", "", "testing only: die like kill -9 at a fault point, as POINT or POINT@N (the Nth time)")
 	_ = f.MarkHidden("fault")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	addOpsFlags(f, &r.ops)
 }
 
 // runPipeline runs the streaming service until ctx ends or, with --available-now, the
@@ -107,10 +118,13 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	if _, err := cat.EnsureTable(ctx, ident, iceberg.LedgerSchema()); err != nil {
 		return nil, err
 	}
-	sink, err := cat.NewSink(ctx, ident, r.pipeline)
+	sinks, closeSinks, err := openSinks(ctx, cat, g, ident, r)
 	if err != nil {
 		return nil, err
 	}
+	defer closeSinks()
+	obs := newObserver(cat, ident, r.trigger)
+	sinks = obs.wrap(sinks) // commit timing and committed offsets for metrics
 	rules := ledger.DefaultRules()
 	rules.MaxMessageBytes = r.maxMessageBytes
 	batch := r.maxBatchRecords
@@ -126,7 +140,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		Rules:           &rules,
 		Fault:           fault,
 		Logger:          slog.Default(),
-	}, engine.Sinks{Ledger: sink})
+	}, sinks)
 	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
 		Client:         g.kafkaConfig(),
 		Topic:          g.topic,
@@ -150,7 +164,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	slog.Info("streaming", "topic", g.topic, "table", g.table, "pipeline", r.pipeline,
 		"trigger", r.trigger, "available_now", r.availableNow)
 	start := time.Now()
-	err = eng.Run(ctx, src)
+	err = runOps(ctx, r, g.topic, cat, ident, eng, src, obs)
 	st := eng.Stats()
 	took := time.Since(start)
 	fmt.Fprintf(out, "Streamed %d records in %s (%.0f/s): %d rows committed in %d batches, %d rejected, %d conflicts, %d fenced\n",

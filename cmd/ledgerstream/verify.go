@@ -24,9 +24,10 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Short: "Check the ledger: the notebook's validations and, against the topic, exactly once",
 		Long: `Runs the reference notebook's validations on the ledger (rows > 0, distinct hashes =
 rows, distinct ids = rows, no amount <= 0), then reconciles the ledger with the topic read
-with read_committed up to the offsets the pipeline committed: every valid message there is
-in the ledger once at its source position with its hash, no source position or
-transaction_id appears twice, and nothing in the ledger is absent from the topic.
+with read_committed up to the offsets the pipeline committed: every message there is in
+exactly one of the ledger (once, at its source position, with its hash) and the rejects
+table (with the reason its content or the ledger's history gives), no transaction_id
+appears twice in the ledger, and nothing in either table is absent from the topic.
 Exits 1 naming the first failed check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -88,14 +89,14 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*
 	if err != nil {
 		return nil, err
 	}
-	var committed engine.Offsets
+	var committed, clean engine.Offsets
 	var snapshotID int64
 	if len(snaps) > 0 {
 		snapshotID = snaps[0].SnapshotID // scan the snapshot whose history we just read
 	}
 	for _, s := range snaps {
 		if s.Pipeline == pipeline {
-			committed = s.Offsets
+			committed, clean = s.Offsets, s.Clean
 			break
 		}
 	}
@@ -104,7 +105,19 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*
 	for p, off := range committed {
 		bounds[report.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
 	}
-	rec := report.NewReconciler(bounds, nil)
+	// The rejects table is read only to reconcile with the topic; a ledger without one
+	// (written before it existed) is reconciled as such (nil bounds).
+	var rejects rejectsTable
+	var rejectsAt map[report.TopicPartition]int64
+	if withTopic {
+		if rejects, err = loadRejectsTable(ctx, cat, ident, pipeline, clean); err != nil {
+			return nil, err
+		}
+		if rejects.exists {
+			rejectsAt = rejects.complete
+		}
+	}
+	rec := report.NewReconciler(bounds, rejectsAt)
 	if err := cat.ScanLedger(ctx, ident, snapshotID, func(row ledger.Row, processed time.Time) error {
 		b.Add(row, processed)
 		// Rows another writer loaded from elsewhere (a backfill) are not this topic's to
@@ -119,6 +132,12 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*
 	res := &verifyResult{Checks: report.Validate(b.Report())}
 	if !withTopic {
 		return res, nil
+	}
+	if err := rejects.scan(ctx, cat, func(row ledger.RejectRow, _ time.Time) error {
+		rec.AddReject(row)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	rules := ledger.DefaultRules()
 	if _, err := kafka.ReadTopic(ctx, g.kafkaConfig(), g.topic, func(r engine.Record) error {

@@ -55,6 +55,19 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch, processed time.Time
 	if len(claim) == 0 {
 		return nil, nil // a replay for the rejects table only
 	}
+	// The rows were classified against the index as of the snapshot prepare synced it to,
+	// but the commit is conditional on e.ledger, which a partition assignment during the
+	// batch (Resume) may have reloaded: commits made in between, another worker's with ids
+	// this batch holds too, would never be checked. Catch the index up and classify again.
+	if e.sinks.Index != nil && e.indexed != e.ledger.SnapshotID {
+		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
+			return nil, fmt.Errorf("sync the transaction id index: %w", err)
+		}
+		e.indexed = e.ledger.SnapshotID
+		if _, err := e.reclassify(b); err != nil {
+			return nil, err
+		}
+	}
 	table := e.sinks.Ledger
 	staged, err := table.Stage(ctx, b.rows, processed)
 	if err != nil {

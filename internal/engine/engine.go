@@ -122,6 +122,8 @@ type Engine struct {
 	// targets are the end offsets an available-now run must reach, and logStart the
 	// partitions' first offsets when the targets were taken.
 	targets, logStart Offsets
+	// indexed is the ledger snapshot the index was synced to when the batch began.
+	indexed int64
 
 	// lastClose is when the previous batch closed (owned by the loop).
 	lastClose time.Time
@@ -265,6 +267,9 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 // a loop; tests call it to go one batch at a time.
 func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	if err := e.prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return true, nil // stopped before the batch began: nothing held, nothing to redo
+		}
 		return false, err
 	}
 	b := e.newBatch()
@@ -285,6 +290,10 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	for b.records < e.cfg.MaxBatchRecords {
 		if e.cfg.AvailableNow {
 			caught, err := e.caughtUp(ctx, src)
+			if err != nil && ctx.Err() != nil {
+				stopping = true // stopped: commit what the batch holds
+				break
+			}
 			if err != nil {
 				return false, err
 			}
@@ -351,6 +360,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
 			return fmt.Errorf("sync the transaction id index: %w", err)
 		}
+		e.indexed = e.ledger.SnapshotID
 	}
 	return nil
 }

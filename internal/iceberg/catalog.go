@@ -10,6 +10,7 @@ package iceberg
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -22,8 +23,11 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	iceio "github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // registers the s3:// (s3a, s3n) FileIO
 	"github.com/apache/iceberg-go/table"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
@@ -50,8 +54,84 @@ type Config struct {
 	// Name is the catalog name (DefaultCatalogName when empty). SQL catalogs keep several
 	// catalogs apart in one database by this name.
 	Name string
-	// Properties are extra catalog and FileIO properties (s3.endpoint, …), passed through.
+	// Properties are extra catalog and FileIO properties, passed through. S3 credentials
+	// (s3.access-key-id, s3.secret-access-key, s3.session-token) are refused here: they come
+	// from the AWS environment and credential chain only, never from configuration that
+	// could be logged or persisted.
 	Properties map[string]string
+
+	// Password is the PostgreSQL catalog's password. When set it replaces any password in
+	// CatalogURI; when empty, pgx's own sources apply (the URI, PGPASSWORD, ~/.pgpass).
+	Password string
+	// REST configures an Iceberg REST catalog (CatalogURI http(s)://…).
+	REST RESTConfig
+	// S3 configures an s3:// warehouse.
+	S3 S3Config
+}
+
+// RESTConfig is the REST catalog's authentication, routing and TLS. Token and Credential
+// are secrets: the CLI reads them from files or the environment, never from flags.
+type RESTConfig struct {
+	// Token is a bearer token sent as "Authorization: Bearer <token>".
+	Token string
+	// Credential is an OAuth2 client credential, "client_id:client_secret" (or a bare
+	// secret), exchanged for a token at OAuth2URI (default <uri>/v1/oauth/tokens) with the
+	// client-credentials grant. At most one of Token and Credential may be set.
+	Credential string
+	// OAuth2URI is the token endpoint, when it is not the catalog's own.
+	OAuth2URI string
+	// Scope is the OAuth2 scope requested ("catalog" when empty).
+	Scope string
+	// Warehouse is sent to GET /v1/config as ?warehouse=… (Polaris, Lakekeeper and
+	// Gravitino take a warehouse or catalog name there; the server answers with the prefix
+	// to use). Empty means Config.Warehouse when that is set.
+	Warehouse string
+	// Prefix is the path prefix after /v1/, for servers that need it set by the client
+	// rather than returned by /v1/config.
+	Prefix string
+	// TLS, when non-nil, is the client TLS configuration for the catalog (and its OAuth2
+	// endpoint).
+	TLS *tls.Config
+}
+
+// S3Config locates an S3-compatible object store. Credentials are deliberately absent:
+// the AWS SDK finds them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the
+// shared config files, web identity, container and instance roles).
+type S3Config struct {
+	// Endpoint is the S3 API endpoint (e.g. http://127.0.0.1:7070 for a local gateway).
+	// Empty means AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS itself. With an
+	// endpoint, path-style addressing is used (http://host/bucket/key).
+	Endpoint string
+	// Region is the signing region. Empty means the AWS environment's (AWS_REGION,
+	// AWS_DEFAULT_REGION, the profile), or us-east-1 for a custom endpoint when none is set.
+	Region string
+}
+
+// secretPropertyKeys are FileIO properties that hold credentials; Open refuses them in
+// Config.Properties (see there).
+var secretPropertyKeys = []string{iceio.S3AccessKeyID, iceio.S3SecretAccessKey, iceio.S3SessionToken}
+
+// s3Properties turns S3Config (and the AWS SDK's endpoint variables, which iceberg-go's
+// S3 FileIO does not read itself) into FileIO properties.
+func s3Properties(c S3Config, props ice.Properties) {
+	endpoint := c.Endpoint
+	for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		if endpoint == "" {
+			endpoint = os.Getenv(env)
+		}
+	}
+	if endpoint != "" {
+		// Setting it explicitly (rather than leaving it to the SDK) also turns on
+		// path-style addressing, which S3-compatible servers on an IP address need.
+		props[iceio.S3EndpointURL] = endpoint
+	}
+	region := c.Region
+	if region == "" && endpoint != "" && os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" && os.Getenv("AWS_PROFILE") == "" {
+		region = "us-east-1"
+	}
+	if region != "" {
+		props[iceio.S3Region] = region
+	}
 }
 
 // Catalog is an open Iceberg catalog.
@@ -83,6 +163,14 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	for k, v := range cfg.Properties {
 		props[k] = v
 	}
+	for _, k := range secretPropertyKeys {
+		if _, ok := props[k]; ok {
+			return nil, fmt.Errorf("iceberg: open catalog: property %s refused: S3 credentials come from the AWS environment or credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, …)", k)
+		}
+	}
+	if strings.HasPrefix(warehouse, "s3") || cfg.S3 != (S3Config{}) {
+		s3Properties(cfg.S3, props)
+	}
 
 	switch {
 	case strings.HasPrefix(uri, "sqlite:"):
@@ -106,24 +194,30 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		if warehouse == "" {
 			return nil, fmt.Errorf("iceberg: open catalog %s: no warehouse (set Warehouse or DataDir)", redact(uri))
 		}
-		db, err := sql.Open("pgx", uri)
+		// Parse with pgx rather than handing the URI to database/sql, so that a password
+		// from the environment or a file never has to be spliced into a connection string.
+		pgcfg, err := pgx.ParseConfig(uri)
 		if err != nil {
-			return nil, fmt.Errorf("iceberg: open PostgreSQL catalog %s: %w", redact(uri), err)
+			return nil, fmt.Errorf("iceberg: open PostgreSQL catalog %s: %w", redact(uri), redactErr(err, uri, cfg.Password))
 		}
+		if cfg.Password != "" {
+			pgcfg.Password = cfg.Password
+		}
+		db := stdlib.OpenDB(*pgcfg)
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("iceberg: open PostgreSQL catalog %s: %w", redact(uri), err)
+			return nil, fmt.Errorf("iceberg: open PostgreSQL catalog %s: %w", redact(uri), redactErr(err, uri, cfg.Password))
 		}
 		return newSQLCatalog(db, name, sqlcat.Postgres, "postgres", warehouse, props)
 
 	case strings.HasPrefix(uri, "http://"), strings.HasPrefix(uri, "https://"):
-		opts := []rest.Option{rest.WithAdditionalProps(props)}
-		if cfg.Warehouse != "" {
-			opts = append(opts, rest.WithWarehouseLocation(cfg.Warehouse))
+		opts, err := restOptions(cfg, props)
+		if err != nil {
+			return nil, fmt.Errorf("iceberg: open REST catalog %s: %w", redact(uri), err)
 		}
 		rc, err := rest.NewCatalog(ctx, name, uri, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("iceberg: open REST catalog %s: %w", redact(uri), err)
+			return nil, fmt.Errorf("iceberg: open REST catalog %s: %w", redact(uri), redactErr(err, uri, cfg.REST.Token, cfg.REST.Credential))
 		}
 		return &Catalog{cat: rc, kind: "rest", warehouse: cfg.Warehouse, close: rc.Close}, nil
 	}
@@ -172,14 +266,120 @@ func warehouseLocation(cfg Config) (string, error) {
 	return abs, nil
 }
 
-// redact hides a password in a URI for error messages.
+// restOptions are the iceberg-go REST options cfg asks for.
+func restOptions(cfg Config, props ice.Properties) ([]rest.Option, error) {
+	rc := cfg.REST
+	opts := []rest.Option{rest.WithAdditionalProps(props)}
+	if rc.Token != "" && rc.Credential != "" {
+		return nil, errors.New("both a bearer token and an OAuth2 client credential are set: choose one")
+	}
+	if rc.Token != "" {
+		opts = append(opts, rest.WithOAuthToken(rc.Token))
+	}
+	if rc.Credential != "" {
+		opts = append(opts, rest.WithCredential(rc.Credential))
+	}
+	if rc.OAuth2URI != "" {
+		u, err := url.Parse(rc.OAuth2URI)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("OAuth2 token endpoint %q: want an http(s):// URL", redact(rc.OAuth2URI))
+		}
+		opts = append(opts, rest.WithAuthURI(u))
+	}
+	if rc.Scope != "" {
+		opts = append(opts, rest.WithScope(rc.Scope))
+	}
+	wh := rc.Warehouse
+	if wh == "" {
+		wh = cfg.Warehouse
+	}
+	if wh != "" {
+		opts = append(opts, rest.WithWarehouseLocation(wh))
+	}
+	if rc.Prefix != "" {
+		opts = append(opts, rest.WithPrefix(strings.Trim(rc.Prefix, "/")))
+	}
+	if rc.TLS != nil {
+		opts = append(opts, rest.WithTLSConfig(rc.TLS.Clone()))
+	}
+	return opts, nil
+}
+
+// secretQueryParams are URI query parameters whose values Redact hides (pgx accepts
+// password and sslpassword in the query string).
+var secretQueryParams = []string{"password", "sslpassword", "token", "credential", "secret", "client_secret", "access_token"}
+
+// Redact returns uri with its password (user:password@) and any secret query parameter
+// replaced by "xxxxx", for logs and error messages. A string that does not parse as a URL
+// is returned as "(unparseable URI)" when it might hold a secret.
+func Redact(uri string) string { return redact(uri) }
+
 func redact(uri string) string {
 	u, err := url.Parse(uri)
-	if err != nil || u.User == nil {
+	if err != nil {
+		if strings.Contains(uri, "@") || strings.Contains(strings.ToLower(uri), "password") {
+			return "(unparseable URI)"
+		}
 		return uri
 	}
-	return u.Redacted()
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			for _, s := range secretQueryParams {
+				if strings.EqualFold(k, s) {
+					q[k] = []string{"xxxxx"}
+					changed = true
+				}
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
 }
+
+// redactErr returns err with every given secret (and the raw URI, which may carry one)
+// replaced, for the rare library error that quotes its input.
+func redactErr(err error, uri string, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := msg
+	if uri != "" && uri != redact(uri) {
+		out = strings.ReplaceAll(out, uri, redact(uri))
+	}
+	if u, perr := url.Parse(uri); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+	}
+	for _, s := range secrets {
+		if s != "" {
+			out = strings.ReplaceAll(out, s, "xxxxx")
+		}
+	}
+	if out == msg {
+		return err
+	}
+	return redactedError{msg: out, err: err}
+}
+
+// redactedError keeps the wrapped error for errors.Is while printing the redacted text.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
 
 // Close releases the catalog's connections.
 func (c *Catalog) Close() error {

@@ -3,6 +3,7 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 
@@ -19,6 +20,16 @@ import (
 // stays bounded by a few batches whatever the table's size. The strings in the row are
 // copies, safe to keep. An error from fn stops the scan and is returned as is.
 func (c *Catalog) ScanLedger(ctx context.Context, ident table.Identifier, snapshotID int64, fn func(row ledger.Row, processed time.Time) error) error {
+	return c.scanBatches(ctx, ident, snapshotID, []string{
+		ColTransactionID, ColAccountFrom, ColAccountTo, ColAmount, ColCurrency, ColTransactionType,
+		ColTransactionHash, ColEventTimestamp, ColProcessingTime, ColSourceTopic, ColSourcePartition,
+		ColSourceOffset}, func(rec arrow.RecordBatch) error { return eachLedgerRow(rec, fn) })
+}
+
+// scanBatches reads the columns fields of table ident at snapshotID (0: main's head) and
+// calls fn for each record batch, which it releases after fn. A table without snapshots has
+// no batches.
+func (c *Catalog) scanBatches(ctx context.Context, ident table.Identifier, snapshotID int64, fields []string, fn func(arrow.RecordBatch) error) error {
 	tbl, err := c.LoadTable(ctx, ident)
 	if err != nil {
 		return err
@@ -26,10 +37,7 @@ func (c *Catalog) ScanLedger(ctx context.Context, ident table.Identifier, snapsh
 	if mainSnapshotID(tbl.Metadata()) == 0 && snapshotID == 0 {
 		return nil // no snapshot, no rows
 	}
-	opts := []table.ScanOption{table.WithSelectedFields(
-		ColTransactionID, ColAccountFrom, ColAccountTo, ColAmount, ColCurrency, ColTransactionType,
-		ColTransactionHash, ColEventTimestamp, ColProcessingTime, ColSourceTopic, ColSourcePartition,
-		ColSourceOffset)}
+	opts := []table.ScanOption{table.WithSelectedFields(fields...)}
 	if snapshotID != 0 {
 		opts = append(opts, table.WithSnapshotID(snapshotID))
 	}
@@ -37,11 +45,16 @@ func (c *Catalog) ScanLedger(ctx context.Context, ident table.Identifier, snapsh
 	if err != nil {
 		return fmt.Errorf("iceberg: scan %s: %w", identString(ident), err)
 	}
+	return eachBatch(identString(ident), batches, fn)
+}
+
+// eachBatch calls fn for each batch of an Arrow scan and releases it.
+func eachBatch(name string, batches iter.Seq2[arrow.RecordBatch, error], fn func(arrow.RecordBatch) error) error {
 	for rec, err := range batches {
 		if err != nil {
-			return fmt.Errorf("iceberg: scan %s: %w", identString(ident), err)
+			return fmt.Errorf("iceberg: scan %s: %w", name, err)
 		}
-		err = eachLedgerRow(rec, fn)
+		err = fn(rec)
 		rec.Release()
 		if err != nil {
 			return err

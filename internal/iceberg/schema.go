@@ -64,6 +64,10 @@ func TableProperties() ice.Properties {
 	for _, c := range dictionaryOffColumns {
 		p["write.parquet.dict-encoding-enabled.column."+c] = "false"
 	}
+	// Old metadata files are deleted after each commit (maintain.go).
+	for k, v := range maintenanceProperties() {
+		p[k] = v
+	}
 	return p
 }
 

@@ -44,43 +44,76 @@ func (s *Staged) Paths() []string {
 	return p
 }
 
-// Sink is the ledger table as an engine.Table for one pipeline. Commits append the staged
-// files and set the pipeline's summary keys, conditionally on the branch main still being at
-// the snapshot the batch was planned on.
-type Sink struct {
+// Encoder turns a batch of rows of one table into one Arrow record batch built against
+// the table's schema (field ids in the metadata). RowEncoder and RejectEncoder are the two.
+type Encoder[R any] interface {
+	// Encode returns the batch; processed is the batch's processing time. The caller
+	// owns the result (Release it).
+	Encode(rows []R, processed time.Time) arrow.RecordBatch
+}
+
+// TableSink is a table as an engine.Table[R] for one pipeline: rows of type R are encoded
+// by an Encoder[R], staged as Parquet files, and committed with the exactly-once protocol.
+// Commits append the staged files and set the pipeline's summary keys, conditionally on
+// the branch main still being at the snapshot the batch was planned on. The ledger and the
+// rejects table share this one implementation of Load, Commit and Discard.
+type TableSink[R any] struct {
 	cat      *Catalog
 	ident    table.Identifier
 	pipeline string
-	enc      *RowEncoder
+	enc      Encoder[R]
 
 	mu  sync.Mutex
 	tbl *table.Table // as of the last Load or successful Commit
 }
 
-var _ engine.Table[ledger.Row] = (*Sink)(nil)
+// Sink is the ledger table's sink.
+type Sink = TableSink[ledger.Row]
+
+// RejectSink is the rejects table's sink.
+type RejectSink = TableSink[ledger.RejectRow]
+
+var (
+	_ engine.Table[ledger.Row]       = (*Sink)(nil)
+	_ engine.Table[ledger.RejectRow] = (*RejectSink)(nil)
+)
 
 // NewSink returns the Sink of pipeline on the ledger table ident, creating the table if it
 // does not exist (EnsureTable with LedgerSchema).
 func (c *Catalog) NewSink(ctx context.Context, ident table.Identifier, pipeline string) (*Sink, error) {
-	if pipeline == "" {
-		return nil, errors.New("iceberg: sink: empty pipeline id")
-	}
-	tbl, err := c.EnsureTable(ctx, ident, LedgerSchema())
-	if err != nil {
-		return nil, err
-	}
 	enc, err := NewRowEncoder(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{cat: c, ident: ident, pipeline: pipeline, enc: enc, tbl: tbl}, nil
+	return newTableSink[ledger.Row](ctx, c, ident, pipeline, LedgerSchema(), enc)
+}
+
+// NewRejectSink returns the sink of pipeline on the rejects table of the ledger ident
+// (RejectsIdent), creating the table if it does not exist (EnsureTable with RejectsSchema).
+func (c *Catalog) NewRejectSink(ctx context.Context, ledgerIdent table.Identifier, pipeline string) (*RejectSink, error) {
+	enc, err := NewRejectEncoder(nil)
+	if err != nil {
+		return nil, err
+	}
+	return newTableSink[ledger.RejectRow](ctx, c, RejectsIdent(ledgerIdent), pipeline, RejectsSchema(), enc)
+}
+
+func newTableSink[R any](ctx context.Context, c *Catalog, ident table.Identifier, pipeline string, schema *ice.Schema, enc Encoder[R]) (*TableSink[R], error) {
+	if pipeline == "" {
+		return nil, errors.New("iceberg: sink: empty pipeline id")
+	}
+	tbl, err := c.EnsureTable(ctx, ident, schema)
+	if err != nil {
+		return nil, err
+	}
+	return &TableSink[R]{cat: c, ident: ident, pipeline: pipeline, enc: enc, tbl: tbl}, nil
 }
 
 // Name is the table's identifier, namespace.table.
-func (s *Sink) Name() string { return identString(s.ident) }
+func (s *TableSink[R]) Name() string { return identString(s.ident) }
 
 // Table returns the table as of the last Load or Commit.
-func (s *Sink) Table() *table.Table {
+func (s *TableSink[R]) Table() *table.Table {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tbl
@@ -89,7 +122,7 @@ func (s *Sink) Table() *table.Table {
 // Load refreshes the table and returns the state of branch main for this pipeline: the
 // current snapshot, and the offsets map and batch of the newest snapshot of the pipeline in
 // main's history (foreign commits in between are skipped).
-func (s *Sink) Load(ctx context.Context) (engine.TableState, error) {
+func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
 	tbl, err := s.cat.cat.LoadTable(ctx, s.ident)
 	if err != nil {
 		return engine.TableState{}, fmt.Errorf("iceberg: load %s: %w", s.Name(), err)
@@ -161,7 +194,7 @@ func parseSummary(p ice.Properties) (offsets engine.Offsets, batch int64, clean 
 
 // Stage writes rows as Parquet data files under the table's data location without
 // committing them. Zero rows give a Staged with no files.
-func (s *Sink) Stage(ctx context.Context, rows []ledger.Row, processed time.Time) (engine.Staged, error) {
+func (s *TableSink[R]) Stage(ctx context.Context, rows []R, processed time.Time) (engine.Staged, error) {
 	if len(rows) == 0 {
 		return &Staged{}, nil
 	}
@@ -171,7 +204,7 @@ func (s *Sink) Stage(ctx context.Context, rows []ledger.Row, processed time.Time
 
 // StageRecords writes one Arrow record batch (built against the table's schema, field ids in
 // its metadata) as data files without committing them. It takes ownership of rec.
-func (s *Sink) StageRecords(ctx context.Context, rec arrow.RecordBatch) (*Staged, error) {
+func (s *TableSink[R]) StageRecords(ctx context.Context, rec arrow.RecordBatch) (*Staged, error) {
 	tbl := s.Table()
 	if tbl == nil {
 		rec.Release()
@@ -213,7 +246,7 @@ func (s *Sink) StageRecords(ctx context.Context, rec arrow.RecordBatch) (*Staged
 //
 // errors.Is(err, engine.ErrConflict) means the condition failed and nothing was committed;
 // any other error leaves the outcome unknown (settle it with Load).
-func (s *Sink) Commit(ctx context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
+func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
 	st, ok := staged.(*Staged)
 	if !ok || st == nil {
 		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: staged batch of type %T is not this sink's", s.Name(), staged)
@@ -300,7 +333,7 @@ func isRefRequirementFailure(err error) bool {
 
 // Discard deletes the staged files through the table's FileIO. It tries every file and
 // returns the errors joined.
-func (s *Sink) Discard(ctx context.Context, staged engine.Staged) error {
+func (s *TableSink[R]) Discard(ctx context.Context, staged engine.Staged) error {
 	st, ok := staged.(*Staged)
 	if !ok || st == nil || len(st.files) == 0 {
 		return nil

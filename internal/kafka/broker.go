@@ -2,14 +2,17 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -17,8 +20,8 @@ import (
 // BrokerConfig configures the embedded broker.
 type BrokerConfig struct {
 	// Listen is the loopback host:port to serve on; "127.0.0.1:0" (a free port) when
-	// empty. Only loopback addresses are accepted: the embedded broker has no
-	// authentication and is for local use.
+	// empty. Only loopback addresses are accepted: the embedded broker is for local use
+	// and tests, even with TLS and SASL on.
 	Listen string
 	// DataDir, when set, persists topics, records, group offsets and producer state
 	// there and reloads them on the next start. Empty keeps everything in memory.
@@ -37,12 +40,34 @@ type BrokerConfig struct {
 	MinSessionTimeout time.Duration
 	// Logger receives the broker's warnings and errors. Nil discards them.
 	Logger *slog.Logger
+
+	// TLS, when non-nil, makes the listener speak TLS with this server configuration
+	// (Certificates; ClientCAs with ClientAuth to require client certificates).
+	TLS *tls.Config
+	// Users, when any, turn SASL on: every connection must authenticate as one of them.
+	// They are the broker's only users: users saved in DataDir by an earlier run are
+	// dropped at start, and kfake's saved copy (which holds PLAIN passwords in clear) is
+	// removed again at Close.
+	Users []BrokerUser
 }
+
+// BrokerUser is a SASL user of the embedded broker.
+type BrokerUser struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string
+	Name      string
+	Password  string
+}
+
+// saslStateFile is where kfake persists SASL users under its DataDir.
+const saslStateFile = "sasl.json"
 
 // Broker is a running embedded Kafka-protocol broker (one node).
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	dataDir string
+	sasl    bool
 }
 
 // StartBroker starts an embedded broker and returns once it accepts connections and its
@@ -92,6 +117,31 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if len(cfg.Topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(int32(parts), cfg.Topics...))
 	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS.Clone()))
+	}
+	var mechs []string
+	for _, u := range cfg.Users {
+		m, err := NormalizeSASLMechanism(u.Mechanism)
+		if err != nil {
+			return nil, err
+		}
+		if u.Name == "" || u.Password == "" {
+			return nil, fmt.Errorf("kafka: broker SASL %s user: name and password are required", m)
+		}
+		opts = append(opts, kfake.Superuser(m, u.Name, u.Password))
+		mechs = append(mechs, m+":"+u.Name)
+	}
+	if len(cfg.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+	}
+	if cfg.DataDir != "" {
+		// kfake reloads saved users over the configured ones; the configured ones must win
+		// (a changed password takes effect, a removed user is gone).
+		if err := removeIfExists(filepath.Join(cfg.DataDir, saslStateFile)); err != nil {
+			return nil, fmt.Errorf("kafka: broker: %w", err)
+		}
+	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 		if cfg.SyncWrites {
@@ -102,18 +152,19 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: start embedded broker on %s: %w", listen, err)
 	}
-	b := &Broker{cluster: cluster, addr: cluster.ListenAddrs()[0]}
+	b := &Broker{cluster: cluster, addr: cluster.ListenAddrs()[0], dataDir: cfg.DataDir, sasl: len(cfg.Users) > 0}
 
 	// SeedTopics applies only to a fresh DataDir: on a restart kfake reloads the saved
-	// state and ignores it. Create any topic still missing through the protocol, as an
-	// operator would; existing topics keep their partition count.
+	// state and ignores it. Create any topic still missing; existing topics keep their
+	// partition count.
 	if len(cfg.Topics) > 0 && cfg.DataDir != "" {
 		if err := b.ensureTopics(ctx, int32(parts), cfg.Topics); err != nil {
 			b.Close()
 			return nil, err
 		}
 	}
-	logger.Info("embedded kafka broker started", "addr", b.addr, "data_dir", cfg.DataDir, "partitions", parts)
+	logger.Info("embedded kafka broker started", "addr", b.addr, "data_dir", cfg.DataDir, "partitions", parts,
+		"tls", cfg.TLS != nil, "sasl_users", strings.Join(mechs, ","))
 	return b, nil
 }
 
@@ -122,22 +173,32 @@ func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker and, with a DataDir, flushes its state to disk. It is safe to
 // call more than once.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.cluster.Close()
+	if b.sasl && b.dataDir != "" {
+		// Users are configuration, not state; and kfake's copy holds PLAIN passwords in
+		// clear. A kill -9 skips this, but kfake only writes the file at a clean stop.
+		_ = removeIfExists(filepath.Join(b.dataDir, saslStateFile))
+	}
+}
 
+// ensureTopics creates the topics that do not exist yet, in-process (no client, so it
+// works the same with TLS and SASL on).
 func (b *Broker) ensureTopics(ctx context.Context, parts int32, topics []string) error {
-	cl, err := ClientConfig{Brokers: []string{b.addr}}.newClient()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, parts, -1, nil, topics...)
-	if err != nil {
-		return fmt.Errorf("kafka: create topics %v: %w", topics, err)
-	}
-	for _, t := range resp.Sorted() {
-		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("kafka: create topic %s: %w", t.Topic, t.Err)
+	for _, t := range topics {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
+		if err := b.cluster.CreateTopic(t, parts, nil); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

@@ -10,14 +10,80 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
+
+// SASL mechanism names, as Kafka spells them.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASLMechanisms lists the mechanisms NewSASL and the embedded broker support.
+var SASLMechanisms = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
+
+// NormalizeSASLMechanism returns the canonical name of mechanism (case-insensitive, '_'
+// accepted for '-'), or an error naming the supported ones.
+func NormalizeSASLMechanism(mechanism string) (string, error) {
+	m := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(mechanism), "_", "-"))
+	for _, known := range SASLMechanisms {
+		if m == known {
+			return m, nil
+		}
+	}
+	return "", fmt.Errorf("kafka: SASL mechanism %q: want one of %s", mechanism, strings.Join(SASLMechanisms, ", "))
+}
+
+const saslHint = "SASL authentication failed?"
+
+// ExplainError adds a hint to an error of a client configured by c when the likely cause
+// is authentication: a broker that drops the connection during SASL (kfake does, on a
+// wrong SCRAM password) shows up as a bare EOF otherwise.
+func ExplainError(err error, c ClientConfig) error {
+	if err == nil || c.SASL == nil || strings.Contains(err.Error(), saslHint) {
+		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, kerr.SaslAuthenticationFailed) {
+		return fmt.Errorf("%w (%s check the username, the password and the mechanism %s)", err, saslHint, c.SASL.Name())
+	}
+	return err
+}
+
+// NewSASL returns the client side of a SASL mechanism for user and password. The password
+// stays inside the returned mechanism; nothing here logs or formats it.
+func NewSASL(mechanism, user, password string) (sasl.Mechanism, error) {
+	m, err := NormalizeSASLMechanism(mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if user == "" {
+		return nil, fmt.Errorf("kafka: SASL %s needs a username", m)
+	}
+	if password == "" {
+		return nil, fmt.Errorf("kafka: SASL %s for user %q needs a password", m, user)
+	}
+	switch m {
+	case SASLPlain:
+		return plain.Auth{User: user, Pass: password}.AsMechanism(), nil
+	case SASLScramSHA256:
+		return scram.Auth{User: user, Pass: password}.AsSha256Mechanism(), nil
+	default:
+		return scram.Auth{User: user, Pass: password}.AsSha512Mechanism(), nil
+	}
+}
 
 // ClientConfig is what every Kafka client in this package needs to reach the cluster.
 type ClientConfig struct {
@@ -80,7 +146,38 @@ func (c ClientConfig) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new client for %v: %w", c.Brokers, err)
 	}
+	if c.TLS != nil || c.SASL != nil {
+		// franz-go retries a failed handshake or authentication for ever, so a wrong
+		// password or CA would hang a command instead of failing it. Try once up front and
+		// fail on authentication errors only; an unreachable broker is left to the
+		// client's retries, as without security.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		perr := cl.Ping(ctx)
+		cancel()
+		if perr != nil && isAuthFailure(perr, c) {
+			cl.Close()
+			return nil, fmt.Errorf("kafka: connect to %v: %w", c.Brokers, ExplainError(perr, c))
+		}
+	}
 	return cl, nil
+}
+
+// isAuthFailure reports whether err (from a first contact) is a TLS or SASL refusal.
+func isAuthFailure(err error, c ClientConfig) bool {
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState),
+		errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return true
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &unknownCA), errors.As(err, &hostErr):
+		return true
+	case c.SASL != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		return true
+	}
+	return false
 }
 
 // slogAdapter lets franz-go log through log/slog. franz-go is chatty at info level (every

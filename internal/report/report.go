@@ -61,6 +61,10 @@ type Report struct {
 	// there are none). The notebook does not print them; they tell how fresh the ledger is.
 	FirstProcessed time.Time `json:"first_processing_time,omitzero"`
 	LastProcessed  time.Time `json:"last_processing_time,omitzero"`
+
+	// Rejects counts the rejects table's rows by reason; nil when it was not read (the
+	// caller fills it from a RejectTally).
+	Rejects *RejectSummary `json:"rejects,omitempty"`
 }
 
 // SummaryRow is one row of the summary query.

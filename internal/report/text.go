@@ -61,6 +61,10 @@ func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 	}, rows, numRows, truncate))
 	sb.WriteString("\n")
 
+	if r.Rejects != nil {
+		sb.WriteString(r.Rejects.text(numRows, truncate))
+	}
+
 	_, err := io.WriteString(w, sb.String())
 	return err
 }

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+)
+
+// maintainFlags are the maintenance settings, shared by maintain and run's automatic
+// maintenance.
+type maintainFlags struct {
+	retainLast      int
+	olderThan       time.Duration
+	orphanOlderThan time.Duration
+	targetFileSize  int64
+	minInputFiles   int
+	steps           string
+}
+
+var maintainSteps = []string{"compact", "manifests", "expire", "orphans"}
+
+func addMaintainFlags(f *pflag.FlagSet, m *maintainFlags, prefix string) {
+	f.IntVar(&m.retainLast, prefix+"retain-last", iceberg.DefaultRetainLast, "snapshots to keep at least (a pipeline's newest snapshot and every newer one are always kept)")
+	f.DurationVar(&m.olderThan, prefix+"older-than", 0, "keep snapshots younger than this too (0 = age protects nothing beyond the retained count)")
+	f.DurationVar(&m.orphanOlderThan, prefix+"orphan-older-than", iceberg.DefaultOrphanOlderThan, "orphan removal deletes only files older than this (safety margin for batches being committed)")
+	f.Int64Var(&m.targetFileSize, prefix+"target-file-size", 0, "compaction target file size in bytes (0 = the table's write.target-file-size-bytes)")
+	f.IntVar(&m.minInputFiles, prefix+"min-input-files", iceberg.DefaultMinInputFiles, "fewest small files worth a compaction rewrite")
+	f.StringVar(&m.steps, prefix+"steps", strings.Join(maintainSteps, ","), "steps to run, comma-separated: "+strings.Join(maintainSteps, ", "))
+}
+
+func (m maintainFlags) options(dryRun bool) (iceberg.MaintainOptions, error) {
+	o := iceberg.MaintainOptions{
+		RetainLast: m.retainLast, OlderThan: m.olderThan, OrphanOlderThan: m.orphanOlderThan,
+		TargetFileSize: m.targetFileSize, MinInputFiles: m.minInputFiles, DryRun: dryRun,
+		SkipCompaction: true, SkipManifests: true, SkipExpiry: true, SkipOrphans: true,
+		Logger: slog.Default(),
+	}
+	if m.retainLast < 1 {
+		return o, fmt.Errorf("--retain-last must be at least 1, not %d", m.retainLast)
+	}
+	for _, s := range strings.Split(m.steps, ",") {
+		switch strings.TrimSpace(s) {
+		case "compact":
+			o.SkipCompaction = false
+		case "manifests":
+			o.SkipManifests = false
+		case "expire":
+			o.SkipExpiry = false
+		case "orphans":
+			o.SkipOrphans = false
+		case "":
+		default:
+			return o, fmt.Errorf("--steps: unknown step %q (want %s)", s, strings.Join(maintainSteps, ", "))
+		}
+	}
+	return o, nil
+}
+
+func newMaintainCmd(g *globals) *cobra.Command {
+	var (
+		m      maintainFlags
+		dryRun bool
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "maintain",
+		Short: "Compact small files, merge manifests, expire snapshots and remove orphan files",
+		Long: `Keeps the ledger (and <table>_rejects when it exists) fast to commit to: merges the
+manifests every append adds, bin-packs small data files toward the target size, expires
+old snapshots (the newest snapshot of every pipeline, which holds its offsets map, and
+every snapshot newer than it always survive), and deletes files under the table's
+location that no live metadata references and that are older than --orphan-older-than
+(staged files of batches that never committed, superseded manifests, old metadata).
+Safe while run commits to the same table: maintenance commits keep every row and carry
+no ledgerstream.* summary key, so the pipeline's offsets are untouched; a pipeline commit
+that lands first makes maintenance re-apply its work to the new head. --dry-run prints
+what would be done.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := m.options(dryRun)
+			if err != nil {
+				return err
+			}
+			ident, err := iceberg.ParseIdent(g.table)
+			if err != nil {
+				return err
+			}
+			cat, err := iceberg.Open(cmd.Context(), g.icebergConfig())
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			results, err := maintainTables(cmd.Context(), cat, ident, opts)
+			if asJSON {
+				if jerr := writeMaintainJSON(cmd.OutOrStdout(), results); jerr != nil {
+					return errors.Join(err, jerr)
+				}
+			} else {
+				for _, r := range results {
+					writeMaintainText(cmd.OutOrStdout(), r)
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	addMaintainFlags(f, &m, "")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would be done, change nothing")
+	f.BoolVar(&asJSON, "json", false, "print one JSON document")
+	return cmd
+}
+
+// maintainTables maintains the ledger, then its rejects table when it exists.
+func maintainTables(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, opts iceberg.MaintainOptions) ([]*iceberg.MaintainResult, error) {
+	var results []*iceberg.MaintainResult
+	for i, id := range []table.Identifier{ident, iceberg.RejectsIdent(ident)} {
+		if i > 0 {
+			ok, err := cat.TableExists(ctx, id)
+			if err != nil {
+				return results, fmt.Errorf("maintain: %w", err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		r, err := cat.Maintain(ctx, id, opts)
+		if r != nil {
+			results = append(results, r)
+		}
+		if err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+func writeMaintainJSON(w io.Writer, results []*iceberg.MaintainResult) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"tables": results})
+}
+
+func writeMaintainText(w io.Writer, r *iceberg.MaintainResult) {
+	verb := func(done, would string) string {
+		if r.DryRun {
+			return would
+		}
+		return done
+	}
+	title := "Maintained " + r.Table
+	if r.DryRun {
+		title = "Dry run on " + r.Table + " (nothing changed)"
+	}
+	fmt.Fprintln(w, title)
+	if len(r.PropertiesSet) > 0 {
+		keys := make([]string, 0, len(r.PropertiesSet))
+		for k, v := range r.PropertiesSet {
+			keys = append(keys, k+"="+v)
+		}
+		slices.Sort(keys)
+		fmt.Fprintf(w, "  properties  %s %s\n", verb("set", "would set"), strings.Join(keys, ", "))
+	}
+	fmt.Fprintf(w, "  manifests   %d in the head's manifest list", r.Manifests.Before)
+	if r.Manifests.After != r.Manifests.Before {
+		fmt.Fprintf(w, ", merged into %d", r.Manifests.After)
+	}
+	fmt.Fprintln(w)
+	c := r.Compaction
+	if c.Groups == 0 {
+		fmt.Fprintf(w, "  compaction  nothing to do (%d data files)\n", c.FilesBefore)
+	} else {
+		fmt.Fprintf(w, "  compaction  %s %d files (%s) into %d (%s) in %d groups; %d files left as they are\n",
+			verb("rewrote", "would rewrite"), c.InputFiles, bytesStr(c.InputBytes), c.OutputFiles, bytesStr(c.OutputBytes), c.Groups, c.SkippedFiles)
+	}
+	e := r.Expiry
+	pipes := make([]string, 0, len(e.Protected))
+	for p, id := range e.Protected {
+		pipes = append(pipes, fmt.Sprintf("%s@%d", p, id))
+	}
+	slices.Sort(pipes)
+	fmt.Fprintf(w, "  expiry      %d snapshots, %s %d, %d kept; newest of each pipeline kept: %s\n",
+		e.SnapshotsBefore, verb("expired", "would expire"), len(e.Expired), e.Retained, strings.Join(pipes, ", "))
+	o := r.Orphans
+	fmt.Fprintf(w, "  orphans     %d files (%s) %s\n", len(o.Files), bytesStr(o.Bytes), verb(fmt.Sprintf("found, %d deleted", o.Deleted), "would be deleted"))
+	for i, f := range o.Files {
+		if i == 10 && len(o.Files) > 11 {
+			fmt.Fprintf(w, "              … and %d more\n", len(o.Files)-10)
+			break
+		}
+		if r.DryRun {
+			fmt.Fprintf(w, "              %s\n", f)
+		}
+	}
+	if r.Conflicts > 0 {
+		fmt.Fprintf(w, "  conflicts   %d commits retried because a pipeline committed first\n", r.Conflicts)
+	}
+}
+
+func bytesStr(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// autoMaintainer runs maintenance from run's loop, between batches, every period and/or
+// every n committed batches. A failure is logged and counted, never fatal: the pipeline's
+// correctness does not depend on it.
+type autoMaintainer struct {
+	cat         *iceberg.Catalog
+	ident       table.Identifier
+	opts        iceberg.MaintainOptions
+	every       time.Duration
+	everyN      int64
+	obs         *observer // may be nil
+	last        time.Time
+	lastBatches int64
+	// after, when set, is called with each run's results (the soak prints them).
+	after func([]*iceberg.MaintainResult, time.Duration)
+}
+
+func (a *autoMaintainer) maybe(ctx context.Context, batches int64) {
+	now := time.Now()
+	if a.last.IsZero() {
+		a.last = now
+	}
+	due := (a.every > 0 && now.Sub(a.last) >= a.every) || (a.everyN > 0 && batches-a.lastBatches >= a.everyN)
+	if !due {
+		return
+	}
+	a.last, a.lastBatches = now, batches
+	results, err := maintainTables(ctx, a.cat, a.ident, a.opts)
+	took := time.Since(now)
+	if a.obs != nil {
+		a.obs.maintRuns.Add(1)
+		a.obs.maintDur.ObserveDuration(took)
+		if err != nil {
+			a.obs.maintErrs.Add(1)
+		}
+	}
+	if err != nil {
+		slog.Warn("automatic maintenance failed; the pipeline goes on", "error", err, "took", took.Round(time.Millisecond))
+	} else {
+		slog.Debug("automatic maintenance done", "took", took.Round(time.Millisecond))
+	}
+	if a.after != nil {
+		a.after(results, took)
+	}
+}

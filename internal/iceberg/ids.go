@@ -1,0 +1,153 @@
+package iceberg
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+)
+
+// LedgerIDs reads what the transaction-id index needs of the ledger (transaction_id,
+// transaction_hash and the source position, nothing else), either for the whole table or
+// only for the rows that given snapshots added. It implements dedup.Ledger.
+type LedgerIDs struct {
+	cat   *Catalog
+	ident table.Identifier
+	sink  *Sink // optional: its table, when current enough, saves a catalog round trip
+}
+
+// NewLedgerIDs returns the id reader of the ledger ident. sink, when not nil, is the
+// ledger's sink in this process: the snapshots it just loaded or committed are read from
+// its metadata instead of the catalog's.
+func (c *Catalog) NewLedgerIDs(ident table.Identifier, sink *Sink) *LedgerIDs {
+	return &LedgerIDs{cat: c, ident: ident, sink: sink}
+}
+
+// idColumns are the columns the index reads: a fraction of a ledger row.
+var idColumns = []string{ColTransactionID, ColTransactionHash, ColSourceTopic, ColSourcePartition, ColSourceOffset}
+
+// table returns the ledger's table with head in its metadata.
+func (l *LedgerIDs) table(ctx context.Context, head int64) (*table.Table, error) {
+	if l.sink != nil {
+		if tbl := l.sink.Table(); tbl != nil && tbl.Metadata().SnapshotByID(head) != nil {
+			return tbl, nil
+		}
+	}
+	tbl, err := l.cat.LoadTable(ctx, l.ident)
+	if err != nil {
+		return nil, err
+	}
+	if tbl.Metadata().SnapshotByID(head) == nil {
+		return nil, fmt.Errorf("iceberg: %s has no snapshot %d", identString(l.ident), head)
+	}
+	return tbl, nil
+}
+
+// History returns the snapshot ids of the history ending at head, newest first, as far
+// back as the table keeps it, and whether that reaches the table's first snapshot (false
+// when older snapshots were expired).
+func (l *LedgerIDs) History(ctx context.Context, head int64) ([]int64, bool, error) {
+	if head == 0 {
+		return nil, true, nil
+	}
+	tbl, err := l.table(ctx, head)
+	if err != nil {
+		return nil, false, err
+	}
+	var ids []int64
+	complete := false
+	for _, s := range table.AncestorsOf(head, tbl.Metadata().SnapshotByID) {
+		ids = append(ids, s.SnapshotID)
+		complete = s.ParentSnapshotID == nil
+	}
+	return ids, complete, nil
+}
+
+// ReadAll calls fn for every row of the ledger as of snapshot head. The strings fn gets
+// alias the scan's buffers: they are valid only during the call.
+func (l *LedgerIDs) ReadAll(ctx context.Context, head int64, fn func(id string, o engine.Owner) error) error {
+	if head == 0 {
+		return nil
+	}
+	return l.cat.scanBatches(ctx, l.ident, head, idColumns, func(rec arrow.RecordBatch) error {
+		return eachID(rec, fn)
+	})
+}
+
+// ReadAdded calls fn for every row in the data files that the snapshots (of head's
+// history) added, and only those: manifests written by each snapshot, entries ADDED by it.
+// Snapshots that add no rows of their own (replace: compaction rewrites rows already there;
+// delete) are skipped. The strings fn gets are valid only during the call.
+func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64, fn func(id string, o engine.Owner) error) error {
+	if len(snapshots) == 0 {
+		return nil
+	}
+	tbl, err := l.table(ctx, head)
+	if err != nil {
+		return err
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return fmt.Errorf("iceberg: read ids of %s: %w", identString(l.ident), err)
+	}
+	meta := tbl.Metadata()
+	var tasks []table.FileScanTask
+	for _, id := range snapshots {
+		snap := meta.SnapshotByID(id)
+		if snap == nil {
+			return fmt.Errorf("iceberg: read ids of %s: no snapshot %d", identString(l.ident), id)
+		}
+		if snap.Summary != nil && (snap.Summary.Operation == table.OpReplace || snap.Summary.Operation == table.OpDelete) {
+			continue
+		}
+		manifests, err := snap.Manifests(fs)
+		if err != nil {
+			return fmt.Errorf("iceberg: read ids of %s: snapshot %d: %w", identString(l.ident), id, err)
+		}
+		for _, m := range manifests {
+			if m.SnapshotID() != id || m.ManifestContent() != ice.ManifestContentData {
+				continue // inherited from an earlier snapshot, or deletes
+			}
+			entries, err := m.FetchEntries(fs, true)
+			if err != nil {
+				return fmt.Errorf("iceberg: read ids of %s: manifest %s: %w", identString(l.ident), m.FilePath(), err)
+			}
+			for _, e := range entries {
+				if e.Status() != ice.EntryStatusADDED || e.SnapshotID() != id || e.DataFile().ContentType() != ice.EntryContentData {
+					continue
+				}
+				df := e.DataFile()
+				tasks = append(tasks, table.FileScanTask{File: df, Length: df.FileSizeBytes()})
+			}
+		}
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	_, batches, err := tbl.Scan(table.WithSelectedFields(idColumns...), table.WithSnapshotID(head)).ReadTasks(ctx, tasks)
+	if err != nil {
+		return fmt.Errorf("iceberg: read ids of %s: %w", identString(l.ident), err)
+	}
+	return eachBatch(identString(l.ident), batches, func(rec arrow.RecordBatch) error { return eachID(rec, fn) })
+}
+
+func eachID(rec arrow.RecordBatch, fn func(string, engine.Owner) error) error {
+	c := &batchColumns{rec: rec}
+	id, hash, topic := c.str(ColTransactionID), c.str(ColTransactionHash), c.str(ColSourceTopic)
+	part, off := c.int32s(ColSourcePartition), c.int64s(ColSourceOffset)
+	if err := c.err(); err != nil {
+		return err
+	}
+	for i := 0; i < int(rec.NumRows()); i++ {
+		o := engine.Owner{Partition: engine.Partition{Topic: topic.Value(i), Partition: part.Value(i)},
+			Offset: off.Value(i), Hash: hash.Value(i)}
+		if err := fn(id.Value(i), o); err != nil {
+			return err
+		}
+	}
+	return nil
+}

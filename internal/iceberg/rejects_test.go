@@ -1,0 +1,114 @@
+package iceberg
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+func TestRejectsIdent(t *testing.T) {
+	got := RejectsIdent([]string{"a", "b", "ledger"})
+	if strings.Join(got, ".") != "a.b.ledger_rejects" {
+		t.Fatalf("RejectsIdent = %v", got)
+	}
+}
+
+// TestRejectsRoundTrip writes rejects of every shape (binary values, headers with repeated
+// keys, null and empty values, tombstones, an oversized value cut with the SHA-256 of the
+// whole) through the sink and reads them back unchanged.
+func TestRejectsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	s, err := c.NewRejectSink(ctx, testIdent(), testPipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name() != "demo.transactions_ledger_rejects" {
+		t.Fatalf("name %s", s.Name())
+	}
+	big := bytes.Repeat([]byte{0xff, 0x00, 'x'}, 100_000) // 300 kB, not UTF-8
+	ts := time.Date(2025, 1, 16, 10, 0, 0, 123456000, time.UTC)
+	rej := func(reason ledger.Reason, id string) *ledger.Reject {
+		return &ledger.Reject{Reason: reason, Message: "because " + string(reason), TransactionID: id}
+	}
+	rows := []ledger.RejectRow{
+		ledger.NewRejectRow("tx", 0, 5, []byte("k1"), []byte("{not json\x00\xff"), []ledger.Header{
+			{Key: "h", Value: []byte{0, 1, 2}}, {Key: "h", Value: nil}, {Key: "é", Value: []byte{}},
+		}, ts, rej(ledger.ReasonMalformedJSON, "")),
+		ledger.NewRejectRow("tx", 1, 7, nil, nil, nil, ts, rej(ledger.ReasonTombstone, "")),
+		ledger.NewRejectRow("tx", 2, 9, []byte{}, []byte{}, nil, time.Time{}, rej(ledger.ReasonMalformedJSON, "")),
+		ledger.NewRejectRow("tx", 2, 10, []byte("TXN1"), big, nil, ts, rej(ledger.ReasonTooLarge, "TXN1")),
+		ledger.NewRejectRow("tx", 0, 6, []byte("TXN2"), []byte(`{"transaction_id":"TXN2"}`), nil, ts, rej(ledger.ReasonDuplicate, "TXN2")),
+	}
+	if n := len(rows[3].Value); n != ledger.MaxRejectValueBytes {
+		t.Fatalf("oversized value kept %d bytes", n)
+	}
+	st0, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	processed := time.Date(2025, 1, 16, 11, 0, 0, 987654321, time.UTC)
+	staged, err := s.Stage(ctx, rows, processed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := engine.Offsets{{Topic: "tx", Partition: 0}: 7, {Topic: "tx", Partition: 1}: 8, {Topic: "tx", Partition: 2}: 11}
+	st1, err := s.Commit(ctx, st0, staged, engine.Commit{Pipeline: testPipeline, Batch: 1, Offsets: offs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.Batch != 1 || len(st1.Offsets) != 3 {
+		t.Fatalf("state %+v", st1)
+	}
+
+	got := map[int64]ledger.RejectRow{}
+	err = c.ScanRejects(ctx, RejectsIdent(testIdent()), 0, func(r ledger.RejectRow, at time.Time) error {
+		if !at.Equal(processed.Truncate(time.Microsecond)) {
+			t.Errorf("rejected_at %v, want %v", at, processed)
+		}
+		got[r.SourceOffset] = r
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(rows) {
+		t.Fatalf("read %d rejects, want %d", len(got), len(rows))
+	}
+	for _, w := range rows {
+		g := got[w.SourceOffset]
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("reject at offset %d read back\n got %+v\nwant %+v", w.SourceOffset, g, w)
+		}
+	}
+	whole := sha256.Sum256(big)
+	if g := got[10]; g.ValueSize != int64(len(big)) || g.ValueSHA256 != hex.EncodeToString(whole[:]) {
+		t.Errorf("oversized: size %d sha %s", g.ValueSize, g.ValueSHA256)
+	}
+	if g := got[7]; g.Value != nil || g.Key != nil || g.ValueSHA256 != "" {
+		t.Errorf("tombstone read back as %+v", g)
+	}
+	if g := got[9]; g.Value == nil || g.Key == nil {
+		t.Errorf("empty key and value read back as null: %+v", g)
+	}
+
+	// A reopened sink sees the state; the ledger sink of the same name is another table.
+	s2, err := c.NewRejectSink(ctx, testIdent(), testPipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s2.Load(ctx); err != nil || st.SnapshotID != st1.SnapshotID || st.Offsets[engine.Partition{Topic: "tx", Partition: 2}] != 11 {
+		t.Fatalf("reloaded %+v, %v", st, err)
+	}
+	if st, err := newSink(t, c).Load(ctx); err != nil || st.SnapshotID != 0 {
+		t.Fatalf("ledger state %+v, %v", st, err)
+	}
+}
