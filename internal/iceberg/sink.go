@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"iter"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,10 +63,11 @@ type TableSink[R any] struct {
 	cat      *Catalog
 	ident    table.Identifier
 	pipeline string
-	enc      Encoder[R]
+	newEnc   func() (Encoder[R], error)
 
-	mu  sync.Mutex
-	tbl *table.Table // as of the last Load or successful Commit
+	mu   sync.Mutex
+	tbl  *table.Table // as of the last Load or successful Commit
+	encs []Encoder[R] // free encoders
 }
 
 // Sink is the ledger table's sink.
@@ -81,32 +84,48 @@ var (
 // NewSink returns the Sink of pipeline on the ledger table ident, creating the table if it
 // does not exist (EnsureTable with LedgerSchema).
 func (c *Catalog) NewSink(ctx context.Context, ident table.Identifier, pipeline string) (*Sink, error) {
-	enc, err := NewRowEncoder(nil)
-	if err != nil {
-		return nil, err
-	}
-	return newTableSink[ledger.Row](ctx, c, ident, pipeline, LedgerSchema(), enc)
+	return newTableSink(ctx, c, ident, pipeline, LedgerSchema(), func() (Encoder[ledger.Row], error) { return NewRowEncoder(nil) })
 }
 
 // NewRejectSink returns the sink of pipeline on the rejects table of the ledger ident
 // (RejectsIdent), creating the table if it does not exist (EnsureTable with RejectsSchema).
 func (c *Catalog) NewRejectSink(ctx context.Context, ledgerIdent table.Identifier, pipeline string) (*RejectSink, error) {
-	enc, err := NewRejectEncoder(nil)
-	if err != nil {
-		return nil, err
-	}
-	return newTableSink[ledger.RejectRow](ctx, c, RejectsIdent(ledgerIdent), pipeline, RejectsSchema(), enc)
+	return newTableSink(ctx, c, RejectsIdent(ledgerIdent), pipeline, RejectsSchema(), func() (Encoder[ledger.RejectRow], error) { return NewRejectEncoder(nil) })
 }
 
-func newTableSink[R any](ctx context.Context, c *Catalog, ident table.Identifier, pipeline string, schema *ice.Schema, enc Encoder[R]) (*TableSink[R], error) {
+func newTableSink[R any](ctx context.Context, c *Catalog, ident table.Identifier, pipeline string, schema *ice.Schema, newEnc func() (Encoder[R], error)) (*TableSink[R], error) {
 	if pipeline == "" {
 		return nil, errors.New("iceberg: sink: empty pipeline id")
+	}
+	enc, err := newEnc() // fails early on a schema mismatch
+	if err != nil {
+		return nil, err
 	}
 	tbl, err := c.EnsureTable(ctx, ident, schema)
 	if err != nil {
 		return nil, err
 	}
-	return &TableSink[R]{cat: c, ident: ident, pipeline: pipeline, enc: enc, tbl: tbl}, nil
+	return &TableSink[R]{cat: c, ident: ident, pipeline: pipeline, newEnc: newEnc, encs: []Encoder[R]{enc}, tbl: tbl}, nil
+}
+
+// encoder takes an encoder from the sink's free list (encoders reuse their builders and are
+// not safe for concurrent use); put it back with release.
+func (s *TableSink[R]) encoder() (Encoder[R], error) {
+	s.mu.Lock()
+	if n := len(s.encs); n > 0 {
+		enc := s.encs[n-1]
+		s.encs = s.encs[:n-1]
+		s.mu.Unlock()
+		return enc, nil
+	}
+	s.mu.Unlock()
+	return s.newEnc()
+}
+
+func (s *TableSink[R]) release(enc Encoder[R]) {
+	s.mu.Lock()
+	s.encs = append(s.encs, enc)
+	s.mu.Unlock()
 }
 
 // Name is the table's identifier, namespace.table.
@@ -198,7 +217,49 @@ func (s *TableSink[R]) Stage(ctx context.Context, rows []R, processed time.Time)
 	if len(rows) == 0 {
 		return &Staged{}, nil
 	}
-	rec := s.enc.Encode(rows, processed)
+	// Parquet writing is the pipeline's largest cost per row and one file is written by one
+	// goroutine: a large batch is cut into one file per core, written side by side.
+	parts := min(runtime.GOMAXPROCS(0), len(rows)/minRowsPerFile)
+	if parts <= 1 {
+		return s.stageChunk(ctx, rows, processed)
+	}
+	staged := make([]*Staged, parts)
+	g, gctx := errgroup.WithContext(ctx)
+	size := (len(rows) + parts - 1) / parts
+	for i := range parts {
+		chunk := rows[i*size : min((i+1)*size, len(rows))]
+		g.Go(func() error {
+			var err error
+			staged[i], err = s.stageChunk(gctx, chunk, processed)
+			return err
+		})
+	}
+	err := g.Wait()
+	all := &Staged{}
+	for _, st := range staged {
+		if st != nil {
+			all.rows += st.rows
+			all.files = append(all.files, st.files...)
+		}
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.Discard(ctx, all))
+	}
+	return all, nil
+}
+
+// minRowsPerFile keeps small batches in one file: splitting them saves little time and
+// makes more files for compaction.
+const minRowsPerFile = 25_000
+
+// stageChunk encodes rows and writes them as data files.
+func (s *TableSink[R]) stageChunk(ctx context.Context, rows []R, processed time.Time) (*Staged, error) {
+	enc, err := s.encoder()
+	if err != nil {
+		return nil, err
+	}
+	rec := enc.Encode(rows, processed)
+	s.release(enc)
 	return s.StageRecords(ctx, rec)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -505,5 +506,41 @@ func TestExpiredHistory(t *testing.T) {
 	}
 	if st, err := other.Load(ctx); err != nil || st.Batch != 1 {
 		t.Fatalf("the surviving pipeline: %+v, %v", st, err)
+	}
+}
+
+// A large batch is written as one file per core, side by side; every row lands once.
+func TestLargeBatchStagedInParallel(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	s := newSink(t, c)
+	base, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 3 * minRowsPerFile
+	staged, err := s.Stage(ctx, testRows("tx", 0, 0, n), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := min(runtime.GOMAXPROCS(0), 3); len(staged.(*Staged).Files()) != want {
+		t.Errorf("%d files, want %d (one per core)", len(staged.(*Staged).Files()), want)
+	}
+	if _, err := s.Commit(ctx, base, staged, engine.Commit{Pipeline: testPipeline, Batch: 1,
+		Offsets: engine.Offsets{{Topic: "tx", Partition: 0}: int64(n)}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[int64]bool, n)
+	if err := c.ScanLedger(ctx, testIdent(), 0, func(r ledger.Row, _ time.Time) error {
+		if seen[r.SourceOffset] {
+			t.Fatalf("offset %d twice", r.SourceOffset)
+		}
+		seen[r.SourceOffset] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Fatalf("%d rows, want %d", len(seen), n)
 	}
 }
