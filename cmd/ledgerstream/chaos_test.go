@@ -292,8 +292,11 @@ func TestChaos(t *testing.T) {
 			}
 			if len(up) > 0 {
 				w := up[rng.IntN(len(up))]
+				// Behind the kill schedule (workers that die young never reach their fault
+				// point), SIGKILL; otherwise a random action.
+				behind := counts.totalKills() < int(float64(cfg.kills)*float64(now.Sub(began))/float64(cfg.duration))
 				switch a := rng.IntN(20); {
-				case a < 10:
+				case a < 10 || behind:
 					w.killed = true
 					chaosSignal(t, w.p, syscall.SIGKILL)
 				case a < 13:

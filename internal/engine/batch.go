@@ -27,6 +27,7 @@ type readSpan struct {
 	ledger     Span  // the ledger's claim (To is set when the claim is taken)
 	rejects    Span  // the rejects table's claim
 	hasRejects bool  // a reject of this partition is in the batch
+	assignment int64 // the partition's assignment count when the span began
 }
 
 func newBatch() *batch {
@@ -77,7 +78,7 @@ func (e *Engine) add(b *batch, recs []Record) error {
 		}
 		s := b.spans[r.Partition]
 		if s == nil {
-			s = &readSpan{first: r.Offset}
+			s = &readSpan{first: r.Offset, assignment: e.assignments[r.Partition]}
 			s.ledger.From, s.ledger.HasFrom = e.ledger.Offsets[r.Partition]
 			s.rejects.From, s.rejects.HasFrom = e.rejectsFrom(r.Partition)
 			b.spans[r.Partition] = s
@@ -247,8 +248,11 @@ func (e *Engine) dropLost(b *batch, assigned []Partition) Offsets {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var lost []Partition
-	for p := range b.spans {
-		if !owned[p] {
+	for p, s := range b.spans {
+		// A partition lost and assigned back during the batch counts as lost too: Resume
+		// moved its read position back to the tables' offset, so its records would be read
+		// into this batch a second time.
+		if !owned[p] || s.assignment != e.assignments[p] {
 			lost = append(lost, p)
 		}
 	}

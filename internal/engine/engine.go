@@ -124,6 +124,8 @@ type Engine struct {
 	targets, logStart Offsets
 	// indexed is the ledger snapshot the index was synced to when the batch began.
 	indexed int64
+	// assignments counts, per partition, the times it was assigned to this worker.
+	assignments map[Partition]int64
 
 	// lastClose is when the previous batch closed (owned by the loop).
 	lastClose time.Time
@@ -233,8 +235,23 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	if err := e.loadLocked(ctx); err != nil {
 		return nil, fmt.Errorf("resume %d partitions: %w", len(parts), err)
 	}
+	// A record below the tables' offsets is taken for a replay when the index does not name
+	// another owner of its id, so the index must know every id the ledger holds up to the
+	// offsets just loaded before any record of these partitions is classified: a duplicate
+	// whose original another worker committed since the batch began would pass for a replay
+	// and never reach the rejects table. (The batch's rows classified before this point are
+	// classified again before the commit: see commitLedger.)
+	if e.sinks.Index != nil {
+		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
+			return nil, fmt.Errorf("resume %d partitions: sync the transaction id index: %w", len(parts), err)
+		}
+	}
+	if e.assignments == nil {
+		e.assignments = map[Partition]int64{}
+	}
 	start := make(Offsets, len(parts))
 	for _, p := range parts {
+		e.assignments[p]++ // a batch's span of p from before this assignment is stale
 		if off, ok := e.resumeFrom(p); ok {
 			start[p], e.pos[p] = off, off
 		} else {
