@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 )
 
@@ -145,11 +144,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 
 // dropLedger drops the ledger table and its rejects table and purges their files.
 func dropLedger(ctx context.Context, g *globals) error {
-	ident, err := iceberg.ParseIdent(g.table)
-	if err != nil {
-		return err
-	}
-	cat, err := iceberg.Open(ctx, g.icebergConfig())
+	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return err
 	}

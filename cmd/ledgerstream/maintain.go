@@ -93,11 +93,7 @@ what would be done.`,
 			if err != nil {
 				return err
 			}
-			ident, err := iceberg.ParseIdent(g.table)
-			if err != nil {
-				return err
-			}
-			cat, err := iceberg.Open(cmd.Context(), g.icebergConfig())
+			ident, cat, err := openLedger(cmd.Context(), g)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
@@ -44,11 +43,7 @@ func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
 // buildReport scans the ledger table once and builds the report, with the rejects table's
 // counts by reason when there is one.
 func buildReport(ctx context.Context, g *globals) (*report.Report, error) {
-	ident, err := iceberg.ParseIdent(g.table)
-	if err != nil {
-		return nil, err
-	}
-	cat, err := iceberg.Open(ctx, g.icebergConfig())
+	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
 	}

@@ -106,11 +106,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	if err != nil {
 		return nil, err
 	}
-	ident, err := iceberg.ParseIdent(g.table)
-	if err != nil {
-		return nil, err
-	}
-	cat, err := iceberg.Open(ctx, g.icebergConfig())
+	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
-	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/report"
@@ -76,11 +75,7 @@ func (v *verifyResult) write(w io.Writer, asJSON bool) error {
 // verify scans the ledger once for the notebook's validations and the reconciliation, and
 // reads the topic when withTopic is set.
 func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*verifyResult, error) {
-	ident, err := iceberg.ParseIdent(g.table)
-	if err != nil {
-		return nil, err
-	}
-	cat, err := iceberg.Open(ctx, g.icebergConfig())
+	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
 	}
