@@ -523,3 +523,49 @@ func TestScenarioLargeFetchDecodedInParallel(t *testing.T) {
 	k.step()
 	w.reconcile()
 }
+
+// Partitions assigned in the middle of a batch, after the index was synced for it: the
+// previous owner committed the ledger, with an id and its retry, and died before the rejects
+// commit. The new owner re-reads the batch for the rejects table alone; the retry must be
+// classified against an index that knows the original, or it would pass for a replay and be
+// lost from both tables (found by the chaos soak).
+func TestScenarioAssignedMidBatchAfterAnotherWorkersCommit(t *testing.T) {
+	w := newWorld(t)
+	a := w.worker(engine.Config{})
+	a.src.assign(t, p1)
+	a.step()                    // A's index is synced to the empty ledger
+	w.produce(p0, 3)            // TXN1..3 at p0/0..2
+	w.produceAgain(p0, 2, true) // a retry of TXN2 at p0/3
+	w.produce(p1, 1)
+	a.src.onFetch = func() {
+		b := w.worker(crashAt(engine.FaultAfterCommit))
+		b.src.assign(t, p0)
+		if got := b.step(); got != engine.FaultAfterCommit {
+			t.Fatalf("B crashed at %q", got)
+		}
+		a.src.assign(t, p0) // B's session expired: p0 moves to A during A's batch
+	}
+	a.step()
+	a.step()
+	w.reconcile()
+}
+
+// A partition lost and assigned back within one batch: Resume moves its read position back
+// to the tables' offset, so the batch would hold its records twice. The batch is dropped and
+// read again.
+func TestScenarioReassignedWithinOneBatch(t *testing.T) {
+	w := newWorld(t)
+	a := w.worker(engine.Config{})
+	a.src.perFetch = 2
+	a.src.assign(t, p0)
+	w.produce(p0, 6)
+	a.src.onFetch = func() {
+		a.src.onFetch = func() { // on the batch's second fetch, after two records were read
+			a.src.lose(p0)
+			a.src.assign(t, p0) // back at the table's offset, 0
+		}
+	}
+	a.step()
+	a.step()
+	w.reconcile()
+}

@@ -63,6 +63,9 @@ type fakeSource struct {
 	resume engine.ResumeFunc
 	// perFetch caps the records one Fetch returns, so that batches span several fetches.
 	perFetch int
+	// onFetch, when set, runs once at the start of the next Fetch: what happens elsewhere
+	// while this worker's batch is under way (another worker's commit, a rebalance).
+	onFetch func()
 
 	mu       sync.Mutex
 	assigned map[engine.Partition]bool
@@ -107,6 +110,10 @@ func (s *fakeSource) lose(parts ...engine.Partition) {
 }
 
 func (s *fakeSource) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
+	if f := s.onFetch; f != nil {
+		s.onFetch = nil
+		f()
+	}
 	s.mu.Lock()
 	limit := s.perFetch
 	if max > 0 {
