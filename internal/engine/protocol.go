@@ -3,8 +3,10 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // This file holds the decisions of the exactly-once protocol (DESIGN §4) as pure functions:
@@ -131,19 +133,42 @@ func SortPartitions(ps []Partition) {
 }
 
 // MarshalOffsets encodes an offsets map as the JSON that snapshot summaries carry:
-// {"topic":{"0":42,"1":7}}, keys sorted (Spark's Kafka source writes the same shape).
+// {"topic":{"2":7,"10":5}}, topics sorted, partitions in numeric order (as Spark's Kafka
+// source writes them). It is the one encoding of the map, for summaries and for logs.
 func MarshalOffsets(o Offsets) string {
-	byTopic := make(map[string]map[string]int64)
-	for p, off := range o {
-		t := byTopic[p.Topic]
-		if t == nil {
-			t = make(map[string]int64)
-			byTopic[p.Topic] = t
-		}
-		t[strconv.Itoa(int(p.Partition))] = off
+	byTopic := make(map[string][]int32)
+	for p := range o {
+		byTopic[p.Topic] = append(byTopic[p.Topic], p.Partition)
 	}
-	b, _ := json.Marshal(byTopic) // maps of strings and ints always marshal; keys come out sorted
-	return string(b)
+	topics := make([]string, 0, len(byTopic))
+	for t := range byTopic {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, t := range topics {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, _ := json.Marshal(t) // a string always marshals
+		b.Write(name)
+		b.WriteString(":{")
+		parts := byTopic[t]
+		slices.Sort(parts)
+		for j, p := range parts {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('"')
+			b.WriteString(strconv.FormatInt(int64(p), 10))
+			b.WriteString(`":`)
+			b.WriteString(strconv.FormatInt(o[Partition{Topic: t, Partition: p}], 10))
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // UnmarshalOffsets decodes MarshalOffsets' JSON.

@@ -46,16 +46,19 @@ func TestMergeKeepsOtherPartitions(t *testing.T) {
 }
 
 func TestOffsetsJSON(t *testing.T) {
-	o := Offsets{{"tx", 10}: 5, {"tx", 2}: 7, {"a", 0}: 0}
+	o := Offsets{{"tx", 10}: 5, {"tx", 2}: 7, {"a\"x", 0}: 0}
 	s := MarshalOffsets(o)
-	if want := `{"a":{"0":0},"tx":{"10":5,"2":7}}`; s != want {
+	if want := `{"a\"x":{"0":0},"tx":{"2":7,"10":5}}`; s != want {
 		t.Fatalf("MarshalOffsets = %s, want %s", s, want)
 	}
 	back, err := UnmarshalOffsets(s)
 	if err != nil || MarshalOffsets(back) != s {
 		t.Fatalf("round trip: %v %v", back, err)
 	}
-	for _, bad := range []string{`[]`, `{"tx":{"x":1}}`, `{"tx":{"0":-1}}`, `{"tx":{"-1":1}}`, `nope`} {
+	if MarshalOffsets(nil) != "{}" {
+		t.Fatalf("empty map encodes as %s", MarshalOffsets(nil))
+	}
+	for _, bad := range []string{``, `[]`, `{"tx":{"x":1}}`, `{"tx":{"0":-1}}`, `{"tx":{"-1":1}}`, `nope`} {
 		if _, err := UnmarshalOffsets(bad); err == nil {
 			t.Errorf("UnmarshalOffsets(%s) accepted", bad)
 		}

@@ -136,7 +136,7 @@ func TestExpiryKeepsNewestPipelineSnapshot(t *testing.T) {
 		t.Fatal("a pipeline's newest snapshot was expired")
 	}
 	got := mustLoad(t, s)
-	if got.Batch != want.Batch || EncodeOffsets(got.Offsets) != EncodeOffsets(want.Offsets) {
+	if got.Batch != want.Batch || engine.MarshalOffsets(got.Offsets) != engine.MarshalOffsets(want.Offsets) {
 		t.Fatalf("after expiry Load = batch %d %v, want batch %d %v", got.Batch, got.Offsets, want.Batch, want.Offsets)
 	}
 	if st := mustLoad(t, other); st.Offsets[engine.Partition{Topic: "x", Partition: 0}] != 4 {
@@ -245,7 +245,7 @@ func TestCompactionWithConcurrentCommits(t *testing.T) {
 		t.Fatalf("commit planned before compaction: %v, want a conflict", err)
 	}
 	again := mustLoad(t, s)
-	if again.Batch != base.Batch || EncodeOffsets(again.Offsets) != EncodeOffsets(base.Offsets) {
+	if again.Batch != base.Batch || engine.MarshalOffsets(again.Offsets) != engine.MarshalOffsets(base.Offsets) {
 		t.Fatalf("compaction changed the pipeline state: %+v, was %+v", again, base)
 	}
 	if _, err := s.Commit(ctx, again, staged, c1); err != nil {

@@ -200,11 +200,11 @@ func parseSummary(p ice.Properties) (offsets engine.Offsets, batch int64, clean 
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("bad %s %q: %w", SummaryBatch, p[SummaryBatch], err)
 	}
-	if offsets, err = DecodeOffsets(p[SummaryOffsets]); err != nil {
+	if offsets, err = engine.UnmarshalOffsets(p[SummaryOffsets]); err != nil {
 		return nil, 0, nil, err
 	}
 	if c, ok := p[SummaryClean]; ok {
-		if clean, err = DecodeOffsets(c); err != nil {
+		if clean, err = engine.UnmarshalOffsets(c); err != nil {
 			return nil, 0, nil, err
 		}
 	}
@@ -329,10 +329,10 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 	props := ice.Properties{
 		SummaryPipeline: c.Pipeline,
 		SummaryBatch:    strconv.FormatInt(c.Batch, 10),
-		SummaryOffsets:  EncodeOffsets(c.Offsets),
+		SummaryOffsets:  engine.MarshalOffsets(c.Offsets),
 	}
 	if c.Clean != nil {
-		props[SummaryClean] = EncodeOffsets(c.Clean)
+		props[SummaryClean] = engine.MarshalOffsets(c.Clean)
 	}
 	txn := tbl.NewTransaction()
 	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {

@@ -102,38 +102,6 @@ func scanAll(t testing.TB, c *Catalog) (map[string]ledger.Row, []time.Time) {
 	return got, procs
 }
 
-func TestOffsetsEncoding(t *testing.T) {
-	o := engine.Offsets{
-		{Topic: "b", Partition: 10}:   7,
-		{Topic: "b", Partition: 2}:    5,
-		{Topic: "a\"x", Partition: 0}: 0,
-	}
-	s := EncodeOffsets(o)
-	if want := `{"a\"x":{"0":0},"b":{"2":5,"10":7}}`; s != want {
-		t.Fatalf("EncodeOffsets = %s, want %s", s, want)
-	}
-	back, err := DecodeOffsets(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(back) != len(o) {
-		t.Fatalf("decoded %v, want %v", back, o)
-	}
-	for p, v := range o {
-		if back[p] != v {
-			t.Fatalf("decoded %v, want %v", back, o)
-		}
-	}
-	if EncodeOffsets(nil) != "{}" {
-		t.Fatalf("empty map encodes as %s", EncodeOffsets(nil))
-	}
-	for _, bad := range []string{"", "[]", `{"t":{"x":1}}`, `{"t":{"0":-1}}`} {
-		if _, err := DecodeOffsets(bad); err == nil {
-			t.Errorf("DecodeOffsets(%q) succeeded", bad)
-		}
-	}
-}
-
 func testRoundTrip(t *testing.T, c *Catalog) {
 	s := newSink(t, c)
 	st0 := mustLoad(t, s)
