@@ -35,6 +35,7 @@ type soakFlags struct {
 	window        int
 	dir           string
 	listen        string
+	cpuProfile    string
 	maintain      maintainFlags
 }
 
@@ -63,13 +64,16 @@ failed check. The tables live in a fresh temporary directory unless --dir is giv
 	f.IntVar(&s.rowsPerCommit, "rows-per-commit", 5, "rows per batch")
 	f.IntVar(&s.partitions, "partitions", 3, "synthetic partitions")
 	f.DurationVar(&s.trigger, "trigger", 0, "one batch per trigger (0 = as fast as possible)")
-	f.Int64Var(&s.maintainEvery, "maintain-every-commits", 100, "automatic maintenance every N batches")
+	f.Int64Var(&s.maintainEvery, "maintain-every-commits", 50, "automatic maintenance every N batches")
 	f.IntVar(&s.checkEvery, "check-every", 1000, "print figures and check the table every N commits")
 	f.IntVar(&s.window, "window", 500, "commits over which a median latency is taken")
 	f.StringVar(&s.dir, "dir", "", "data directory (default: a fresh temporary one, removed at the end)")
 	f.StringVar(&s.listen, "metrics-listen", "127.0.0.1:0", "metrics endpoint address")
+	f.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the soak to this file (for go tool pprof)")
 	addMaintainFlags(f, &s.maintain, "")
 	_ = f.Set("retain-last", "50")
+	// Time runs fast in a soak (20,000 commits in minutes); orphans of a minute are old.
+	_ = f.Set("orphan-older-than", "1m")
 	return cmd
 }
 
@@ -167,6 +171,13 @@ func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
 			return err
 		}
 		defer os.RemoveAll(s.dir)
+	}
+	if s.cpuProfile != "" {
+		stop, err := startCPUProfile(s.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	const pipeline = "soak"
 	ident := table.Identifier{"soak", "ledger"}

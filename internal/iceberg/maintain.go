@@ -182,6 +182,13 @@ func (m *maintainer) commit(ctx context.Context, what string, build func(*table.
 		if err == nil {
 			return next, nil
 		}
+		if next != nil && allNotExist(err) {
+			// Expiry deleting files already gone: the data files a compaction replaced
+			// are listed again (as deleted entries) by the replace snapshot's manifest.
+			m.opts.Logger.Debug("maintenance committed; some unreferenced files were already deleted",
+				"table", identString(m.ident), "step", what, "error", firstLine(err))
+			return next, nil
+		}
 		if next != nil {
 			// The catalog accepted the commit; only the clean-up after it failed (expiry
 			// deleting a file that an earlier run had already deleted). What it left is an
@@ -249,7 +256,7 @@ func (m *maintainer) properties(ctx context.Context) error {
 	return err
 }
 
-// compact bin-packs small data files toward the target size. The new files are written
+// compact merges small data files of similar size (tieredGroups) toward the target size. The new files are written
 // once; a commit that conflicts with a pipeline's append is re-applied to the new head
 // (a replace of the same files), so a pipeline committing every second cannot starve it
 // and it costs the pipeline at most one conflict.
@@ -269,11 +276,12 @@ func (m *maintainer) compact(ctx context.Context) error {
 	cfg.TargetFileSizeBytes = target
 	cfg.MinFileSizeBytes = target * 3 / 4
 	cfg.MaxFileSizeBytes = target * 9 / 5
-	cfg.MinInputFiles = uint(m.opts.MinInputFiles)
+	cfg.MinInputFiles = 1 // every candidate; tieredGroups decides what is worth a rewrite
 	plan, err := compaction.Analyze(ctx, tbl, cfg)
 	if err != nil {
 		return err
 	}
+	plan.Groups, plan.SkippedFiles = tieredGroups(plan, m.opts.MinInputFiles, target)
 	r := &m.res.Compaction
 	r.FilesBefore, r.SkippedFiles, r.Groups = plan.TotalInputFiles, plan.SkippedFiles, len(plan.Groups)
 	for _, g := range plan.Groups {
@@ -612,4 +620,97 @@ func firstLine(err error) string {
 		return fmt.Sprintf("%s (and %d more)", msg[:i], strings.Count(msg, "\n"))
 	}
 	return msg
+}
+
+// tierBase is the upper bound of the smallest size tier of compaction; each next tier is
+// tierFactor times larger.
+const (
+	tierBase   = 256 << 10
+	tierFactor = 4
+)
+
+// sizeTier is the size tier of a data file: 0 below tierBase, then one more per
+// tierFactor.
+func sizeTier(size int64) int {
+	t := 0
+	for bound := int64(tierBase); size >= bound; bound *= tierFactor {
+		t++
+	}
+	return t
+}
+
+// tieredGroups regroups the plan's candidate files (all files below the right size) so
+// that only files of one size tier are merged, and only when a tier holds at least
+// minInputs of them. Bin-packing every small file together, as the plan does, rewrites the
+// table's largest small file at every run: with a commit every second the work of each
+// maintenance grows with the table's age. Merged by tier, a row is rewritten about once per
+// tier (log4 of target over batch size: a handful of times), and a maintenance run's work
+// stays bounded. It returns the groups and how many candidates wait in unfilled tiers.
+func tieredGroups(plan compaction.Plan, minInputs int, target int64) ([]compaction.Group, int) {
+	type key struct {
+		partition string
+		tier      int
+	}
+	tiers := map[key][]table.FileScanTask{}
+	var order []key
+	for _, g := range plan.Groups {
+		for _, t := range g.Tasks {
+			k := key{g.PartitionKey, sizeTier(t.File.FileSizeBytes())}
+			if _, ok := tiers[k]; !ok {
+				order = append(order, k)
+			}
+			tiers[k] = append(tiers[k], t)
+		}
+	}
+	var groups []compaction.Group
+	waiting := plan.SkippedFiles
+	for _, k := range order {
+		tasks := tiers[k]
+		if len(tasks) < minInputs {
+			waiting += len(tasks)
+			continue
+		}
+		// Pack the tier in order toward the target size; a last bin too small to be worth
+		// a rewrite waits for the next run.
+		var cur compaction.Group
+		flush := func(final bool) {
+			if len(cur.Tasks) >= minInputs || (!final && len(cur.Tasks) > 1) {
+				groups = append(groups, cur)
+			} else {
+				waiting += len(cur.Tasks)
+			}
+			cur = compaction.Group{PartitionKey: k.partition}
+		}
+		cur.PartitionKey = k.partition
+		for _, t := range tasks {
+			size := t.File.FileSizeBytes()
+			if len(cur.Tasks) > 0 && cur.TotalSizeBytes+size > target {
+				flush(false)
+			}
+			cur.Tasks = append(cur.Tasks, t)
+			cur.TotalSizeBytes += size
+			cur.DeleteFileCount += len(t.DeleteFiles) + len(t.EqualityDeleteFiles) + len(t.DeletionVectorFiles)
+		}
+		flush(true)
+	}
+	return groups, waiting
+}
+
+// allNotExist reports whether err, and every error joined in it, is fs.ErrNotExist.
+func allNotExist(err error) bool {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if !allNotExist(e) {
+				return false
+			}
+		}
+		return len(joined.Unwrap()) > 0
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if u := errors.Unwrap(err); u != nil {
+		return allNotExist(u)
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package iceberg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/apache/iceberg-go/table/compaction"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
@@ -416,3 +421,53 @@ func TestMaintenancePropertiesAndMetadataBound(t *testing.T) {
 }
 
 func localPath(p string) string { return strings.TrimPrefix(p, "file://") }
+
+func TestTieredGroups(t *testing.T) {
+	task := func(size int64) table.FileScanTask {
+		b, err := ice.NewDataFileBuilder(*ice.UnpartitionedSpec, ice.EntryContentData, fmt.Sprintf("f-%d", size),
+			ice.ParquetFile, nil, nil, nil, 1, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return table.FileScanTask{File: b.Build()}
+	}
+	const k = 1 << 10
+	var tasks []table.FileScanTask
+	// Six tiny batch files, one compacted file of 600 KiB (tier 1) and two of 5 MiB (tier 3).
+	for range 6 {
+		tasks = append(tasks, task(5*k))
+	}
+	tasks = append(tasks, task(600*k), task(5*k*k), task(5*k*k+1))
+	plan := compaction.Plan{Groups: []compaction.Group{{Tasks: tasks}}}
+
+	groups, waiting := tieredGroups(plan, 5, 128*k*k)
+	if len(groups) != 1 || len(groups[0].Tasks) != 6 || groups[0].TotalSizeBytes != 30*k {
+		t.Fatalf("groups %+v, want the six tiny files alone", groups)
+	}
+	if waiting != 3 {
+		t.Fatalf("waiting = %d, want 3 (the larger files wait for their tiers to fill)", waiting)
+	}
+	// A full tier is packed toward the target, and a last bin too small waits.
+	tasks = nil
+	for range 7 {
+		tasks = append(tasks, task(5*k*k))
+	}
+	groups, waiting = tieredGroups(compaction.Plan{Groups: []compaction.Group{{Tasks: tasks}}}, 2, 16*k*k)
+	if len(groups) != 2 || len(groups[0].Tasks) != 3 || len(groups[1].Tasks) != 3 || waiting != 1 {
+		t.Fatalf("groups %d (%d, %d files), waiting %d; want two groups of 3 and 1 waiting", len(groups),
+			len(groups[0].Tasks), len(groups[len(groups)-1].Tasks), waiting)
+	}
+	if sizeTier(0) != 0 || sizeTier(tierBase-1) != 0 || sizeTier(tierBase) != 1 || sizeTier(tierBase*tierFactor) != 2 {
+		t.Fatal("sizeTier bounds")
+	}
+}
+
+func TestAllNotExist(t *testing.T) {
+	gone := &fs.PathError{Op: "remove", Path: "a", Err: fs.ErrNotExist}
+	if !allNotExist(errors.Join(gone, fmt.Errorf("wrapped: %w", gone))) {
+		t.Fatal("joined not-exist errors")
+	}
+	if allNotExist(errors.Join(gone, errors.New("permission denied"))) {
+		t.Fatal("a real failure among them")
+	}
+}
