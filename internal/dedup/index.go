@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -87,6 +88,21 @@ type Index struct {
 	names   []string // topic by number
 	filter  *bloom
 	stats   Stats
+	// pending is the write that Add started in the background, if any: Lookup answers
+	// from its entries until it is finished, and every other call finishes it first.
+	pending *pendingWrite
+	broken  error // a background write failed: every call returns it
+	// beforeWrite, in tests, runs in Add's background write before it starts.
+	beforeWrite func()
+}
+
+// pendingWrite is a batch that Add writes to the file in the background.
+type pendingWrite struct {
+	b       *batch
+	ids     map[string]int // id -> its first entry in b.entries
+	applied []int64        // x.applied once the write is done
+	done    chan struct{}
+	res     writeResult // set before done is closed
 }
 
 var _ engine.Index = (*Index)(nil)
@@ -244,6 +260,10 @@ func (x *Index) rebuildFilter() error {
 func (x *Index) Close() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if err := x.finishLocked(); err != nil {
+		_ = x.db.Close() // the file does not record the batch: Sync reads it back
+		return fmt.Errorf("dedup: close %s: %w", x.path, err)
+	}
 	serr := x.filter.save(x.bloomPath(), x.count, x.synced)
 	if err := x.db.Close(); err != nil {
 		return fmt.Errorf("dedup: close %s: %w", x.path, err)
@@ -261,6 +281,7 @@ func (x *Index) Path() string { return x.path }
 func (x *Index) Synced() int64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	_ = x.finishLocked() // an error is returned by the next call that can return one
 	return x.synced
 }
 
@@ -268,6 +289,7 @@ func (x *Index) Synced() int64 {
 func (x *Index) Stats() Stats {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	_ = x.finishLocked() // an error is returned by the next call that can return one
 	s := x.stats
 	s.Rows = x.count
 	return s
@@ -279,8 +301,17 @@ func (x *Index) Lookup(id string) (engine.Owner, bool, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.stats.Lookups++
+	if p := x.pending; p != nil {
+		select {
+		case <-p.done:
+			if err := x.finishLocked(); err != nil {
+				return engine.Owner{}, false, err
+			}
+		default:
+		}
+	}
 	if !x.filter.mayContain(x.filter.hashString(id)) {
-		return engine.Owner{}, false, nil
+		return x.lookupPending(id)
 	}
 	x.stats.DiskReads++
 	var o engine.Owner
@@ -298,15 +329,45 @@ func (x *Index) Lookup(id string) (engine.Owner, bool, error) {
 	if err != nil {
 		return engine.Owner{}, false, fmt.Errorf("dedup: look up %q: %w", id, err)
 	}
-	return o, found, nil
+	if !found {
+		return x.lookupPending(id)
+	}
+	return o, true, nil
+}
+
+// lookupPending answers from the write Add left running, if any. The file is asked first:
+// an id already there keeps its owner, as the write would keep it.
+func (x *Index) lookupPending(id string) (engine.Owner, bool, error) {
+	p := x.pending
+	if p == nil {
+		return engine.Owner{}, false, nil
+	}
+	i, ok := p.ids[id]
+	if !ok {
+		return engine.Owner{}, false, nil
+	}
+	o, err := decodeOwner(p.b.entries[i].val, slices.Concat(x.names, p.b.topics))
+	if err != nil {
+		return engine.Owner{}, false, fmt.Errorf("dedup: look up %q: %w", id, err)
+	}
+	return o, true, nil
 }
 
 // Add records the rows of a batch that the ledger committed as st. st's parent need not be
 // the synced snapshot (another worker may have committed in between): st is remembered as
 // applied, and the next Sync reads whatever else is missing.
+//
+// The write to the file goes on in the background, off the engine's path (it is most of
+// the index's cost): Lookup sees the rows at once, every other call waits for the write,
+// and its error, if any, is returned by the next call. A crash before the write is done
+// loses nothing: the file does not record st as applied, so Sync reads its rows back from
+// the ledger.
 func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if err := x.finishLocked(); err != nil {
+		return err
+	}
 	b := x.newBatch(len(rows))
 	for i := range rows {
 		r := &rows[i]
@@ -319,10 +380,44 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 	if st.SnapshotID != 0 && st.SnapshotID != x.synced && !slices.Contains(applied, st.SnapshotID) {
 		applied = append(slices.Clone(applied), st.SnapshotID)
 	}
-	if err := x.write(b, func(meta *bolt.Bucket) error { return meta.Put(keyApplied, encodeIDs(applied)) }); err != nil {
-		return fmt.Errorf("dedup: add %d ids of snapshot %d: %w", len(rows), st.SnapshotID, err)
+	sortEntries(b)
+	p := &pendingWrite{b: b, ids: make(map[string]int, len(b.entries)), applied: applied, done: make(chan struct{})}
+	for i := len(b.entries) - 1; i >= 0; i-- { // backwards: an id met twice maps to its first entry
+		p.ids[unsafeString(b.entries[i].key)] = i
 	}
-	x.applied = applied
+	x.pending = p
+	go func() { // owned by x: every other method, Close included, waits for it
+		defer close(p.done)
+		if x.beforeWrite != nil {
+			x.beforeWrite()
+		}
+		p.res = x.apply(b, func(meta *bolt.Bucket) error { return meta.Put(keyApplied, encodeIDs(applied)) })
+		if p.res.err != nil {
+			p.res.err = fmt.Errorf("dedup: add %d ids of snapshot %d: %w", len(rows), st.SnapshotID, p.res.err)
+		}
+	}()
+	return nil
+}
+
+// finishLocked waits for the write Add left running and brings the in-memory state
+// (count, Bloom filter, applied snapshots) in line with it.
+func (x *Index) finishLocked() error {
+	if x.broken != nil {
+		return x.broken
+	}
+	p := x.pending
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	x.pending = nil
+	if err := x.finish(p.b, p.res); err != nil {
+		// The file and the memory may now disagree on what the batch wrote: refuse
+		// everything until the index is opened again (Sync then reads the batch back).
+		x.broken = err
+		return err
+	}
+	x.applied = p.applied
 	return nil
 }
 
@@ -332,6 +427,9 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 func (x *Index) Sync(ctx context.Context, st engine.TableState) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if err := x.finishLocked(); err != nil {
+		return err
+	}
 	head := st.SnapshotID
 	if head == x.synced {
 		return nil
@@ -402,6 +500,9 @@ func (x *Index) setSynced(head int64) func(*bolt.Bucket) error {
 func (x *Index) Rebuild(ctx context.Context, st engine.TableState) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if err := x.finishLocked(); err != nil {
+		return err
+	}
 	return x.rebuildLocked(ctx, st.SnapshotID)
 }
 
@@ -543,9 +644,26 @@ func (b *batch) add(id string, o engine.Owner) error {
 // meta (when not nil) in the same transaction. The in-memory state follows only once the
 // transaction committed.
 func (x *Index) write(b *batch, meta func(*bolt.Bucket) error) error {
-	// Stable, so that of one id met twice (a ledger that already holds a duplicate) the
-	// first row read stays its owner.
+	sortEntries(b)
+	return x.finish(b, x.apply(b, meta))
+}
+
+// sortEntries sorts a batch by key. Stable, so that of one id met twice (a ledger that
+// already holds a duplicate) the first row read stays its owner.
+func sortEntries(b *batch) {
 	slices.SortStableFunc(b.entries, func(a, c entry) int { return bytes.Compare(a.key, c.key) })
+}
+
+// writeResult is what one write transaction did.
+type writeResult struct {
+	added, conflicts int64
+	newKeys          [][]byte
+	err              error
+}
+
+// apply writes a sorted batch in one transaction. It reads x.count and x.names, which only
+// finish changes, and touches no other in-memory state: Add runs it in the background.
+func (x *Index) apply(b *batch, meta func(*bolt.Bucket) error) writeResult {
 	var added, conflicts int64
 	var newKeys [][]byte
 	err := x.db.Update(func(tx *bolt.Tx) error {
@@ -589,9 +707,15 @@ func (x *Index) write(b *batch, meta func(*bolt.Bucket) error) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	return writeResult{added: added, conflicts: conflicts, newKeys: newKeys, err: err}
+}
+
+// finish applies a write's result to the in-memory state.
+func (x *Index) finish(b *batch, r writeResult) error {
+	if r.err != nil {
+		return r.err
 	}
+	added, conflicts, newKeys := r.added, r.conflicts, r.newKeys
 	x.names = append(x.names, b.topics...)
 	for _, name := range b.topics {
 		x.topics[name] = uint64(slices.Index(x.names, name))
@@ -662,27 +786,30 @@ func fromHex(c byte) byte {
 	return 255
 }
 
-func (x *Index) decodeOwner(v []byte) (engine.Owner, error) {
-	bad := fmt.Errorf("corrupt index entry %x", v)
+func (x *Index) decodeOwner(v []byte) (engine.Owner, error) { return decodeOwner(v, x.names) }
+
+// decodeOwner decodes an entry's value; names are the topics by number.
+func decodeOwner(v []byte, names []string) (engine.Owner, error) {
+	bad := func() error { return fmt.Errorf("corrupt index entry %x", v) }
 	if len(v) < 4 {
-		return engine.Owner{}, bad
+		return engine.Owner{}, bad()
 	}
 	flags, p := v[0], v[1:]
 	var nums [3]uint64
 	for i := range nums {
 		n, w := binary.Uvarint(p)
 		if w <= 0 {
-			return engine.Owner{}, bad
+			return engine.Owner{}, bad()
 		}
 		nums[i], p = n, p[w:]
 	}
-	if nums[0] >= uint64(len(x.names)) {
-		return engine.Owner{}, bad
+	if nums[0] >= uint64(len(names)) {
+		return engine.Owner{}, bad()
 	}
-	o := engine.Owner{Partition: engine.Partition{Topic: x.names[nums[0]], Partition: int32(uint32(nums[1]))}, Offset: int64(nums[2])}
+	o := engine.Owner{Partition: engine.Partition{Topic: names[nums[0]], Partition: int32(uint32(nums[1]))}, Offset: int64(nums[2])}
 	if flags&flagRawHash != 0 {
 		if len(p) != 32 {
-			return engine.Owner{}, bad
+			return engine.Owner{}, bad()
 		}
 		o.Hash = hex.EncodeToString(p)
 	} else {
@@ -715,3 +842,6 @@ func decodeIDs(v []byte) []int64 {
 	}
 	return ids
 }
+
+// unsafeString views b as a string without copying; b must not change while it is used.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -438,3 +438,48 @@ func TestBloomFalsePositiveRate(t *testing.T) {
 		t.Errorf("false positive rate %.4f at capacity", rate)
 	}
 }
+
+// TestAddAnswersBeforeTheWriteEnds holds Add's background write and checks that lookups
+// answer from the pending batch meanwhile, that an id already in the file keeps its owner,
+// and that the write is finished (and durable) by Close.
+func TestAddAnswersBeforeTheWriteEnds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ids.db")
+	l := newFakeLedger()
+	x := openIndex(t, path, l)
+	first := rowsOf(0, 10, 0, 0)
+	if err := x.Add(first, l.commit(1, 0, first)); err != nil {
+		t.Fatal(err)
+	}
+	x.Synced() // the first write is done: only the second is held
+	release := make(chan struct{})
+	x.beforeWrite = func() { <-release }
+	// TXN00000005 again, from another position: the file's owner must win.
+	second := append(rowsOf(10, 10, 1, 0), rowsOf(5, 1, 1, 99)...)
+	if err := x.Add(second, l.commit(2, 1, second)); err != nil {
+		t.Fatal(err)
+	}
+	o, ok, err := x.Lookup("TXN00000015")
+	if err != nil || !ok || o.Partition.Partition != 1 || o.Offset != 5 {
+		t.Fatalf("pending id: %+v %v %v", o, ok, err)
+	}
+	o, ok, err = x.Lookup("TXN00000005")
+	if err != nil || !ok || o.Partition.Partition != 0 || o.Offset != 5 {
+		t.Fatalf("id in the file and in the pending batch: %+v %v %v, want the file's owner", o, ok, err)
+	}
+	if _, ok, _ := x.Lookup("TXN00000099"); ok {
+		t.Fatal("an id nobody added was found")
+	}
+	close(release)
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y := openIndex(t, path, l)
+	for id, want := range map[string]int64{"TXN00000015": 1, "TXN00000005": 0} {
+		if o, ok, err := y.Lookup(id); err != nil || !ok || o.Partition.Partition != int32(want) || o.Offset != 5 {
+			t.Fatalf("after reopening, %s: %+v %v %v", id, o, ok, err)
+		}
+	}
+	if y.Synced() != 0 || y.Stats().Rows != 20 {
+		t.Fatalf("synced %d rows %d, want 0 and 20", y.Synced(), y.Stats().Rows)
+	}
+}
