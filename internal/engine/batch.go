@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
@@ -17,6 +19,9 @@ type batch struct {
 	rejects []ledger.RejectRow // refused, at or above the rejects table's offset
 	ids     map[string]Owner   // ids accepted by this batch so far
 	records int                // data records read
+	// processed is the batch's processing time (its rows' processing_time): when it began.
+	processed time.Time
+	stage     *stager // writes rows while the batch reads on
 }
 
 // readSpan is what a batch read of one partition, and where each table stood on it when
@@ -39,6 +44,8 @@ func newBatch() *batch {
 func (e *Engine) newBatch() *batch {
 	b := newBatch()
 	b.rows, b.recs = e.rowsBuf[:0], e.recsBuf[:0]
+	b.processed = e.clock.Now().UTC()
+	b.stage = newStager(e.sinks.Ledger, b.processed)
 	return b
 }
 
@@ -240,7 +247,7 @@ func (e *Engine) reclassify(b *batch) (bool, error) {
 // against them (a duplicate of an id the lost partition accepted), the whole batch is
 // dropped and the partitions still owned are re-read from the tables. Loss is rare.
 // It returns the offsets to seek the owned partitions to, or nil when nothing was lost.
-func (e *Engine) dropLost(b *batch, assigned []Partition) Offsets {
+func (e *Engine) dropLost(ctx context.Context, b *batch, assigned []Partition) Offsets {
 	owned := make(map[Partition]bool, len(assigned))
 	for _, p := range assigned {
 		owned[p] = true
@@ -262,6 +269,9 @@ func (e *Engine) dropLost(b *batch, assigned []Partition) Offsets {
 	SortPartitions(lost)
 	e.log.Warn("partitions lost during the batch; dropping it and re-reading the partitions still owned",
 		"lost", fmt.Sprint(lost))
+	if err := b.stage.discard(ctx); err != nil {
+		e.log.Warn("could not delete the dropped batch's files; maintain will collect them", "error", err)
+	}
 	return e.rewindLocked(b)
 }
 

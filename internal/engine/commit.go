@@ -14,12 +14,12 @@ import (
 // it decides: a batch's rejects are final only once its ledger commit has succeeded (a
 // record refused as a duplicate is refused because of what the ledger holds).
 func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
-	if seek := e.dropLost(b, src.Assigned()); seek != nil {
+	if seek := e.dropLost(ctx, b, src.Assigned()); seek != nil {
 		src.Seek(seek)
 		return nil
 	}
 	started := e.clock.Now()
-	processed := started.UTC()
+	processed := b.processed
 	seek, err := e.commitLedger(ctx, b, processed)
 	if err != nil {
 		return err
@@ -64,14 +64,21 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch, processed time.Time
 			return nil, fmt.Errorf("sync the transaction id index: %w", err)
 		}
 		e.indexed = e.ledger.SnapshotID
-		if _, err := e.reclassify(b); err != nil {
+		b.stage.wait() // reclassify rewrites the rows a part may be reading
+		changed, err := e.reclassify(b)
+		if err != nil {
 			return nil, err
+		}
+		if changed {
+			if err := b.stage.discard(ctx); err != nil {
+				e.log.Warn("could not delete superseded files; maintain will collect them", "error", err)
+			}
 		}
 	}
 	table := e.sinks.Ledger
-	staged, err := table.Stage(ctx, b.rows, processed)
+	staged, err := e.stageRest(ctx, b)
 	if err != nil {
-		return nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows), table.Name(), err)
+		return nil, err
 	}
 	e.fault(FaultAfterStage)
 
@@ -154,6 +161,25 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch, processed time.Time
 			}
 		}
 	}
+}
+
+// stageRest writes the rows the stager has not written yet and returns every part of the
+// batch as one staged set, now the commit's to commit or discard.
+func (e *Engine) stageRest(ctx context.Context, b *batch) (Staged, error) {
+	table := e.sinks.Ledger
+	parts, n, err := b.stage.wait()
+	if err != nil {
+		return nil, fmt.Errorf("stage rows in %s: %w", table.Name(), err)
+	}
+	rest, err := table.Stage(ctx, b.rows[n:], b.processed)
+	if err != nil {
+		return nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows)-n, table.Name(), err)
+	}
+	b.stage.take()
+	if len(parts) == 0 {
+		return rest, nil
+	}
+	return table.Join(append(parts, rest)), nil
 }
 
 // cleanLocked is the ledger's Clean map after this batch: every partition the batch read

@@ -291,6 +291,12 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	}
 	b := e.newBatch()
 	defer e.recycle(b)
+	// Files the batch staged but did not commit (it failed, or was dropped) are deleted.
+	defer func() {
+		if err := b.stage.discard(ctx); err != nil {
+			e.log.Warn("could not delete an abandoned batch's files; maintain will collect them", "error", err)
+		}
+	}()
 	// Batches start on a fixed schedule, as Spark's processing-time trigger does: a batch
 	// closes one trigger after the previous one closed, so the time spent committing is not
 	// added to every record's wait. A batch that is late closes at once with what is ready.
@@ -342,6 +348,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		if err := e.add(b, recs); err != nil {
 			return false, err
 		}
+		b.stage.ahead(ctx, b.rows)
 		if ctx.Err() != nil {
 			stopping = true
 			break

@@ -569,3 +569,50 @@ func TestScenarioReassignedWithinOneBatch(t *testing.T) {
 	a.step()
 	w.reconcile()
 }
+
+// A batch larger than a part writes its first rows while it reads the rest: one commit
+// still holds every row once, in order.
+func TestScenarioStagedAheadWhileReading(t *testing.T) {
+	defer engine.SetStageAheadMin(2)()
+	w := newWorld(t)
+	k := w.worker(engine.Config{})
+	k.src.perFetch = 2
+	k.src.assign(t, p0)
+	w.produce(p0, 7)
+	w.produceAgain(p0, 3, true)
+	k.step()
+	if w.ledger.stagedCount() < 2 {
+		t.Fatalf("staged %d times, want the batch in parts", w.ledger.stagedCount())
+	}
+	if n := len(w.ledger.snaps); n != 1 {
+		t.Fatalf("%d ledger snapshots, want one commit", n)
+	}
+	w.reconcile()
+}
+
+// Every scenario again, with each batch writing its rows as soon as two are gathered: parts
+// staged ahead must be discarded by a dropped or fenced batch, written again when the rows
+// are classified again, and never committed twice.
+func TestScenariosWithStagingAhead(t *testing.T) {
+	defer engine.SetStageAheadMin(1)()
+	for name, f := range map[string]func(*testing.T){
+		"BatchesCarryTheWholeMapForward":            TestScenarioBatchesCarryTheWholeMapForward,
+		"BadInputAndMarkersMoveTheOffsets":          TestScenarioBadInputAndMarkersMoveTheOffsets,
+		"CrashAtEveryFaultPoint":                    TestScenarioCrashAtEveryFaultPoint,
+		"LostAcknowledgementIsSettledAsLanded":      TestScenarioLostAcknowledgementIsSettledAsLanded,
+		"FailedWriteIsRetried":                      TestScenarioFailedWriteIsRetried,
+		"ForeignWriterConflictMergesAndRetries":     TestScenarioForeignWriterConflictMergesAndRetries,
+		"TwoWorkersShareTheMap":                     TestScenarioTwoWorkersShareTheMap,
+		"ZombieIsFenced":                            TestScenarioZombieIsFenced,
+		"PartitionLostMidBatch":                     TestScenarioPartitionLostMidBatch,
+		"AvailableNowStopsAtTheEnd":                 TestScenarioAvailableNowStopsAtTheEnd,
+		"StopCommitsWhatWasRead":                    TestScenarioStopCommitsWhatWasRead,
+		"DuplicatesAreRejected":                     TestScenarioDuplicatesAreRejected,
+		"CrashBetweenLedgerAndRejects":              TestScenarioCrashBetweenLedgerAndRejects,
+		"CrossPartitionDuplicateRace":               TestScenarioCrossPartitionDuplicateRace,
+		"AssignedMidBatchAfterAnotherWorkersCommit": TestScenarioAssignedMidBatchAfterAnotherWorkersCommit,
+		"ReassignedWithinOneBatch":                  TestScenarioReassignedWithinOneBatch,
+	} {
+		t.Run(name, f)
+	}
+}

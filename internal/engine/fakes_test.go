@@ -299,6 +299,20 @@ func (t *fakeTable[R]) foreignCommit() {
 	t.mu.Unlock()
 }
 
+func (t *fakeTable[R]) Join(parts []engine.Staged) engine.Staged {
+	j := &fakeStaged[R]{}
+	for _, p := range parts {
+		j.rows = append(j.rows, p.(*fakeStaged[R]).rows...)
+	}
+	return j
+}
+
+func (t *fakeTable[R]) stagedCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.staged
+}
+
 func (t *fakeTable[R]) Discard(context.Context, engine.Staged) error {
 	t.mu.Lock()
 	t.discarded++

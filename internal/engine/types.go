@@ -129,6 +129,9 @@ type Table[R any] interface {
 	Commit(ctx context.Context, base TableState, staged Staged, c Commit) (TableState, error)
 	// Discard deletes staged files that will never be committed. Best effort.
 	Discard(ctx context.Context, staged Staged) error
+	// Join makes one staged set of several, for one Commit: the engine stages a large
+	// batch in parts while it is still reading it.
+	Join(parts []Staged) Staged
 }
 
 // Owner is the ledger row that holds a transaction id: where it came from and its hash.

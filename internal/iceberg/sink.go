@@ -392,6 +392,18 @@ func isRefRequirementFailure(err error) bool {
 		strings.Contains(msg, "is missing, expected")
 }
 
+// Join makes one Staged of several of this sink's.
+func (s *TableSink[R]) Join(parts []engine.Staged) engine.Staged {
+	all := &Staged{}
+	for _, p := range parts {
+		if st, ok := p.(*Staged); ok && st != nil {
+			all.rows += st.rows
+			all.files = append(all.files, st.files...)
+		}
+	}
+	return all
+}
+
 // Discard deletes the staged files through the table's FileIO. It tries every file and
 // returns the errors joined.
 func (s *TableSink[R]) Discard(ctx context.Context, staged engine.Staged) error {

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// stageAheadMin is how many accepted rows a batch gathers before it starts writing them
+// while it reads on.
+var stageAheadMin = 25_000
+
+// stager writes a batch's accepted rows as data files while the batch is still being read.
+// Writing Parquet is the pipeline's largest cost per row, and reading (fetch, decode,
+// classify) keeps one goroutine busy: the rows gathered so far are written on another core
+// meanwhile, one part at a time, and the commit writes only the rest. Staging is not
+// committing: the parts are files nobody references until the ledger commit, and a batch
+// that is dropped, fenced or classified again discards them.
+type stager struct {
+	table     Table[ledger.Row]
+	processed time.Time
+
+	next     int           // rows below this index are staged or being staged
+	inFlight chan struct{} // closed when the part being written is done; nil when idle
+
+	mu    sync.Mutex // guards parts and err, written by the part's goroutine
+	parts []Staged
+	err   error
+}
+
+func newStager(table Table[ledger.Row], processed time.Time) *stager {
+	return &stager{table: table, processed: processed}
+}
+
+// ahead starts writing rows[s.next:] in the background when no part is being written and
+// at least stageAheadMin rows wait. The goroutine reads only that range; the caller may
+// append to rows meanwhile (appends write past it) but must not change what is in it.
+func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
+	if s.inFlight != nil {
+		select {
+		case <-s.inFlight:
+			s.inFlight = nil
+		default:
+			return // one part at a time: the next one takes what gathers meanwhile
+		}
+	}
+	if len(rows)-s.next < stageAheadMin {
+		return
+	}
+	part := rows[s.next:len(rows):len(rows)]
+	s.next = len(rows)
+	done := make(chan struct{})
+	s.inFlight = done
+	// Owned by the batch: wait (the commit) or discard (every other way out) waits for it.
+	go func() {
+		defer close(done)
+		staged, err := s.table.Stage(context.WithoutCancel(ctx), part, s.processed)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.err = errors.Join(s.err, err)
+			return
+		}
+		s.parts = append(s.parts, staged)
+	}()
+}
+
+// wait waits for the part being written and returns every part and how many rows they
+// hold (rows[:n]).
+func (s *stager) wait() (parts []Staged, n int, err error) {
+	if s.inFlight != nil {
+		<-s.inFlight
+		s.inFlight = nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parts, s.next, s.err
+}
+
+// take hands the parts to the caller, who commits or discards them from now on, and
+// starts over: the next part begins at row 0.
+func (s *stager) take() {
+	s.mu.Lock()
+	s.parts, s.next, s.err = nil, 0, nil
+	s.mu.Unlock()
+}
+
+// discard waits for the part being written and deletes every part not taken. Best effort:
+// files left behind are orphans for maintain.
+func (s *stager) discard(ctx context.Context) error {
+	parts, _, _ := s.wait()
+	var errs []error
+	for _, p := range parts {
+		errs = append(errs, s.table.Discard(context.WithoutCancel(ctx), p))
+	}
+	s.take()
+	return errors.Join(errs...)
+}

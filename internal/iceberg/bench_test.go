@@ -1,0 +1,60 @@
+package iceberg
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+)
+
+// generatedRows are n rows as the pipeline makes them from the generator's messages.
+func generatedRows(n int) []ledger.Row {
+	gen := ledger.NewGenerator(7, ledger.GeneratorOptions{})
+	rules := ledger.DefaultRules()
+	rows := make([]ledger.Row, n)
+	for i := range rows {
+		rows[i], _ = rules.Decode(gen.Next(time.Now()).Value)
+		rows[i].SourceTopic, rows[i].SourcePartition, rows[i].SourceOffset = "financial_transactions", int32(i%3), int64(i/3)
+	}
+	return rows
+}
+
+// BenchmarkStage writes one batch of 100,000 ledger rows as Parquet data files (the
+// engine's Stage, without the commit): the pipeline's largest cost per row.
+func BenchmarkStage(b *testing.B) {
+	ctx := context.Background()
+	sink := newSink(b, openSQLite(b))
+	if _, err := sink.Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	rows := generatedRows(100_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		staged, err := sink.Stage(ctx, rows, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := sink.Discard(ctx, staged); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkEncode builds the Arrow record batch of 100,000 ledger rows.
+func BenchmarkEncode(b *testing.B) {
+	enc, err := NewRowEncoder(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := generatedRows(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		enc.Encode(rows, time.Now()).Release()
+	}
+	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
