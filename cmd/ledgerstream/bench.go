@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -391,13 +393,35 @@ func (b *benchRun) child(ctx context.Context, args ...string) (float64, string, 
 	var out strings.Builder
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	err := cmd.Run()
-	var rss float64
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = float64(ru.Maxrss) / 1024 // Linux reports KiB
-		}
+	if err := cmd.Start(); err != nil {
+		return 0, "", err
 	}
+	// The child's peak resident set as the kernel keeps it (VmHWM), read until it exits.
+	// Not the rusage of wait: Linux counts there the memory of the parent that forked the
+	// child (this process, which holds a million rows for the Parquet stage) as the
+	// child's peak.
+	done := make(chan struct{})
+	var hwm float64
+	poll := make(chan struct{})
+	go func() { // ends with the child; waited for below
+		defer close(poll)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, ok := peakRSS(cmd.Process.Pid); ok {
+				hwm = max(hwm, v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	<-poll
+	rss := hwm
 	if err != nil {
 		return rss, out.String(), fmt.Errorf("%s %s: %w\n%s", filepath.Base(b.self), strings.Join(args, " "), err, lastLines(out.String(), 20))
 	}
@@ -446,7 +470,14 @@ func (b *benchRun) steadyState(ctx context.Context) error {
 	const topic, table = "bench_steady", "demo.bench_steady"
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	args := append([]string{"run", "--trigger", "1s", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if err := kafka.CreateTopic(ctx, b.client(), topic); err != nil {
+		return err // run is ready only once it owns partitions
+	}
+	args := append([]string{"run", "--trigger", "1s", "--pipeline", "bench-" + topic, "--metrics-listen", addr}, b.common(topic, table)...)
 	cmd := exec.CommandContext(runCtx, b.self, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	var out strings.Builder
@@ -454,7 +485,11 @@ func (b *benchRun) steadyState(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	time.Sleep(2 * time.Second) // let it join the group and create the table
+	// Steady state: the producer starts once run is ready (in the group, a batch done), so
+	// that joining the group is not counted as latency.
+	if err := waitReady(ctx, "http://"+addr+"/readyz", time.Minute); err != nil {
+		return fmt.Errorf("steady run: %w\n%s", err, lastLines(out.String(), 20))
+	}
 	n := b.f.rate * int(b.f.steady/time.Second)
 	if err := b.produce(ctx, topic, n, b.f.rate); err != nil {
 		return err
@@ -525,4 +560,54 @@ func (b *benchRun) latencies(ctx context.Context, table, pipeline string) ([]tim
 		return nil
 	})
 	return lat, err
+}
+
+// freeAddr returns a loopback address with a port free at the time of the call.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitReady polls url until it answers 200 or the timeout passes.
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s", url, timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// peakRSS reads a live process's peak resident set (VmHWM) in MiB.
+func peakRSS(pid int) (float64, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kib float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kib); err == nil {
+				return kib / 1024, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type runFlags struct {
 	fault           string
 	indexDir        string
 	cpuProfile      string
+	memoryLimitMiB  int64
 	ops             opsFlags // metrics, progress, automatic maintenance: ops.go
 }
 
@@ -88,6 +90,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.StringVar(&r.fault, "fault", "", "testing only: die like kill -9 at a fault point, as POINT or POINT@N (the Nth time)")
 	_ = f.MarkHidden("fault")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	f.Int64Var(&r.memoryLimitMiB, "memory-limit-mib", 0, "soft limit of the Go runtime's memory, MiB (0 = 128 MiB + 2 KiB per --max-batch-records; -1 = none; GOMEMLIMIT, when set, wins)")
 	addOpsFlags(f, &r.ops)
 }
 
@@ -126,6 +129,10 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	batch := r.maxBatchRecords
 	if r.maxOffsets > 0 {
 		batch = min(batch, r.maxOffsets)
+	}
+	if limit := memoryLimit(r.memoryLimitMiB, batch); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		slog.Debug("soft memory limit", "MiB", limit>>20)
 	}
 	eng := engine.New(engine.Config{
 		Pipeline:        r.pipeline,
@@ -197,6 +204,22 @@ func parseFault(spec string) (func(string), error) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL cannot be caught; wait for it
 	}, nil
+}
+
+// memoryLimit is the soft memory limit run sets, or -1 to leave the runtime's. The Go heap
+// otherwise grows to twice what is live before collecting, and what is live is mostly the
+// batch (its records, rows and the parts being written: about 1 KiB a record at the
+// generator's message size), so the default follows --max-batch-records: memory is bounded
+// by the batch, not by the backlog. Larger messages need a larger limit (the runtime then
+// collects more often; it never fails an allocation for it).
+func memoryLimit(mib int64, batchRecords int) int64 {
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "" || mib < 0:
+		return -1
+	case mib > 0:
+		return mib << 20
+	}
+	return 128<<20 + int64(batchRecords)*2<<10
 }
 
 // startCPUProfile profiles the process into path until the returned func is called.

@@ -99,8 +99,8 @@ type Index struct {
 // pendingWrite is a batch that Add writes to the file in the background.
 type pendingWrite struct {
 	b       *batch
-	ids     map[string]int // id -> its first entry in b.entries
-	applied []int64        // x.applied once the write is done
+	ids     map[string][]byte // id -> the value of its first entry (both in b's arena)
+	applied []int64           // x.applied once the write is done
 	done    chan struct{}
 	res     writeResult // set before done is closed
 }
@@ -242,11 +242,16 @@ func (x *Index) rebuildFilter() error {
 	f := newBloom(int(2 * x.count))
 	err := x.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketIDs).Cursor()
+		n := 0
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			f.add(f.hash(k))
+			if n++; n%(1<<19) == 0 {
+				releasePages(x.db, x.path) // the scan maps the whole file otherwise
+			}
 		}
 		return nil
 	})
+	releasePages(x.db, x.path)
 	if err != nil {
 		return fmt.Errorf("build the Bloom filter: %w", err)
 	}
@@ -342,11 +347,11 @@ func (x *Index) lookupPending(id string) (engine.Owner, bool, error) {
 	if p == nil {
 		return engine.Owner{}, false, nil
 	}
-	i, ok := p.ids[id]
+	v, ok := p.ids[id]
 	if !ok {
 		return engine.Owner{}, false, nil
 	}
-	o, err := decodeOwner(p.b.entries[i].val, slices.Concat(x.names, p.b.topics))
+	o, err := decodeOwner(v, slices.Concat(x.names, p.b.topics))
 	if err != nil {
 		return engine.Owner{}, false, fmt.Errorf("dedup: look up %q: %w", id, err)
 	}
@@ -380,10 +385,11 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 	if st.SnapshotID != 0 && st.SnapshotID != x.synced && !slices.Contains(applied, st.SnapshotID) {
 		applied = append(slices.Clone(applied), st.SnapshotID)
 	}
-	sortEntries(b)
-	p := &pendingWrite{b: b, ids: make(map[string]int, len(b.entries)), applied: applied, done: make(chan struct{})}
-	for i := len(b.entries) - 1; i >= 0; i-- { // backwards: an id met twice maps to its first entry
-		p.ids[unsafeString(b.entries[i].key)] = i
+	p := &pendingWrite{b: b, ids: make(map[string][]byte, len(b.entries)), applied: applied, done: make(chan struct{})}
+	for _, e := range b.entries {
+		if k := unsafeString(e.key); p.ids[k] == nil { // an id met twice: its first entry
+			p.ids[k] = e.val
+		}
 	}
 	x.pending = p
 	go func() { // owned by x: every other method, Close included, waits for it
@@ -391,7 +397,9 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 		if x.beforeWrite != nil {
 			x.beforeWrite()
 		}
+		sortEntries(b)
 		p.res = x.apply(b, func(meta *bolt.Bucket) error { return meta.Put(keyApplied, encodeIDs(applied)) })
+		releasePages(x.db, x.path)
 		if p.res.err != nil {
 			p.res.err = fmt.Errorf("dedup: add %d ids of snapshot %d: %w", len(rows), st.SnapshotID, p.res.err)
 		}
@@ -686,11 +694,15 @@ func (x *Index) apply(b *batch, meta func(*bolt.Bucket) error) writeResult {
 				continue // the same id twice in one batch: keep the first
 			}
 			prev = e
-			if old := ids.Get(e.key); old != nil {
-				if !bytes.Equal(old, e.val) {
-					conflicts++
+			// The filter has no false negatives: for an id it has never seen, the lookup
+			// (a second descent of the tree per id) is skipped.
+			if x.filter.mayContain(x.filter.hash(e.key)) {
+				if old := ids.Get(e.key); old != nil {
+					if !bytes.Equal(old, e.val) {
+						conflicts++
+					}
+					continue
 				}
-				continue
 			}
 			if err := ids.Put(e.key, e.val); err != nil {
 				return err

@@ -44,6 +44,9 @@ func newBatch() *batch {
 func (e *Engine) newBatch() *batch {
 	b := newBatch()
 	b.rows, b.recs = e.rowsBuf[:0], e.recsBuf[:0]
+	if e.idsBuf != nil {
+		b.ids, e.idsBuf = e.idsBuf, nil
+	}
 	b.processed = e.clock.Now().UTC()
 	b.stage = newStager(e.sinks.Ledger, b.processed)
 	return b
@@ -53,6 +56,8 @@ func (e *Engine) newBatch() *batch {
 // the rows they were given.
 func (e *Engine) recycle(b *batch) {
 	e.rowsBuf, e.recsBuf = b.rows[:0], b.recs[:0]
+	clear(b.ids) // keeps its buckets: growing a map of 100,000 ids afresh costs
+	e.idsBuf = b.ids
 }
 
 func (b *batch) empty() bool { return len(b.spans) == 0 }
@@ -78,26 +83,50 @@ func (e *Engine) add(b *batch, recs []Record) error {
 	decoded := e.decode(recs)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Records come in runs of one partition: its position and span are looked up once a
+	// run, not once a record (map lookups by a string key were much of this loop's cost).
+	var (
+		p        Partition
+		span     *readSpan
+		pos      int64
+		known    bool
+		advanced bool
+		data     int64
+	)
+	flush := func() {
+		if advanced {
+			e.pos[p] = pos
+		}
+	}
+	defer func() {
+		flush()
+		e.stats.Records.Add(data)
+	}()
 	for i := range recs {
 		r := &recs[i]
-		if pos, known := e.pos[r.Partition]; known && r.Offset < pos {
+		if i == 0 || r.Partition != p {
+			flush()
+			p, advanced = r.Partition, false
+			pos, known = e.pos[p]
+			span = b.spans[p]
+		}
+		if known && r.Offset < pos {
 			continue // already in the tables, or re-read after a seek
 		}
-		s := b.spans[r.Partition]
-		if s == nil {
-			s = &readSpan{first: r.Offset, assignment: e.assignments[r.Partition]}
-			s.ledger.From, s.ledger.HasFrom = e.ledger.Offsets[r.Partition]
-			s.rejects.From, s.rejects.HasFrom = e.rejectsFrom(r.Partition)
-			b.spans[r.Partition] = s
+		if span == nil {
+			span = &readSpan{first: r.Offset, assignment: e.assignments[p]}
+			span.ledger.From, span.ledger.HasFrom = e.ledger.Offsets[p]
+			span.rejects.From, span.rejects.HasFrom = e.rejectsFrom(p)
+			b.spans[p] = span
 		}
-		s.end = r.Offset + 1
-		e.pos[r.Partition] = r.Offset + 1
+		span.end = r.Offset + 1
+		pos, known, advanced = r.Offset+1, true, true
 		if r.Control {
 			continue
 		}
 		b.records++
-		e.stats.Records.Add(1)
-		if err := e.classify(b, s, r, &decoded[i]); err != nil {
+		data++
+		if err := e.classify(b, span, r, &decoded[i]); err != nil {
 			return err
 		}
 	}

@@ -134,6 +134,7 @@ type Engine struct {
 	rowsBuf   []ledger.Row
 	recsBuf   []*Record
 	decodeBuf []decoded
+	idsBuf    map[string]Owner
 }
 
 // New returns an engine writing to sinks. Pass its Resume method to the source.
@@ -308,7 +309,16 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 			deadline = now.Add(e.cfg.Trigger)
 		}
 	}
-	defer func() { e.lastClose = deadline }()
+	// A batch that fills up closes early, and the schedule restarts from there: were the
+	// next deadline one trigger after this one's, the next batch would seem misaligned and
+	// close after lateBatchWindow with whatever came in meanwhile (a catch-up alternated
+	// full batches with small ones).
+	defer func() {
+		e.lastClose = deadline
+		if now := e.clock.Now(); now.Before(deadline) {
+			e.lastClose = now
+		}
+	}()
 	stopping := false
 	for b.records < e.cfg.MaxBatchRecords {
 		if e.cfg.AvailableNow {

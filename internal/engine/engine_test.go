@@ -616,3 +616,24 @@ func TestScenariosWithStagingAhead(t *testing.T) {
 		t.Run(name, f)
 	}
 }
+
+// A batch that fills up before its trigger closes early; the next batch then gathers for
+// a whole trigger, not for the short window of a late batch (a catch-up used to alternate
+// full batches with small ones).
+func TestScenarioFullBatchRestartsTheSchedule(t *testing.T) {
+	w := newWorld(t)
+	k := w.worker(engine.Config{Trigger: time.Second, MaxBatchRecords: 4})
+	k.src.perFetch = 1
+	k.src.assign(t, p0)
+	w.produce(p0, 5)
+	k.step() // full after four fetches, at once
+	k.src.onFetch = func() {
+		w.clock.Advance(100 * time.Millisecond) // well within the trigger, past the late window
+		w.produce(p0, 1)
+	}
+	k.step() // the fifth record and the sixth, which arrives 100ms in
+	if n := len(w.ledger.snaps); n != 2 {
+		t.Fatalf("%d ledger commits, want 2 (the second batch waits for its trigger)", n)
+	}
+	w.reconcile()
+}

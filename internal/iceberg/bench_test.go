@@ -31,18 +31,24 @@ func BenchmarkStage(b *testing.B) {
 	rows := generatedRows(100_000)
 	b.ReportAllocs()
 	b.ResetTimer()
+	var size int64
 	for b.Loop() {
 		staged, err := sink.Stage(ctx, rows, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		size = 0
+		for _, f := range staged.(*Staged).Files() {
+			size += f.FileSizeBytes()
+		}
 		if err := sink.Discard(ctx, staged); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(size)/float64(len(rows)), "file-bytes/row")
 }
 
 // BenchmarkEncode builds the Arrow record batch of 100,000 ledger rows.

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -224,4 +225,22 @@ func heartbeatFor(session time.Duration) time.Duration {
 		hb = 100 * time.Millisecond
 	}
 	return hb
+}
+
+// CreateTopic creates topic with the cluster's default partition count and replication,
+// unless it exists.
+func CreateTopic(ctx context.Context, c ClientConfig, topic string) error {
+	cl, err := c.newClient()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
 }
