@@ -77,6 +77,13 @@ func (t *memTable) Commit(_ context.Context, base engine.TableState, _ engine.St
 	return t.st, nil
 }
 func (t *memTable) Discard(context.Context, engine.Staged) error { return nil }
+func (t *memTable) Join(parts []engine.Staged) engine.Staged {
+	var n memStaged
+	for _, p := range parts {
+		n += p.(memStaged)
+	}
+	return n
+}
 
 func TestEngineMetricsMatchStats(t *testing.T) {
 	gen := ledger.NewGenerator(7, ledger.GeneratorOptions{Malformed: 0.2})
