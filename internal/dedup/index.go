@@ -101,6 +101,7 @@ type pendingWrite struct {
 	b       *batch
 	ids     map[string][]byte // id -> the value of its first entry (both in b's arena)
 	applied []int64           // x.applied once the write is done
+	synced  int64             // x.synced once the write is done
 	done    chan struct{}
 	res     writeResult // set before done is closed
 }
@@ -385,7 +386,18 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 	if st.SnapshotID != 0 && st.SnapshotID != x.synced && !slices.Contains(applied, st.SnapshotID) {
 		applied = append(slices.Clone(applied), st.SnapshotID)
 	}
-	p := &pendingWrite{b: b, ids: make(map[string][]byte, len(b.entries)), applied: applied, done: make(chan struct{})}
+	// When the file will hold every snapshot up to st (the usual case: st was committed on
+	// top of what the index had), the write records st as synced, and the engine's Sync to
+	// st before its next batch has nothing to read and need not wait for the write.
+	synced := x.synced
+	if len(x.partial) == 0 && x.covers(st.SnapshotID, applied) {
+		synced, applied = st.SnapshotID, nil
+	}
+	meta := func(m *bolt.Bucket) error { return m.Put(keyApplied, encodeIDs(applied)) }
+	if synced != x.synced {
+		meta = x.setSynced(synced)
+	}
+	p := &pendingWrite{b: b, ids: make(map[string][]byte, len(b.entries)), applied: applied, synced: synced, done: make(chan struct{})}
 	for _, e := range b.entries {
 		if k := unsafeString(e.key); p.ids[k] == nil { // an id met twice: its first entry
 			p.ids[k] = e.val
@@ -398,7 +410,7 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 			x.beforeWrite()
 		}
 		sortEntries(b)
-		p.res = x.apply(b, func(meta *bolt.Bucket) error { return meta.Put(keyApplied, encodeIDs(applied)) })
+		p.res = x.apply(b, meta)
 		releasePages(x.db, x.path)
 		if p.res.err != nil {
 			p.res.err = fmt.Errorf("dedup: add %d ids of snapshot %d: %w", len(rows), st.SnapshotID, p.res.err)
@@ -425,8 +437,37 @@ func (x *Index) finishLocked() error {
 		x.broken = err
 		return err
 	}
+	if p.synced != x.synced {
+		x.synced, x.partial = p.synced, nil
+	}
 	x.applied = p.applied
 	return nil
+}
+
+// covers says whether every snapshot of head's history since the synced one is in applied,
+// so that the file holds all of head's rows once applied is written. History is in memory
+// right after a commit (the sink's table); an error just means no.
+func (x *Index) covers(head int64, applied []int64) bool {
+	if head == 0 {
+		return false
+	}
+	hist, complete, err := x.ledger.History(context.Background(), head)
+	if err != nil {
+		return false
+	}
+	at := slices.Index(hist, x.synced)
+	if x.synced == 0 && complete {
+		at = len(hist)
+	}
+	if at < 0 {
+		return false
+	}
+	for _, id := range hist[:at] {
+		if !slices.Contains(applied, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // Sync brings the index up to date with the ledger as of st: it reads the rows that the
@@ -435,6 +476,11 @@ func (x *Index) finishLocked() error {
 func (x *Index) Sync(ctx context.Context, st engine.TableState) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if p := x.pending; p != nil && x.broken == nil && p.synced == st.SnapshotID && st.SnapshotID != 0 {
+		// The write in flight brings the file to st; until it is done, Lookup answers
+		// from it (and a failure of it is returned by the next call that waits).
+		return nil
+	}
 	if err := x.finishLocked(); err != nil {
 		return err
 	}

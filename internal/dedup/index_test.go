@@ -479,7 +479,53 @@ func TestAddAnswersBeforeTheWriteEnds(t *testing.T) {
 			t.Fatalf("after reopening, %s: %+v %v %v", id, o, ok, err)
 		}
 	}
-	if y.Synced() != 0 || y.Stats().Rows != 20 {
-		t.Fatalf("synced %d rows %d, want 0 and 20", y.Synced(), y.Stats().Rows)
+	// Both snapshots were added on top of each other: the file records 2 as synced.
+	if y.Synced() != 2 || y.Stats().Rows != 20 {
+		t.Fatalf("synced %d rows %d, want 2 and 20", y.Synced(), y.Stats().Rows)
+	}
+}
+
+// Sync to the snapshot whose rows Add is still writing does not wait for the write, and a
+// gap in the history (another worker's commit in between) is read at the next Sync.
+func TestSyncDoesNotWaitForTheWriteThatCoversIt(t *testing.T) {
+	l := newFakeLedger()
+	x := openIndex(t, filepath.Join(t.TempDir(), "ids.db"), l)
+	release := make(chan struct{})
+	x.beforeWrite = func() { <-release }
+	first := rowsOf(0, 5, 0, 0)
+	st := l.commit(1, 0, first)
+	if err := x.Add(first, st); err != nil {
+		t.Fatal(err)
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- x.Sync(context.Background(), st) }()
+	select {
+	case err := <-synced:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Sync waited for the write that covers its snapshot")
+	}
+	close(release)
+	// Another worker commits 2; ours is 3 on top of it: Add cannot mark 3 synced, and the
+	// next Sync reads 2's rows from the ledger.
+	x.Synced() // the held write is done
+	x.beforeWrite = nil
+	other := rowsOf(100, 3, 1, 0)
+	l.commit(2, 1, other)
+	ours := rowsOf(5, 5, 0, 5)
+	st3 := l.commit(3, 2, ours)
+	if err := x.Add(ours, st3); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Sync(context.Background(), st3); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.Synced(); got != 3 {
+		t.Fatalf("synced %d, want 3", got)
+	}
+	if o, ok, err := x.Lookup("TXN00000101"); err != nil || !ok || o.Partition.Partition != 1 {
+		t.Fatalf("the other worker's id: %+v %v %v", o, ok, err)
 	}
 }

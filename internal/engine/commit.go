@@ -163,23 +163,20 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch, processed time.Time
 	}
 }
 
-// stageRest writes the rows the stager has not written yet and returns every part of the
-// batch as one staged set, now the commit's to commit or discard.
+// stageRest writes the rows the stager has not written yet, beside a part still being
+// written, and returns every part of the batch as one staged set, now the commit's to
+// commit or discard.
 func (e *Engine) stageRest(ctx context.Context, b *batch) (Staged, error) {
 	table := e.sinks.Ledger
-	parts, n, err := b.stage.wait()
+	parts, err := b.stage.finish(ctx, b.rows)
 	if err != nil {
-		return nil, fmt.Errorf("stage rows in %s: %w", table.Name(), err)
-	}
-	rest, err := table.Stage(ctx, b.rows[n:], b.processed)
-	if err != nil {
-		return nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows)-n, table.Name(), err)
+		return nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows), table.Name(), err)
 	}
 	b.stage.take()
-	if len(parts) == 0 {
-		return rest, nil
+	if len(parts) == 1 {
+		return parts[0], nil
 	}
-	return table.Join(append(parts, rest)), nil
+	return table.Join(parts), nil // none: an empty set, a commit that only moves offsets
 }
 
 // cleanLocked is the ledger's Clean map after this batch: every partition the batch read

@@ -23,10 +23,11 @@ type stager struct {
 	table     Table[ledger.Row]
 	processed time.Time
 
-	next     int           // rows below this index are staged or being staged
-	inFlight chan struct{} // closed when the part being written is done; nil when idle
+	next int           // rows below this index are staged or being staged
+	busy chan struct{} // closed when the part ahead started last is done; nil when idle
+	wg   sync.WaitGroup
 
-	mu    sync.Mutex // guards parts and err, written by the part's goroutine
+	mu    sync.Mutex // guards parts and err, written by the parts' goroutines
 	parts []Staged
 	err   error
 }
@@ -39,23 +40,28 @@ func newStager(table Table[ledger.Row], processed time.Time) *stager {
 // at least stageAheadMin rows wait. The goroutine reads only that range; the caller may
 // append to rows meanwhile (appends write past it) but must not change what is in it.
 func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
-	if s.inFlight != nil {
+	if s.busy != nil {
 		select {
-		case <-s.inFlight:
-			s.inFlight = nil
+		case <-s.busy:
+			s.busy = nil
 		default:
-			return // one part at a time: the next one takes what gathers meanwhile
+			return // one part at a time while reading: the next takes what gathers meanwhile
 		}
 	}
-	if len(rows)-s.next < stageAheadMin {
-		return
+	if len(rows)-s.next >= stageAheadMin {
+		s.busy = s.start(ctx, rows)
 	}
+}
+
+// start writes rows[s.next:] as one part on a goroutine of its own, which wait (the
+// commit) or discard (every other way out) waits for.
+func (s *stager) start(ctx context.Context, rows []ledger.Row) chan struct{} {
 	part := rows[s.next:len(rows):len(rows)]
 	s.next = len(rows)
 	done := make(chan struct{})
-	s.inFlight = done
-	// Owned by the batch: wait (the commit) or discard (every other way out) waits for it.
+	s.wg.Add(1)
 	go func() {
+		defer s.wg.Done()
 		defer close(done)
 		staged, err := s.table.Stage(context.WithoutCancel(ctx), part, s.processed)
 		s.mu.Lock()
@@ -66,15 +72,24 @@ func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
 		}
 		s.parts = append(s.parts, staged)
 	}()
+	return done
 }
 
-// wait waits for the part being written and returns every part and how many rows they
+// finish writes the rows not written yet as a last part, side by side with a part still
+// being written, and waits for every part.
+func (s *stager) finish(ctx context.Context, rows []ledger.Row) ([]Staged, error) {
+	if len(rows) > s.next {
+		s.start(ctx, rows)
+	}
+	parts, _, err := s.wait()
+	return parts, err
+}
+
+// wait waits for every part being written and returns the parts and how many rows they
 // hold (rows[:n]).
 func (s *stager) wait() (parts []Staged, n int, err error) {
-	if s.inFlight != nil {
-		<-s.inFlight
-		s.inFlight = nil
-	}
+	s.wg.Wait()
+	s.busy = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.parts, s.next, s.err
@@ -88,8 +103,8 @@ func (s *stager) take() {
 	s.mu.Unlock()
 }
 
-// discard waits for the part being written and deletes every part not taken. Best effort:
-// files left behind are orphans for maintain.
+// discard waits for the parts being written and deletes every part not taken. Best
+// effort: files left behind are orphans for maintain.
 func (s *stager) discard(ctx context.Context) error {
 	parts, _, _ := s.wait()
 	var errs []error
