@@ -39,6 +39,7 @@ type runFlags struct {
 	indexDir        string
 	cpuProfile      string
 	memoryLimitMiB  int64
+	stageAheadRows  int
 	ops             opsFlags // metrics, progress, automatic maintenance: ops.go
 }
 
@@ -89,6 +90,8 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.IntVar(&r.maxMessageBytes, "max-message-bytes", 1<<20, "larger messages are rejected as too_large")
 	f.StringVar(&r.fault, "fault", "", "testing only: die like kill -9 at a fault point, as POINT or POINT@N (the Nth time)")
 	_ = f.MarkHidden("fault")
+	f.IntVar(&r.stageAheadRows, "stage-ahead-rows", 0, "tuning and tests: accepted rows a batch gathers before writing them while it reads on (0 = 25,000)")
+	_ = f.MarkHidden("stage-ahead-rows")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	f.Int64Var(&r.memoryLimitMiB, "memory-limit-mib", 0, "soft limit of the Go runtime's memory, MiB (0 = 128 MiB + 2 KiB per --max-batch-records; -1 = none; GOMEMLIMIT, when set, wins)")
 	addOpsFlags(f, &r.ops)
@@ -138,6 +141,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		Pipeline:        r.pipeline,
 		Trigger:         r.trigger,
 		MaxBatchRecords: batch,
+		StageAheadRows:  r.stageAheadRows,
 		AvailableNow:    r.availableNow,
 		StartingOffsets: starting,
 		Rules:           &rules,

@@ -48,7 +48,7 @@ func (e *Engine) newBatch() *batch {
 		b.ids, e.idsBuf = e.idsBuf, nil
 	}
 	b.processed = e.clock.Now().UTC()
-	b.stage = newStager(e.sinks.Ledger, b.processed)
+	b.stage = newStager(e.sinks.Ledger, b.processed, e.cfg.StageAheadRows)
 	return b
 }
 

@@ -28,6 +28,9 @@ type Config struct {
 	StartingOffsets int64
 	// Rules validate messages.
 	Rules *ledger.Rules
+	// StageAheadRows is how many accepted rows a batch gathers before it starts writing
+	// them while it reads on (see stager). 0 means 25,000.
+	StageAheadRows int
 	// CommitAttempts bounds the commit retries of one batch before Run fails. 0 means 20.
 	CommitAttempts int
 	// Fault, when set, is called at each named fault point (see the Fault* constants). Tests
@@ -144,6 +147,9 @@ func New(cfg Config, sinks Sinks) *Engine {
 	}
 	if cfg.MaxBatchRecords <= 0 {
 		cfg.MaxBatchRecords = DefaultMaxBatchRecords
+	}
+	if cfg.StageAheadRows <= 0 {
+		cfg.StageAheadRows = stageAheadMin
 	}
 	if cfg.CommitAttempts <= 0 {
 		cfg.CommitAttempts = 20

@@ -9,8 +9,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
-// stageAheadMin is how many accepted rows a batch gathers before it starts writing them
-// while it reads on.
+// stageAheadMin is Config.StageAheadRows by default.
 var stageAheadMin = 25_000
 
 // stager writes a batch's accepted rows as data files while the batch is still being read.
@@ -22,6 +21,7 @@ var stageAheadMin = 25_000
 type stager struct {
 	table     Table[ledger.Row]
 	processed time.Time
+	minRows   int // rows that make a part worth writing ahead
 
 	next int           // rows below this index are staged or being staged
 	busy chan struct{} // closed when the part ahead started last is done; nil when idle
@@ -32,12 +32,12 @@ type stager struct {
 	err   error
 }
 
-func newStager(table Table[ledger.Row], processed time.Time) *stager {
-	return &stager{table: table, processed: processed}
+func newStager(table Table[ledger.Row], processed time.Time, minRows int) *stager {
+	return &stager{table: table, processed: processed, minRows: minRows}
 }
 
 // ahead starts writing rows[s.next:] in the background when no part is being written and
-// at least stageAheadMin rows wait. The goroutine reads only that range; the caller may
+// at least s.minRows rows wait. The goroutine reads only that range; the caller may
 // append to rows meanwhile (appends write past it) but must not change what is in it.
 func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
 	if s.busy != nil {
@@ -48,7 +48,7 @@ func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
 			return // one part at a time while reading: the next takes what gathers meanwhile
 		}
 	}
-	if len(rows)-s.next >= stageAheadMin {
+	if len(rows)-s.next >= s.minRows {
 		s.busy = s.start(ctx, rows)
 	}
 }
