@@ -230,6 +230,8 @@ type autoMaintainer struct {
 	lastBatches int64
 	// after, when set, is called with each run's results (the soak prints them).
 	after func([]*iceberg.MaintainResult, time.Duration)
+	// refresh, when set, re-reads the tables for the engine after a run (Engine.Refresh).
+	refresh func(context.Context) error
 }
 
 func (a *autoMaintainer) maybe(ctx context.Context, batches int64) {
@@ -255,6 +257,12 @@ func (a *autoMaintainer) maybe(ctx context.Context, batches int64) {
 		slog.Warn("automatic maintenance failed; the pipeline goes on", "error", err, "took", took.Round(time.Millisecond))
 	} else {
 		slog.Debug("automatic maintenance done", "took", took.Round(time.Millisecond))
+	}
+	if a.refresh != nil {
+		if err := a.refresh(ctx); err != nil {
+			// Harmless: the next commit conflicts once and re-reads the table itself.
+			slog.Warn("could not re-read the tables after maintenance", "error", err)
+		}
 	}
 	if a.after != nil {
 		a.after(results, took)

@@ -46,7 +46,8 @@ func runOps(ctx context.Context, r runFlags, topic string, cat *iceberg.Catalog,
 		if err != nil {
 			return err
 		}
-		auto = &autoMaintainer{cat: cat, ident: ident, opts: opts, every: r.ops.maintainEvery, everyN: r.ops.maintainEveryN, obs: obs}
+		auto = &autoMaintainer{cat: cat, ident: ident, opts: opts, every: r.ops.maintainEvery, everyN: r.ops.maintainEveryN, obs: obs,
+			refresh: eng.Refresh}
 	}
 	progress := r.availableNow && r.ops.progress
 

@@ -233,7 +233,7 @@ func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
 	metaDir := filepath.Join(strings.TrimPrefix(tbl.Location(), "file://"), "metadata")
 	var maintTotal time.Duration
 	var maintRuns int
-	auto := &autoMaintainer{cat: cat, ident: ident, opts: mopts, everyN: s.maintainEvery, obs: obs,
+	auto := &autoMaintainer{cat: cat, ident: ident, opts: mopts, everyN: s.maintainEvery, obs: obs, refresh: eng.Refresh,
 		after: func(_ []*iceberg.MaintainResult, took time.Duration) { maintTotal += took; maintRuns++ }}
 	fmt.Fprintf(out, "soak: %d commits of %d rows on %d partitions, trigger %s, maintenance every %d commits (retain-last %d), data in %s, metrics on http://%s/metrics\n",
 		s.commits, s.rowsPerCommit, s.partitions, s.trigger, s.maintainEvery, s.maintain.retainLast, s.dir, srv.Addr())

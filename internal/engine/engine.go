@@ -233,6 +233,16 @@ func (e *Engine) resumeFrom(p Partition) (int64, bool) {
 	return 0, false
 }
 
+// Refresh re-reads the tables' states. A caller that changed the tables between batches
+// (automatic maintenance, in the loop's goroutine) calls it so that the next commit plans
+// on the current snapshot instead of conflicting once on a stale one. Offsets do not move:
+// a table's state is its pipeline's newest snapshot, whatever came after.
+func (e *Engine) Refresh(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loadLocked(ctx)
+}
+
 // Resume is the ResumeFunc for the source: newly assigned partitions start where the
 // tables say, read fresh, never at Kafka's group offsets.
 func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error) {

@@ -637,3 +637,33 @@ func TestScenarioFullBatchRestartsTheSchedule(t *testing.T) {
 	}
 	w.reconcile()
 }
+
+// Maintenance between batches (a commit without this pipeline's keys) makes the next commit
+// conflict once on its stale base; Refresh, called after it, avoids the conflict, and the
+// offsets carry on unchanged.
+func TestScenarioRefreshAfterMaintenance(t *testing.T) {
+	for _, refresh := range []bool{false, true} {
+		w := newWorld(t)
+		k := w.worker(engine.Config{})
+		k.src.assign(t, p0)
+		w.produce(p0, 3)
+		k.step()
+		w.ledger.foreignCommit() // what a maintenance commit looks like to the engine
+		if refresh {
+			if err := k.eng.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.produce(p0, 2)
+		k.step()
+		want := int64(1)
+		if refresh {
+			want = 0
+		}
+		if got := k.eng.Stats().Conflicts.Load(); got != want {
+			t.Fatalf("refresh %v: %d conflicts, want %d", refresh, got, want)
+		}
+		w.wantOffsets(engine.Offsets{p0: 5})
+		w.reconcile()
+	}
+}
