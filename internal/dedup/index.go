@@ -834,15 +834,22 @@ func canonicalHash(h string) (raw [32]byte, ok bool) {
 }
 
 // fromHex is a lower-case hex digit's value, or 255.
-func fromHex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
+func fromHex(c byte) byte { return hexValue[c] }
+
+// hexValue maps every byte to its value as a lower-case hex digit, 255 for the others: a
+// table, since every id of every batch goes through canonicalHash.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
 	}
-	return 255
-}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 func (x *Index) decodeOwner(v []byte) (engine.Owner, error) { return decodeOwner(v, x.names) }
 
