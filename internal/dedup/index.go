@@ -802,7 +802,7 @@ func maxOwnerLen(o engine.Owner) int { return 1 + 3*binary.MaxVarintLen64 + len(
 
 // appendOwner appends o's encoding to v (which must have room: see maxOwnerLen).
 func appendOwner(v []byte, topic uint64, o engine.Owner) []byte {
-	raw, canonical := canonicalHash(o.Hash)
+	raw, canonical := ledger.DecodeHash(o.Hash)
 	if canonical {
 		v = append(v, flagRawHash)
 	} else {
@@ -816,40 +816,6 @@ func appendOwner(v []byte, topic uint64, o engine.Owner) []byte {
 	}
 	return append(v, o.Hash...)
 }
-
-// canonicalHash decodes a hash of 64 lower-case hex digits (what ledger.Hash writes);
-// anything else is kept as a string, byte for byte.
-func canonicalHash(h string) (raw [32]byte, ok bool) {
-	if len(h) != 64 {
-		return raw, false
-	}
-	for i := range raw {
-		hi, lo := fromHex(h[2*i]), fromHex(h[2*i+1])
-		if hi > 15 || lo > 15 {
-			return raw, false
-		}
-		raw[i] = hi<<4 | lo
-	}
-	return raw, true
-}
-
-// fromHex is a lower-case hex digit's value, or 255.
-func fromHex(c byte) byte { return hexValue[c] }
-
-// hexValue maps every byte to its value as a lower-case hex digit, 255 for the others: a
-// table, since every id of every batch goes through canonicalHash.
-var hexValue = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 255
-	}
-	for c := byte('0'); c <= '9'; c++ {
-		t[c] = c - '0'
-	}
-	for c := byte('a'); c <= 'f'; c++ {
-		t[c] = c - 'a' + 10
-	}
-	return t
-}()
 
 func (x *Index) decodeOwner(v []byte) (engine.Owner, error) { return decodeOwner(v, x.names) }
 

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -524,4 +525,17 @@ func bitsTrailing(m uint64) int {
 		n++
 	}
 	return n
+}
+
+func TestDecodeHash(t *testing.T) {
+	h := Hash("TXN00000001", "ACC1000", "ACC2000", "12.50", "EUR")
+	raw, ok := DecodeHash(h)
+	if !ok || hex.EncodeToString(raw[:]) != h {
+		t.Fatalf("DecodeHash(%s) = %x, %v", h, raw, ok)
+	}
+	for _, bad := range []string{strings.ToUpper(h), h[:63], h + "0", strings.Replace(h, h[:1], "g", 1)} {
+		if _, ok := DecodeHash(bad); ok {
+			t.Errorf("DecodeHash(%q) ok, want not canonical", bad)
+		}
+	}
 }

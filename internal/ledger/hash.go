@@ -48,3 +48,33 @@ func NewRejectRow(topic string, partition int32, offset int64, key, value []byte
 	}
 	return r
 }
+
+// DecodeHash decodes a hash in its canonical form, 64 lower-case hex digits (what Hash
+// writes), to its 32 bytes. Anything else is reported as not ok rather than normalised.
+// The index and the report pack every row's hash with it, hence the table.
+func DecodeHash(s string) (k [32]byte, ok bool) {
+	if len(s) != 64 {
+		return k, false
+	}
+	var bad byte
+	for i := range k {
+		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
+		bad |= hi | lo // any 0xff sets the high bit; valid digits never do
+		k[i] = hi<<4 | lo
+	}
+	return k, bad&0x80 == 0
+}
+
+// hexValue maps a lower-case hex digit to its value and every other byte to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()

@@ -188,7 +188,7 @@ func (b *Builder) initSized(n int) {
 }
 
 func (b *Builder) addHash(h string) {
-	k, ok := decodeHash(h)
+	k, ok := ledger.DecodeHash(h)
 	if !ok {
 		// Not the canonical form (upper case, wrong length): Spark compares strings, so
 		// keep the string itself, lest "AB…" and "ab…" be counted as one hash.
@@ -337,36 +337,6 @@ func (b *Builder) Report() *Report {
 	}
 	return r
 }
-
-// decodeHash decodes a hash in its canonical form, 64 lower-case hex digits (what
-// ledger's hashing writes). Anything else is reported as not ok rather than normalised.
-func decodeHash(s string) (k [32]byte, ok bool) {
-	if len(s) != 64 {
-		return k, false
-	}
-	var bad byte
-	for i := range k {
-		hi, lo := hexVal[s[2*i]], hexVal[s[2*i+1]]
-		bad |= hi | lo // any 0xff sets the high bit; valid digits never do
-		k[i] = hi<<4 | lo
-	}
-	return k, bad&0x80 == 0
-}
-
-// hexVal maps a lower-case hex digit to its value and every other byte to 0xff: a table
-// lookup, because Add decodes 64 digits per row.
-var hexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := byte('0'); c <= '9'; c++ {
-		t[c] = c - '0'
-	}
-	for c := byte('a'); c <= 'f'; c++ {
-		t[c] = c - 'a' + 10
-	}
-	return t
-}()
 
 func encodeHash(k [32]byte) string {
 	const digits = "0123456789abcdef"
