@@ -19,8 +19,7 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 		return nil
 	}
 	started := e.clock.Now()
-	processed := b.processed
-	seek, err := e.commitLedger(ctx, b, processed)
+	seek, err := e.commitLedger(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -29,7 +28,7 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 		return nil
 	}
 	e.fault(FaultAfterCommit)
-	if err := e.commitRejects(ctx, b, processed); err != nil {
+	if err := e.commitRejects(ctx, b); err != nil {
 		return err
 	}
 	e.stats.Batches.Add(1)
@@ -48,7 +47,7 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 
 // commitLedger commits the batch's rows with the merged offsets map, conditional on the
 // ledger's state. It returns the offsets to seek to when the batch was fenced.
-func (e *Engine) commitLedger(ctx context.Context, b *batch, processed time.Time) (Offsets, error) {
+func (e *Engine) commitLedger(ctx context.Context, b *batch) (Offsets, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	claim := b.ledgerClaim()
@@ -155,7 +154,7 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch, processed time.Time
 				if err := table.Discard(ctx, staged); err != nil {
 					e.log.Warn("could not delete superseded files; maintain will collect them", "error", err)
 				}
-				if staged, err = table.Stage(ctx, b.rows, processed); err != nil {
+				if staged, err = table.Stage(ctx, b.rows, b.processed); err != nil {
 					return nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows), table.Name(), err)
 				}
 			}
@@ -205,7 +204,7 @@ func (e *Engine) cleanLocked(b *batch, current Offsets) Offsets {
 // batch read. Its commits never fence: the ledger commit already decided the batch, and a
 // record's classification is the same whoever makes it, so on conflict it re-reads the
 // table and writes only what is still missing.
-func (e *Engine) commitRejects(ctx context.Context, b *batch, processed time.Time) error {
+func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 	table := e.sinks.Rejects
 	if table == nil {
 		e.stats.addRejects(b.rejects)
@@ -235,7 +234,7 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch, processed time.Tim
 			}
 			rows = append(rows, r)
 		}
-		staged, err := table.Stage(ctx, rows, processed)
+		staged, err := table.Stage(ctx, rows, b.processed)
 		if err != nil {
 			return fmt.Errorf("stage %d rejects in %s: %w", len(rows), table.Name(), err)
 		}

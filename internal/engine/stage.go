@@ -81,18 +81,16 @@ func (s *stager) finish(ctx context.Context, rows []ledger.Row) ([]Staged, error
 	if len(rows) > s.next {
 		s.start(ctx, rows)
 	}
-	parts, _, err := s.wait()
-	return parts, err
+	return s.wait()
 }
 
-// wait waits for every part being written and returns the parts and how many rows they
-// hold (rows[:n]).
-func (s *stager) wait() (parts []Staged, n int, err error) {
+// wait waits for every part being written and returns the parts.
+func (s *stager) wait() ([]Staged, error) {
 	s.wg.Wait()
 	s.busy = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.parts, s.next, s.err
+	return s.parts, s.err
 }
 
 // take hands the parts to the caller, who commits or discards them from now on, and
@@ -106,7 +104,7 @@ func (s *stager) take() {
 // discard waits for the parts being written and deletes every part not taken. Best
 // effort: files left behind are orphans for maintain.
 func (s *stager) discard(ctx context.Context) error {
-	parts, _, _ := s.wait()
+	parts, _ := s.wait() // a failed part left no files
 	var errs []error
 	for _, p := range parts {
 		errs = append(errs, s.table.Discard(context.WithoutCancel(ctx), p))
