@@ -190,9 +190,8 @@ func (m *maintainer) commit(ctx context.Context, what string, build func(*table.
 			return next, nil
 		}
 		if next != nil {
-			// The catalog accepted the commit; only the clean-up after it failed (expiry
-			// deleting a file that an earlier run had already deleted). What it left is an
-			// orphan for the orphan step.
+			// The catalog accepted the commit; only the clean-up after it failed (a file
+			// that could not be deleted). What it left is an orphan for the orphan step.
 			m.opts.Logger.Warn("maintenance committed; some unreferenced files were not deleted",
 				"table", identString(m.ident), "step", what, "error", firstLine(err))
 			return next, nil
@@ -256,10 +255,10 @@ func (m *maintainer) properties(ctx context.Context) error {
 	return err
 }
 
-// compact merges small data files of similar size (tieredGroups) toward the target size. The new files are written
-// once; a commit that conflicts with a pipeline's append is re-applied to the new head
-// (a replace of the same files), so a pipeline committing every second cannot starve it
-// and it costs the pipeline at most one conflict.
+// compact merges small data files of similar size (tieredGroups) toward the target size.
+// The new files are written once; a commit that conflicts with a pipeline's append is
+// re-applied to the new head (a replace of the same files), so a pipeline committing every
+// second cannot starve it and it costs the pipeline at most one conflict.
 func (m *maintainer) compact(ctx context.Context) error {
 	tbl, err := m.c.LoadTable(ctx, m.ident)
 	if err != nil {
@@ -284,9 +283,14 @@ func (m *maintainer) compact(ctx context.Context) error {
 	plan.Groups, plan.SkippedFiles = tieredGroups(plan, m.opts.MinInputFiles, target)
 	r := &m.res.Compaction
 	r.FilesBefore, r.SkippedFiles, r.Groups = plan.TotalInputFiles, plan.SkippedFiles, len(plan.Groups)
+	// The plan's estimates were made for its own groups: estimate the tiered ones, as
+	// PlanCompaction does (a file per target size, at least one a group).
+	plan.EstOutputFiles, plan.EstOutputBytes = 0, 0
 	for _, g := range plan.Groups {
 		r.InputFiles += len(g.Tasks)
 		r.InputBytes += g.TotalSizeBytes
+		plan.EstOutputFiles += max(1, int((g.TotalSizeBytes+target-1)/target))
+		plan.EstOutputBytes += g.TotalSizeBytes
 	}
 	if m.opts.DryRun || len(plan.Groups) == 0 {
 		r.OutputFiles, r.OutputBytes = plan.EstOutputFiles, plan.EstOutputBytes

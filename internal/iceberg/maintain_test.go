@@ -471,3 +471,25 @@ func TestAllNotExist(t *testing.T) {
 		t.Fatal("a real failure among them")
 	}
 }
+
+// A tier that has not filled is not compacted, and the result says nothing would be
+// written, dry run or not (the estimate is of the tiered groups, not of every small file).
+func TestCompactionWaitsForATierToFill(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	s := newSink(t, c)
+	for i := range 3 {
+		commitBatch(t, s, i*10, 10)
+	}
+	for _, dry := range []bool{true, false} {
+		opts := onlyCompaction()
+		opts.MinInputFiles, opts.DryRun = 5, dry
+		res, err := c.Maintain(ctx, testIdent(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cr := res.Compaction; cr.Groups != 0 || cr.InputFiles != 0 || cr.OutputFiles != 0 || cr.OutputBytes != 0 || cr.SkippedFiles != 3 {
+			t.Fatalf("dry run %v: compaction %+v, want nothing planned and 3 files waiting", dry, cr)
+		}
+	}
+}
