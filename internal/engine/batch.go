@@ -62,16 +62,14 @@ func (e *Engine) recycle(b *batch) {
 
 func (b *batch) empty() bool { return len(b.spans) == 0 }
 
-// ledgerClaim is what the batch asks of the ledger: the partitions where it read records
-// the ledger does not hold yet.
+// ledgerClaim is what the batch asks of the ledger (ClaimOf): the partitions where it read
+// records the ledger does not hold yet.
 func (b *batch) ledgerClaim() Claim {
-	c := Claim{}
+	read := make(map[Partition]Span, len(b.spans))
 	for p, s := range b.spans {
-		if !s.ledger.HasFrom || s.end > s.ledger.From {
-			c[p] = Span{From: s.ledger.From, HasFrom: s.ledger.HasFrom, To: s.end}
-		}
+		read[p] = Span{From: s.ledger.From, HasFrom: s.ledger.HasFrom, To: s.end}
 	}
-	return c
+	return ClaimOf(read)
 }
 
 // add takes fetched records into the batch: stale ones (below the position, left over
@@ -116,7 +114,7 @@ func (e *Engine) add(b *batch, recs []Record) error {
 		if span == nil {
 			span = &readSpan{first: r.Offset, assignment: e.assignments[p]}
 			span.ledger.From, span.ledger.HasFrom = e.ledger.Offsets[p]
-			span.rejects.From, span.rejects.HasFrom = e.rejectsFrom(p)
+			span.rejects.From, span.rejects.HasFrom = e.progressLocked().RejectsFrom(p)
 			b.spans[p] = span
 		}
 		span.end = r.Offset + 1
@@ -307,9 +305,9 @@ func (e *Engine) dropLost(ctx context.Context, b *batch, assigned []Partition) O
 // rewindLocked forgets the batch: every partition it read goes back to where the tables
 // stand, and the returned offsets say where to seek.
 func (e *Engine) rewindLocked(b *batch) Offsets {
-	seek := Offsets{}
+	seek, pr := Offsets{}, e.progressLocked()
 	for p := range b.spans {
-		off, ok := e.resumeFrom(p)
+		off, ok := ResumeAt(p, pr)
 		if !ok {
 			off = b.spans[p].first // no table has seen p: read it again from where we began
 		}

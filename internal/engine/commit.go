@@ -45,121 +45,215 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 	return nil
 }
 
+// ledgerCommit is one batch on its way to the ledger: the claim Settle judges, the files
+// staged for it, and what its failed attempts leave open. Owned by the loop's goroutine.
+type ledgerCommit struct {
+	b     *batch
+	claim Claim
+	// staged holds the batch's rows as written, nil until they are (and again after a
+	// re-classification changed them).
+	staged Staged
+	// attempts counts the commit attempts made.
+	attempts int
+	// mayHaveLanded is set once an attempt's outcome is unknown: from then on a table that
+	// shows the batch's ends may show that attempt (Settle's Landed), not someone else's.
+	mayHaveLanded bool
+	// stagedInFlight is set when staged went out in an attempt of unknown outcome: the table
+	// may reference those files (now, or once a later commit builds on that attempt), so
+	// the engine never deletes them; maintain's orphan removal does when nothing does.
+	stagedInFlight bool
+	// stagedOnce: the batch's files were written once (FaultAfterStage has fired).
+	stagedOnce bool
+}
+
 // commitLedger commits the batch's rows with the merged offsets map, conditional on the
-// ledger's state. It returns the offsets to seek to when the batch was fenced.
+// ledger's state. It returns the offsets to seek to when the batch was fenced. The steps,
+// repeated until Settle decides or an attempt succeeds:
+//
+//  1. plan (e.mu): settle the claim against the ledger's last known state (Settle); while
+//     the batch may commit, bring its classification up to that state (the index and a
+//     re-classification, which may change its rows);
+//  2. stage (no lock): write the rows not written yet, as Parquet;
+//  3. attempt (e.mu): the conditional commit on that state;
+//  4. after a failure: back off on the clock (no lock), read the ledger back (e.mu), plan
+//     again.
+//
+// e.mu is held where the tables' known states, the index and the read positions must
+// change together, because Resume (on the source's group goroutine) reads and reloads
+// them; it is not held while Parquet is written or while the commit backs off. The
+// catalog commit and the read-back do hold it: a Resume in between would otherwise load a
+// state the commit is about to replace, and sync the index past the batch's rows.
 func (e *Engine) commitLedger(ctx context.Context, b *batch) (Offsets, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	claim := b.ledgerClaim()
-	if len(claim) == 0 {
+	lc := &ledgerCommit{b: b, claim: b.ledgerClaim()}
+	if len(lc.claim) == 0 {
 		return nil, nil // a replay for the rejects table only
 	}
-	// The rows were classified against the index as of the snapshot prepare synced it to,
-	// but the commit is conditional on e.ledger, which a partition assignment during the
-	// batch (Resume) may have reloaded: commits made in between, another worker's with ids
-	// this batch holds too, would never be checked. Catch the index up and classify again.
-	if e.sinks.Index != nil && e.indexed != e.ledger.SnapshotID {
-		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
-			return nil, fmt.Errorf("sync the transaction id index: %w", err)
-		}
-		e.indexed = e.ledger.SnapshotID
-		b.stage.wait() // reclassify rewrites the rows a part may be reading
-		changed, err := e.reclassify(b)
+	table := e.sinks.Ledger
+	for {
+		outcome, moved, err := e.planLedger(ctx, lc)
 		if err != nil {
 			return nil, err
 		}
-		if changed {
-			if err := b.stage.discard(ctx); err != nil {
-				e.log.Warn("could not delete superseded files; maintain will collect them", "error", err)
-			}
-		}
-	}
-	table := e.sinks.Ledger
-	staged, err := e.stageRest(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	e.fault(FaultAfterStage)
-
-	base := e.ledger
-	unknown := false // the last attempt's outcome is unknown: it may have landed
-	for attempt := 1; ; attempt++ {
-		outcome, moved := Settle(claim, base.Offsets)
-		if outcome == Landed && !unknown {
-			// Our offsets, but not our commit: another worker did this work. Ours is surplus.
-			outcome = Fenced
-		}
 		switch outcome {
 		case Landed:
-			e.log.Info("an earlier commit attempt had landed", "table", table.Name(), "batch", base.Batch)
+			e.log.Info("an earlier commit attempt had landed", "table", table.Name(), "attempts", lc.attempts)
+			return nil, nil
+		case Fenced:
+			e.log.Warn("batch fenced: another writer moved its partitions; dropping it and re-seeking",
+				"table", table.Name(), "partitions", fmt.Sprint(moved), "rows", len(b.rows))
+			e.dropStaged(ctx, lc, "the fenced batch's files")
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return e.rewindLocked(b), nil
+		}
+		if lc.staged == nil {
+			if lc.staged, err = e.stageRest(ctx, b); err != nil {
+				return nil, err
+			}
+			if !lc.stagedOnce {
+				lc.stagedOnce = true
+				e.fault(FaultAfterStage)
+			}
+		}
+		done, err := e.attemptLedger(ctx, lc)
+		if done || err != nil {
+			return nil, err
+		}
+	}
+}
+
+// planLedger is step 1 of commitLedger: the verdict of Settle on the ledger's last known
+// state, and, when it is Retry, the batch's rows classified against the index as of that
+// state. A Landed batch is accounted for here.
+func (e *Engine) planLedger(ctx context.Context, lc *ledgerCommit) (Outcome, []Partition, error) {
+	b := lc.b
+	waited := false
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		base := e.ledger
+		outcome, moved := Settle(lc.claim, base.Offsets, lc.mayHaveLanded)
+		switch outcome {
+		case Landed:
 			e.stats.Accepted.Add(int64(len(b.rows)))
 			if e.sinks.Index != nil {
 				if err := e.sinks.Index.Sync(ctx, base); err != nil {
-					return nil, fmt.Errorf("sync the transaction id index: %w", err)
+					return 0, nil, fmt.Errorf("sync the transaction id index: %w", err)
 				}
 			}
-			return nil, nil
+			return Landed, nil, nil
 		case Fenced:
 			e.stats.Fenced.Add(1)
-			e.log.Warn("batch fenced: another writer moved its partitions; dropping it and re-seeking",
-				"table", table.Name(), "partitions", fmt.Sprint(moved), "rows", len(b.rows))
-			if err := table.Discard(ctx, staged); err != nil {
-				e.log.Warn("could not delete the fenced batch's files; maintain will collect them", "error", err)
-			}
-			return e.rewindLocked(b), nil
+			return Fenced, moved, nil
 		}
-		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1,
-			Offsets: Merge(base.Offsets, claim), Clean: e.cleanLocked(b, base.Clean)}
-		next, err := table.Commit(ctx, base, staged, c)
-		if err == nil {
-			e.ledger = next
-			e.stats.Accepted.Add(int64(len(b.rows)))
-			if e.sinks.Index != nil {
-				if err := e.sinks.Index.Add(b.rows, next); err != nil {
-					return nil, fmt.Errorf("index the batch's transaction ids: %w", err)
-				}
-			}
-			return nil, nil
+		// The rows were classified against the index as of the snapshot prepare synced it
+		// to (e.indexed), but the commit is conditional on base, which a read-back or a
+		// partition assignment during the batch (Resume) may have moved on: commits made in
+		// between, another worker's with ids this batch holds too, must be checked.
+		if e.sinks.Index == nil || e.indexed == base.SnapshotID {
+			return Retry, nil, nil
 		}
-		unknown = !errors.Is(err, ErrConflict)
-		if !unknown {
-			e.stats.Conflicts.Add(1)
-			e.log.Info("commit conflict; re-reading the table", "table", table.Name(), "batch", c.Batch, "attempt", attempt)
-		} else {
-			e.stats.Unknown.Add(1)
-			e.log.Warn("commit outcome unknown; re-reading the table", "table", table.Name(),
-				"batch", c.Batch, "attempt", attempt, "error", err)
+		if lc.staged == nil && !waited {
+			// Re-classification rewrites the rows a part staged ahead may be reading: wait
+			// for it, without the lock (Parquet writing is slow), then plan again.
+			e.mu.Unlock()
+			b.stage.wait()
+			e.mu.Lock()
+			waited = true
+			continue
 		}
-		if attempt >= e.cfg.CommitAttempts {
-			return nil, fmt.Errorf("commit batch %d to %s: gave up after %d attempts: %w", c.Batch, table.Name(), attempt, err)
+		if err := e.sinks.Index.Sync(ctx, base); err != nil {
+			return 0, nil, fmt.Errorf("sync the transaction id index: %w", err)
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return nil, fmt.Errorf("commit batch %d to %s: %w", c.Batch, table.Name(), err)
+		e.indexed = base.SnapshotID
+		changed, err := e.reclassify(b)
+		if err != nil {
+			return 0, nil, err
 		}
-		if base, err = table.Load(ctx); err != nil {
-			return nil, fmt.Errorf("re-read %s after a failed commit: %w", table.Name(), err)
+		if changed {
+			// The files hold rows that are duplicates now: write the batch again.
+			e.mu.Unlock()
+			e.dropStaged(ctx, lc, "superseded files")
+			e.mu.Lock()
 		}
-		e.ledger = base
-		// Commits made since may have accepted some of our ids (another worker, another
-		// partition): bring the index up to date and classify the rows again.
-		if outcome, _ := Settle(claim, base.Offsets); e.sinks.Index != nil && outcome == Retry {
-			if err := e.sinks.Index.Sync(ctx, base); err != nil {
-				return nil, fmt.Errorf("sync the transaction id index: %w", err)
-			}
-			changed, err := e.reclassify(b)
-			if err != nil {
-				return nil, err
-			}
-			if changed {
-				if err := table.Discard(ctx, staged); err != nil {
-					e.log.Warn("could not delete superseded files; maintain will collect them", "error", err)
-				}
-				if staged, err = table.Stage(ctx, b.rows, b.processed); err != nil {
-					return nil, fmt.Errorf("stage %d rows in %s: %w", len(b.rows), table.Name(), err)
-				}
-			}
-		}
+		return Retry, nil, nil
 	}
+}
+
+// dropStaged deletes the batch's staged files, best effort, unless an attempt of unknown
+// outcome carried them (see ledgerCommit.stagedInFlight). Files left behind are orphans
+// for maintain.
+func (e *Engine) dropStaged(ctx context.Context, lc *ledgerCommit, what string) {
+	var err error
+	switch {
+	case lc.staged == nil:
+		err = lc.b.stage.discard(ctx) // parts staged ahead, not taken yet
+	case lc.stagedInFlight:
+		e.log.Info("keeping files an attempt of unknown outcome carried; maintain collects them if unreferenced",
+			"table", e.sinks.Ledger.Name())
+	default:
+		err = e.sinks.Ledger.Discard(ctx, lc.staged)
+	}
+	if err != nil {
+		e.log.Warn("could not delete "+what+"; maintain will collect them", "error", err)
+	}
+	lc.staged, lc.stagedInFlight = nil, false
+}
+
+// attemptLedger is step 3 of commitLedger, and step 4 after a failure. It reports whether
+// the batch is committed; false with no error means plan again.
+func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, error) {
+	table := e.sinks.Ledger
+	b := lc.b
+	e.mu.Lock()
+	base := e.ledger
+	if e.sinks.Index != nil && e.indexed != base.SnapshotID {
+		// A Resume reloaded the ledger while the batch was being staged: the table moved,
+		// a commit on the planned state would only conflict. Plan on the new one.
+		e.mu.Unlock()
+		return false, nil
+	}
+	c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1,
+		Offsets: Merge(base.Offsets, lc.claim), Clean: e.cleanLocked(b, base.Clean)}
+	lc.attempts++
+	next, err := table.Commit(ctx, base, lc.staged, c)
+	if err == nil {
+		e.ledger = next
+		e.indexed = next.SnapshotID
+		e.stats.Accepted.Add(int64(len(b.rows)))
+		if e.sinks.Index != nil {
+			if err := e.sinks.Index.Add(b.rows, next); err != nil {
+				e.mu.Unlock()
+				return false, fmt.Errorf("index the batch's transaction ids: %w", err)
+			}
+		}
+		e.mu.Unlock()
+		return true, nil
+	}
+	e.mu.Unlock()
+	if errors.Is(err, ErrConflict) {
+		e.stats.Conflicts.Add(1)
+		e.log.Info("commit conflict; re-reading the table", "table", table.Name(), "batch", c.Batch, "attempt", lc.attempts)
+	} else {
+		lc.mayHaveLanded, lc.stagedInFlight = true, true
+		e.stats.Unknown.Add(1)
+		e.log.Warn("commit outcome unknown; re-reading the table", "table", table.Name(),
+			"batch", c.Batch, "attempt", lc.attempts, "error", err)
+	}
+	if lc.attempts >= e.cfg.CommitAttempts {
+		return false, fmt.Errorf("commit batch %d to %s: gave up after %d attempts: %w", c.Batch, table.Name(), lc.attempts, err)
+	}
+	if err := e.clock.Sleep(ctx, backoff(lc.attempts)); err != nil {
+		return false, fmt.Errorf("commit batch %d to %s: %w", c.Batch, table.Name(), err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := table.Load(ctx)
+	if err != nil {
+		return false, fmt.Errorf("re-read %s after a failed commit: %w", table.Name(), err)
+	}
+	e.ledger = st
+	return false, nil
 }
 
 // stageRest writes the rows the stager has not written yet, beside a part still being
@@ -203,45 +297,35 @@ func (e *Engine) cleanLocked(b *batch, current Offsets) Offsets {
 // commitRejects brings the rejects table up to the batch's end on every partition the
 // batch read. Its commits never fence: the ledger commit already decided the batch, and a
 // record's classification is the same whoever makes it, so on conflict it re-reads the
-// table and writes only what is still missing.
+// table and writes only what is still missing. The steps and the locking are those of
+// commitLedger: plan (e.mu), stage (no lock), attempt (e.mu), back off (no lock), read back
+// (e.mu).
 func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 	table := e.sinks.Rejects
 	if table == nil {
 		e.stats.addRejects(b.rejects)
 		return nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		base := e.reject
-		moves := Offsets{}
-		for p, s := range b.spans {
-			if from, ok := e.rejectsFrom(p); !ok || from < s.end {
-				moves[p] = s.end
-			}
-		}
-		if len(moves) == 0 {
+		e.mu.Lock()
+		claim, rows := e.planRejectsLocked(b)
+		e.mu.Unlock()
+		if len(claim) == 0 {
 			return nil
-		}
-		var rows []ledger.RejectRow
-		for _, r := range b.rejects {
-			p := Partition{Topic: r.SourceTopic, Partition: r.SourcePartition}
-			if _, move := moves[p]; !move {
-				continue
-			}
-			if from, ok := e.rejectsFrom(p); ok && r.SourceOffset < from {
-				continue // already there
-			}
-			rows = append(rows, r)
 		}
 		staged, err := table.Stage(ctx, rows, b.processed)
 		if err != nil {
 			return fmt.Errorf("stage %d rejects in %s: %w", len(rows), table.Name(), err)
 		}
-		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1, Offsets: Merge(base.Offsets, claimTo(moves))}
+		e.mu.Lock()
+		base := e.reject
+		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1, Offsets: Merge(base.Offsets, claim)}
 		next, err := table.Commit(ctx, base, staged, c)
 		if err == nil {
 			e.reject = next
+		}
+		e.mu.Unlock()
+		if err == nil {
 			e.stats.addRejects(rows)
 			return nil
 		}
@@ -256,20 +340,36 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 		if attempt >= e.cfg.CommitAttempts {
 			return fmt.Errorf("commit rejects to %s: gave up after %d attempts: %w", table.Name(), attempt, err)
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := e.clock.Sleep(ctx, backoff(attempt)); err != nil {
 			return fmt.Errorf("commit rejects to %s: %w", table.Name(), err)
 		}
-		if e.reject, err = table.Load(ctx); err != nil {
+		e.mu.Lock()
+		e.reject, err = table.Load(ctx)
+		e.mu.Unlock()
+		if err != nil {
 			return fmt.Errorf("re-read %s after a failed commit: %w", table.Name(), err)
 		}
 	}
 }
 
-// claimTo turns target offsets into a claim whose merge moves partitions there.
-func claimTo(to Offsets) Claim {
-	c := make(Claim, len(to))
-	for p, off := range to {
-		c[p] = Span{To: off}
+// planRejectsLocked is what the rejects table still lacks of the batch: the claim (ClaimOf
+// from where the table is complete to the batch's end) and the batch's rejects at or above
+// where the table is complete on their partitions.
+func (e *Engine) planRejectsLocked(b *batch) (Claim, []ledger.RejectRow) {
+	pr := e.progressLocked()
+	read := make(map[Partition]Span, len(b.spans))
+	for p, s := range b.spans {
+		from, ok := pr.RejectsFrom(p)
+		read[p] = Span{From: from, HasFrom: ok, To: s.end}
 	}
-	return c
+	claim := ClaimOf(read)
+	var rows []ledger.RejectRow
+	for _, r := range b.rejects {
+		s, ok := claim[Partition{Topic: r.SourceTopic, Partition: r.SourcePartition}]
+		if !ok || (s.HasFrom && r.SourceOffset < s.From) {
+			continue // already there
+		}
+		rows = append(rows, r)
+	}
+	return claim, rows
 }

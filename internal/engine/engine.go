@@ -195,42 +195,10 @@ func (e *Engine) loadLocked(ctx context.Context) error {
 	return nil
 }
 
-// rejectsFrom is how far the rejects table is known complete on p: its own offsets map, or
-// further where the ledger recorded batches without rejects. Without a rejects table, or
-// when neither says anything, it falls back to the ledger's offset.
-func (e *Engine) rejectsFrom(p Partition) (int64, bool) {
-	if e.sinks.Rejects == nil {
-		off, ok := e.ledger.Offsets[p]
-		return off, ok
-	}
-	r, rok := e.reject.Offsets[p]
-	c, cok := e.ledger.Clean[p]
-	switch {
-	case rok && cok:
-		return max(r, c), true
-	case rok:
-		return r, true
-	case cok:
-		return c, true
-	}
-	off, ok := e.ledger.Offsets[p]
-	return off, ok
-}
-
-// resumeFrom is where reading p must start so that every sink gets what it lacks: the
-// smaller of the two tables' offsets.
-func (e *Engine) resumeFrom(p Partition) (int64, bool) {
-	l, lok := e.ledger.Offsets[p]
-	r, rok := e.rejectsFrom(p)
-	switch {
-	case lok && rok:
-		return min(l, r), true
-	case lok:
-		return l, true
-	case rok:
-		return r, true
-	}
-	return 0, false
+// progressLocked is what the tables' last known states say of the pipeline's progress,
+// the input of the resume rule (protocol.go).
+func (e *Engine) progressLocked() Progress {
+	return Progress{Ledger: e.ledger.Offsets, Clean: e.ledger.Clean, Rejects: e.reject.Offsets, HasRejects: e.sinks.Rejects != nil}
 }
 
 // Refresh re-reads the tables' states. A caller that changed the tables between batches
@@ -266,14 +234,13 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	if e.assignments == nil {
 		e.assignments = map[Partition]int64{}
 	}
-	start := make(Offsets, len(parts))
+	start := StartOffsets(parts, e.progressLocked(), e.cfg.StartingOffsets)
 	for _, p := range parts {
 		e.assignments[p]++ // a batch's span of p from before this assignment is stale
-		if off, ok := e.resumeFrom(p); ok {
-			start[p], e.pos[p] = off, off
+		if off := start[p]; off >= 0 {
+			e.pos[p] = off
 		} else {
-			start[p] = e.cfg.StartingOffsets
-			delete(e.pos, p)
+			delete(e.pos, p) // a starting position: the first record read is where p begins
 		}
 		delete(e.targets, p) // a re-assigned partition gets a fresh target
 	}
@@ -366,7 +333,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 			// Group churn, a moved coordinator, a network blip: the source recovers by
 			// itself (lost partitions come back through Resume). Keep the batch.
 			e.log.Warn("transient fetch error; retrying", "error", err)
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if err := e.clock.Sleep(ctx, 200*time.Millisecond); err != nil {
 				stopping = true
 				break
 			}
@@ -469,18 +436,8 @@ func (e *Engine) caughtUp(ctx context.Context, src Source) (bool, error) {
 	return true, nil
 }
 
+// backoff is how long a failed commit waits before it reads the table back and tries again.
 func backoff(attempt int) time.Duration {
 	d := 10 * time.Millisecond << min(attempt, 8)
 	return min(d, 2*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -280,6 +280,32 @@ func TestScenarioLostAcknowledgementIsSettledAsLanded(t *testing.T) {
 	}
 }
 
+// The commit's acknowledgement was lost, and before the worker read the table back the
+// partition's new owner committed on top of the landed snapshot. The batch is fenced, but
+// its files are the landed snapshot's: deleting them would lose committed rows.
+func TestScenarioLandedThenOvertakenKeepsItsFiles(t *testing.T) {
+	w := newWorld(t)
+	a := w.worker(engine.Config{})
+	a.src.assign(t, p0)
+	w.produce(p0, 3)
+	w.ledger.failNext(failLostAck)
+	w.clock.onSleep = func() { // A backs off after the unknown outcome
+		w.produce(p0, 2)
+		b := w.worker(engine.Config{})
+		b.src.assign(t, p0) // resumes at 3: A's commit landed
+		b.step()
+	}
+	a.step()
+	if got := a.eng.Stats().Fenced.Load(); got != 1 {
+		t.Fatalf("fenced %d, want 1", got)
+	}
+	if w.ledger.discarded != 0 {
+		t.Fatalf("%d staged sets deleted; the landed batch's files must be kept", w.ledger.discarded)
+	}
+	w.wantOffsets(engine.Offsets{p0: 5})
+	w.reconcile()
+}
+
 // The catalog failed before writing: reading back shows the start offsets, so retry.
 func TestScenarioFailedWriteIsRetried(t *testing.T) {
 	w := newWorld(t)

@@ -17,14 +17,35 @@ import (
 
 // fakeClock is a clock tests move by hand.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration // every Sleep, in order
+	// onSleep, when set, runs at the start of the next Sleep: what happens elsewhere while
+	// a worker backs off.
+	onSleep func()
 }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+// Sleep moves the clock by d at once: backoff costs no real time, and is recorded.
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.sleeps = append(c.sleeps, d)
+	f := c.onSleep
+	c.onSleep = nil
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	c.Advance(d)
+	return nil
 }
 
 func (c *fakeClock) Advance(d time.Duration) {
@@ -235,19 +256,33 @@ func (t *fakeTable[R]) Load(context.Context) (engine.TableState, error) {
 	return t.stateLocked("p"), nil
 }
 
+// stateLocked finds the pipeline's newest snapshot by the protocol's rule, as the Iceberg
+// sink does.
 func (t *fakeTable[R]) stateLocked(pipeline string) engine.TableState {
-	var st engine.TableState
+	st := engine.TableState{Offsets: engine.Offsets{}}
 	if n := len(t.snaps); n > 0 {
 		st.SnapshotID = t.snaps[n-1].id
 	}
-	for i := len(t.snaps) - 1; i >= 0; i-- {
-		if c := t.snaps[i].commit; c != nil && c.Pipeline == pipeline {
-			st.Offsets, st.Batch, st.Clean = c.Offsets.Clone(), c.Batch, c.Clean.Clone()
-			break
+	id, err := engine.NewestOfPipeline(st.SnapshotID, pipeline, func(id int64) (engine.SnapshotLink, bool) {
+		i := int(id/100) - 1 // ids are 100, 200, ... in commit order
+		if i < 0 || i >= len(t.snaps) {
+			return engine.SnapshotLink{}, false
 		}
+		var l engine.SnapshotLink
+		if i > 0 {
+			l.Parent = t.snaps[i-1].id
+		}
+		if c := t.snaps[i].commit; c != nil {
+			l.Pipeline = c.Pipeline
+		}
+		return l, true
+	})
+	if err != nil {
+		panic(err) // the fake never expires snapshots
 	}
-	if st.Offsets == nil {
-		st.Offsets = engine.Offsets{}
+	if id != 0 {
+		c := t.snaps[id/100-1].commit
+		st.Offsets, st.Batch, st.Clean = c.Offsets.Clone(), c.Batch, c.Clean.Clone()
 	}
 	return st
 }

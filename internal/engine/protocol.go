@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -9,9 +10,138 @@ import (
 	"strings"
 )
 
-// This file holds the decisions of the exactly-once protocol (DESIGN §4) as pure functions:
-// where a newly assigned partition starts, what a batch claims, and what to do after a
-// commit fails. The loop in engine.go only feeds them and carries out their answers.
+// This file holds the rules of the exactly-once protocol (docs/design.md §4) as pure
+// functions, each used by the engine (or by verify) and table-tested in protocol_test.go:
+//
+//   - the newest snapshot of a pipeline in a table's history (NewestOfPipeline): the state
+//     every decision below starts from;
+//   - how far the rejects table is complete (RejectsComplete);
+//   - where a newly assigned partition resumes (ResumeAt, StartOffsets);
+//   - what a batch claims of a table (ClaimOf);
+//   - what a failed or unknown commit means (Settle), and what a commit carries (Merge).
+//
+// The engine (engine.go, commit.go) only feeds them what it read and carries out their
+// answers; none of them does I/O or keeps state.
+
+// ErrHistoryTruncated reports that a table's history was cut (snapshots expired) before any
+// snapshot of the pipeline: its offsets map may have been in what was cut, and starting
+// over from the configured position would write everything again.
+var ErrHistoryTruncated = errors.New("snapshot history truncated before any snapshot of this pipeline")
+
+// SnapshotLink is what NewestOfPipeline needs of one snapshot of a branch's history.
+type SnapshotLink struct {
+	// Parent is the previous snapshot of the branch; 0 for the branch's first snapshot.
+	Parent int64
+	// Pipeline is the ledgerstream.pipeline of the snapshot's summary, "" for another
+	// writer's commit (maintenance, a backfill).
+	Pipeline string
+}
+
+// NewestOfPipeline finds the newest snapshot of pipeline in a branch's history: walking
+// back from head along parents, the first snapshot whose summary names the pipeline
+// (another writer's commits in between are skipped: their summaries carry no offsets of
+// ours). lookup returns a snapshot by id, false when the table no longer holds it.
+//
+// It returns 0 when the history, whole back to the branch's first snapshot, holds no
+// snapshot of the pipeline (it never committed: partitions start at the configured
+// position), and ErrHistoryTruncated when the walk reaches an expired snapshot first.
+func NewestOfPipeline(head int64, pipeline string, lookup func(id int64) (SnapshotLink, bool)) (int64, error) {
+	var seen map[int64]bool // allocated only for long walks: usually the head is ours
+	for id, steps := head, 0; id != 0; steps++ {
+		s, ok := lookup(id)
+		if !ok {
+			return 0, fmt.Errorf("%w (snapshot %d is missing)", ErrHistoryTruncated, id)
+		}
+		if s.Pipeline == pipeline {
+			return id, nil
+		}
+		if steps >= 8 {
+			if seen == nil {
+				seen = map[int64]bool{}
+			}
+			if seen[id] {
+				return 0, fmt.Errorf("snapshot ancestry of %d has a cycle at %d", head, id)
+			}
+			seen[id] = true
+		}
+		id = s.Parent
+	}
+	return 0, nil
+}
+
+// RejectsComplete is how far the rejects table is known complete on p: the larger of its
+// own offsets map (rejects) and the ledger's Clean map (clean; batches without rejects move
+// only that one, instead of committing an empty snapshot to the rejects table). false when
+// neither names p.
+func RejectsComplete(p Partition, rejects, clean Offsets) (int64, bool) {
+	r, rok := rejects[p]
+	c, cok := clean[p]
+	switch {
+	case rok && cok:
+		return max(r, c), true
+	case rok:
+		return r, true
+	case cok:
+		return c, true
+	}
+	return 0, false
+}
+
+// Progress is what the tables say of a pipeline's progress, as of their last known states:
+// the whole input of the resume rule.
+type Progress struct {
+	// Ledger is the ledger's offsets map, Clean its Clean map.
+	Ledger, Clean Offsets
+	// Rejects is the rejects table's offsets map. HasRejects is false when the pipeline has
+	// no rejects table: then the ledger alone says how far a partition is done.
+	Rejects    Offsets
+	HasRejects bool
+}
+
+// RejectsFrom is how far the rejects table is complete on p (RejectsComplete). Without a
+// rejects table, or when neither of its maps names p (a ledger written before the Clean
+// map existed), it is the ledger's offset.
+func (pr Progress) RejectsFrom(p Partition) (int64, bool) {
+	if pr.HasRejects {
+		if off, ok := RejectsComplete(p, pr.Rejects, pr.Clean); ok {
+			return off, true
+		}
+	}
+	off, ok := pr.Ledger[p]
+	return off, ok
+}
+
+// ResumeAt is where reading p must start so that every table gets what it lacks: the
+// smaller of the ledger's offset and the rejects table's (RejectsFrom). false when no table
+// has seen p.
+func ResumeAt(p Partition, pr Progress) (int64, bool) {
+	l, lok := pr.Ledger[p]
+	r, rok := pr.RejectsFrom(p)
+	switch {
+	case lok && rok:
+		return min(l, r), true
+	case lok:
+		return l, true
+	case rok:
+		return r, true
+	}
+	return 0, false
+}
+
+// StartOffsets returns where each newly assigned partition starts: ResumeAt, or the
+// configured starting position (OffsetEarliest or OffsetLatest) for a partition no table
+// has seen. Kafka's consumer group offsets play no part: they are advisory.
+func StartOffsets(parts []Partition, pr Progress, starting int64) Offsets {
+	start := make(Offsets, len(parts))
+	for _, p := range parts {
+		if off, ok := ResumeAt(p, pr); ok {
+			start[p] = off
+		} else {
+			start[p] = starting
+		}
+	}
+	return start
+}
 
 // Span is the part of one partition that a batch covers: the records from the table's
 // committed offset From (the position the batch continues from) up to To (exclusive).
@@ -23,28 +153,34 @@ type Span struct {
 	To      int64
 }
 
-// Claim is what a batch says it did: for each partition it covers, the span it read.
+// Claim is what a batch says it did to one table: for each partition it moves, the span.
 type Claim map[Partition]Span
 
-// Ends returns the offsets the claim moves its partitions to.
-func (c Claim) Ends() Offsets {
-	o := make(Offsets, len(c))
-	for p, s := range c {
-		o[p] = s.To
+// ClaimOf is what a batch claims of a table, given for each partition it read where the
+// table stood (From, HasFrom) and where the reading ended (To): the partitions where it
+// read records the table does not hold yet. A partition read only below the table's offset
+// (a replay after a crash, for the other table's sake) is not claimed.
+func ClaimOf(read map[Partition]Span) Claim {
+	c := Claim{}
+	for p, s := range read {
+		if !s.HasFrom || s.To > s.From {
+			c[p] = s
+		}
 	}
-	return o
+	return c
 }
 
-// Outcome is the verdict on a batch after its commit failed or its outcome is unknown.
+// Outcome is the verdict on a batch whose commit has not (yet) succeeded.
 type Outcome int
 
 // The outcomes of Settle.
 const (
 	// Retry: the table still stands where the batch began on every partition it covers;
-	// nobody took the work. Merge the offsets map and commit again.
+	// nobody took the work. Merge the offsets map and commit (again).
 	Retry Outcome = iota
-	// Landed: the table already shows the batch's end on every partition (a commit whose
-	// acknowledgement was lost). Nothing to redo.
+	// Landed: the table shows the batch's end on every partition, and an earlier attempt of
+	// this batch may have made it so (a commit whose acknowledgement was lost). Nothing to
+	// redo.
 	Landed
 	// Fenced: someone else moved at least one of the partitions (a rebalance, or this
 	// worker is a zombie). Drop the batch and its files and re-seek to the table.
@@ -63,12 +199,14 @@ func (o Outcome) String() string {
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
 
-// Settle decides what a batch's claim means against the table's current offsets map.
-// It is the fencing rule: a batch may be committed only on top of the table state it
-// continues from, partition by partition.
-func Settle(claim Claim, current Offsets) (Outcome, []Partition) {
+// Settle decides what a batch's claim means against the table's current offsets map. It
+// is the fencing rule: a batch may be committed only on top of the table state it
+// continues from, partition by partition. mayHaveLanded says whether an attempt of this
+// batch has an unknown outcome (it may have been applied); without one, a table that
+// already shows the batch's ends shows someone else's commit of the same work, and the
+// batch is Fenced, not Landed. moved lists the partitions that make it Fenced.
+func Settle(claim Claim, current Offsets, mayHaveLanded bool) (outcome Outcome, moved []Partition) {
 	atStart, atEnd := 0, 0
-	var moved []Partition
 	for p, s := range claim {
 		off, ok := current[p]
 		switch {
@@ -83,10 +221,11 @@ func Settle(claim Claim, current Offsets) (Outcome, []Partition) {
 	switch {
 	case len(moved) == 0 && atEnd == 0:
 		return Retry, nil
-	case len(moved) == 0 && atStart == 0:
+	case len(moved) == 0 && atStart == 0 && mayHaveLanded:
 		return Landed, nil
 	}
-	// Partly at the end and partly at the start cannot come from one atomic commit of ours:
+	// Partly at the end and partly at the start cannot come from one atomic commit of ours,
+	// and all at the end without an attempt that may have landed is not ours either:
 	// someone else committed these partitions. Fence on all that are not where we began.
 	for p, s := range claim {
 		if off, ok := current[p]; ok && off == s.To && !(s.HasFrom && off == s.From) {
@@ -105,21 +244,6 @@ func Merge(current Offsets, claim Claim) Offsets {
 		m[p] = s.To
 	}
 	return m
-}
-
-// StartOffsets returns where each newly assigned partition must start: the table's
-// committed offset, or the configured starting position (OffsetEarliest or OffsetLatest)
-// for a partition the table has never seen.
-func StartOffsets(parts []Partition, table Offsets, starting int64) Offsets {
-	start := make(Offsets, len(parts))
-	for _, p := range parts {
-		if off, ok := table[p]; ok {
-			start[p] = off
-		} else {
-			start[p] = starting
-		}
-	}
-	return start
 }
 
 // SortPartitions orders partitions by topic, then number, for stable logs and output.

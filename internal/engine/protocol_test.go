@@ -1,30 +1,141 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 	"testing"
 )
 
-func TestSettle(t *testing.T) {
-	p0 := Partition{"tx", 0}
-	p1 := Partition{"tx", 1}
-	claim := Claim{p0: {From: 10, HasFrom: true, To: 20}, p1: {To: 5}} // p1: first batch ever
+var (
+	tp0 = Partition{"tx", 0}
+	tp1 = Partition{"tx", 1}
+	tp2 = Partition{"tx", 2}
+)
+
+func TestNewestOfPipeline(t *testing.T) {
+	// History of branch main, by id: parent and pipeline ("" is another writer's commit).
+	// 1 <- 2(p) <- 3 <- 4(q) <- 5 ; 7's parent 6 was expired ; 8 <- 9 loops back to 8.
+	links := map[int64]SnapshotLink{
+		1: {Parent: 0}, 2: {Parent: 1, Pipeline: "p"}, 3: {Parent: 2}, 4: {Parent: 3, Pipeline: "q"},
+		5: {Parent: 4}, 7: {Parent: 6, Pipeline: "q"}, 8: {Parent: 9}, 9: {Parent: 8},
+	}
+	lookup := func(id int64) (SnapshotLink, bool) { l, ok := links[id]; return l, ok }
 	for _, tc := range []struct {
-		name    string
-		current Offsets
-		want    Outcome
-		moved   []Partition
+		name     string
+		head     int64
+		pipeline string
+		want     int64
+		err      error
 	}{
-		{"table where the batch began", Offsets{p0: 10}, Retry, nil},
-		{"other partitions moved only", Offsets{p0: 10, {"tx", 2}: 99}, Retry, nil},
-		{"batch already landed", Offsets{p0: 20, p1: 5}, Landed, nil},
-		{"someone else went further", Offsets{p0: 25}, Fenced, []Partition{p0}},
-		{"someone else started p1", Offsets{p0: 10, p1: 3}, Fenced, []Partition{p1}},
-		{"half landed cannot be ours", Offsets{p0: 20}, Fenced, []Partition{p0}},
-		{"table rolled back", Offsets{p0: 5}, Fenced, []Partition{p0}},
+		{"empty table", 0, "p", 0, nil},
+		{"head is the pipeline's", 2, "p", 2, nil},
+		{"foreign commits and other pipelines skipped", 5, "p", 2, nil},
+		{"another pipeline", 5, "q", 4, nil},
+		{"never committed, whole history", 5, "r", 0, nil},
+		{"never committed, history cut", 7, "p", 0, ErrHistoryTruncated},
+		{"head itself missing", 6, "p", 0, ErrHistoryTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, moved := Settle(claim, tc.current)
+			got, err := NewestOfPipeline(tc.head, tc.pipeline, lookup)
+			if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("NewestOfPipeline(%d, %q) = %d, %v; want %d, %v", tc.head, tc.pipeline, got, err, tc.want, tc.err)
+			}
+		})
+	}
+	if _, err := NewestOfPipeline(8, "p", lookup); err == nil || errors.Is(err, ErrHistoryTruncated) {
+		t.Fatalf("a cycle: %v, want a cycle error", err)
+	}
+}
+
+func TestRejectsCompleteAndResume(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		pr             Progress
+		rejects        int64 // RejectsFrom; -1: none
+		resume         int64 // ResumeAt; -1: none
+		rejectsOnlyMap int64 // RejectsComplete; -1: none
+	}{
+		{"nothing anywhere", Progress{HasRejects: true}, -1, -1, -1},
+		{"both tables agree", Progress{Ledger: Offsets{tp0: 10}, Rejects: Offsets{tp0: 10}, HasRejects: true}, 10, 10, 10},
+		{"clean batches moved the ledger's Clean past the last reject",
+			Progress{Ledger: Offsets{tp0: 50}, Clean: Offsets{tp0: 50}, Rejects: Offsets{tp0: 3}, HasRejects: true}, 50, 50, 50},
+		{"the rejects commit of the last batch is missing (crash between the commits)",
+			Progress{Ledger: Offsets{tp0: 9}, Clean: Offsets{tp0: 4}, Rejects: Offsets{tp0: 2}, HasRejects: true}, 4, 4, 4},
+		{"first batch crashed before its rejects commit: Clean holds its first offset",
+			Progress{Ledger: Offsets{tp0: 9}, Clean: Offsets{tp0: 7}, HasRejects: true}, 7, 7, 7},
+		{"a ledger from before the Clean map: the ledger's offset",
+			Progress{Ledger: Offsets{tp0: 9}, HasRejects: true}, 9, 9, -1},
+		{"no rejects table: the ledger alone",
+			Progress{Ledger: Offsets{tp0: 9}, Rejects: Offsets{tp0: 3}}, 9, 9, 3},
+		{"rejects table ahead of the ledger: resume at the smaller",
+			Progress{Ledger: Offsets{tp0: 5}, Rejects: Offsets{tp0: 8}, HasRejects: true}, 8, 5, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := func(v int64, ok bool) int64 {
+				if !ok {
+					return -1
+				}
+				return v
+			}
+			if got := opt(tc.pr.RejectsFrom(tp0)); got != tc.rejects {
+				t.Errorf("RejectsFrom = %d, want %d", got, tc.rejects)
+			}
+			if got := opt(ResumeAt(tp0, tc.pr)); got != tc.resume {
+				t.Errorf("ResumeAt = %d, want %d", got, tc.resume)
+			}
+			if got := opt(RejectsComplete(tp0, tc.pr.Rejects, tc.pr.Clean)); got != tc.rejectsOnlyMap {
+				t.Errorf("RejectsComplete = %d, want %d", got, tc.rejectsOnlyMap)
+			}
+		})
+	}
+}
+
+func TestStartOffsets(t *testing.T) {
+	pr := Progress{Ledger: Offsets{tp0: 42, tp1: 7}, Clean: Offsets{tp1: 5}, HasRejects: true}
+	for _, starting := range []int64{OffsetEarliest, OffsetLatest} {
+		got := StartOffsets([]Partition{tp0, tp1, tp2}, pr, starting)
+		want := Offsets{tp0: 42, tp1: 5, tp2: starting}
+		if MarshalOffsets(got) != MarshalOffsets(want) {
+			t.Fatalf("StartOffsets(%d) = %s, want %s", starting, MarshalOffsets(got), MarshalOffsets(want))
+		}
+	}
+}
+
+func TestClaimOf(t *testing.T) {
+	read := map[Partition]Span{
+		tp0: {From: 10, HasFrom: true, To: 20}, // new records: claimed
+		tp1: {From: 10, HasFrom: true, To: 10}, // read only below the table's offset: a replay
+		tp2: {To: 3},                           // no table has seen it: claimed from nowhere
+	}
+	got := ClaimOf(read)
+	want := Claim{tp0: read[tp0], tp2: read[tp2]}
+	if len(got) != len(want) || got[tp0] != want[tp0] || got[tp2] != want[tp2] {
+		t.Fatalf("ClaimOf = %v, want %v", got, want)
+	}
+}
+
+func TestSettle(t *testing.T) {
+	claim := Claim{tp0: {From: 10, HasFrom: true, To: 20}, tp1: {To: 5}} // p1: first batch ever
+	for _, tc := range []struct {
+		name          string
+		current       Offsets
+		mayHaveLanded bool
+		want          Outcome
+		moved         []Partition
+	}{
+		{"table where the batch began", Offsets{tp0: 10}, false, Retry, nil},
+		{"where it began after an unknown outcome: it did not land", Offsets{tp0: 10}, true, Retry, nil},
+		{"other partitions moved only", Offsets{tp0: 10, tp2: 99}, false, Retry, nil},
+		{"an attempt of unknown outcome landed", Offsets{tp0: 20, tp1: 5}, true, Landed, nil},
+		{"our ends, but no attempt may have landed: someone else did the work", Offsets{tp0: 20, tp1: 5}, false, Fenced, []Partition{tp0, tp1}},
+		{"someone else went further", Offsets{tp0: 25}, false, Fenced, []Partition{tp0}},
+		{"someone else went further after our landing", Offsets{tp0: 25, tp1: 5}, true, Fenced, []Partition{tp0, tp1}},
+		{"someone else started p1", Offsets{tp0: 10, tp1: 3}, false, Fenced, []Partition{tp1}},
+		{"half landed cannot be ours", Offsets{tp0: 20}, true, Fenced, []Partition{tp0}},
+		{"table rolled back", Offsets{tp0: 5}, false, Fenced, []Partition{tp0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, moved := Settle(claim, tc.current, tc.mayHaveLanded)
 			if got != tc.want || !slices.Equal(moved, tc.moved) {
 				t.Fatalf("Settle = %v %v, want %v %v", got, moved, tc.want, tc.moved)
 			}
@@ -33,14 +144,14 @@ func TestSettle(t *testing.T) {
 }
 
 func TestMergeKeepsOtherPartitions(t *testing.T) {
-	p0, p1, q0 := Partition{"tx", 0}, Partition{"tx", 1}, Partition{"other", 0}
-	cur := Offsets{p0: 10, p1: 7, q0: 3}
-	got := Merge(cur, Claim{p0: {From: 10, HasFrom: true, To: 20}})
-	want := Offsets{p0: 20, p1: 7, q0: 3}
+	q0 := Partition{"other", 0}
+	cur := Offsets{tp0: 10, tp1: 7, q0: 3}
+	got := Merge(cur, Claim{tp0: {From: 10, HasFrom: true, To: 20}, tp2: {To: 4}})
+	want := Offsets{tp0: 20, tp1: 7, tp2: 4, q0: 3}
 	if MarshalOffsets(got) != MarshalOffsets(want) {
 		t.Fatalf("Merge = %s, want %s", MarshalOffsets(got), MarshalOffsets(want))
 	}
-	if cur[p0] != 10 {
+	if cur[tp0] != 10 || len(cur) != 3 {
 		t.Fatal("Merge changed its input")
 	}
 }
@@ -62,13 +173,5 @@ func TestOffsetsJSON(t *testing.T) {
 		if _, err := UnmarshalOffsets(bad); err == nil {
 			t.Errorf("UnmarshalOffsets(%s) accepted", bad)
 		}
-	}
-}
-
-func TestStartOffsets(t *testing.T) {
-	p0, p1 := Partition{"tx", 0}, Partition{"tx", 1}
-	got := StartOffsets([]Partition{p0, p1}, Offsets{p0: 42}, OffsetLatest)
-	if got[p0] != 42 || got[p1] != OffsetLatest {
-		t.Fatalf("StartOffsets = %v", got)
 	}
 }

@@ -156,9 +156,12 @@ type Index interface {
 // ErrConflict reports that a conditional commit found the table moved since its base.
 var ErrConflict = errors.New("table changed since the batch was planned")
 
-// Clock tells the time; tests drive a fake one.
+// Clock tells the time and waits: every wait of the engine (a commit's backoff, a pause
+// after a transient fetch error) goes through it, so that tests drive time by hand.
 type Clock interface {
 	Now() time.Time
+	// Sleep waits for d, or until ctx ends (then it returns ctx's error).
+	Sleep(ctx context.Context, d time.Duration) error
 }
 
 // SystemClock is the real clock.
@@ -166,3 +169,15 @@ type SystemClock struct{}
 
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
+
+// Sleep waits for d on a timer, or until ctx ends.
+func (SystemClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -226,3 +226,28 @@ func (c *Catalog) Snapshots(ctx context.Context, ident table.Identifier) ([]Snap
 	}
 	return out, nil
 }
+
+// NewestOfPipeline returns the newest snapshot of pipeline in history (as Snapshots returns
+// it, newest first) by the protocol's rule, engine.NewestOfPipeline: found is false when the
+// pipeline never committed, and the error wraps engine.ErrHistoryTruncated when the history
+// was cut (snapshots expired) before any snapshot of the pipeline.
+func NewestOfPipeline(history []SnapshotInfo, pipeline string) (snap SnapshotInfo, found bool, err error) {
+	if len(history) == 0 {
+		return SnapshotInfo{}, false, nil
+	}
+	byID := make(map[int64]int, len(history))
+	for i, s := range history {
+		byID[s.SnapshotID] = i
+	}
+	id, err := engine.NewestOfPipeline(history[0].SnapshotID, pipeline, func(id int64) (engine.SnapshotLink, bool) {
+		i, ok := byID[id]
+		if !ok {
+			return engine.SnapshotLink{}, false
+		}
+		return engine.SnapshotLink{Parent: history[i].ParentID, Pipeline: history[i].Pipeline}, true
+	})
+	if err != nil || id == 0 {
+		return SnapshotInfo{}, false, err
+	}
+	return history[byID[id]], true, nil
+}

@@ -20,11 +20,6 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
-// ErrHistoryTruncated reports that a branch's history was cut (snapshots expired) before a
-// snapshot of the pipeline was found, so its offsets are unknown. Starting over from the
-// configured position could duplicate rows; an operator must decide.
-var ErrHistoryTruncated = errors.New("snapshot history truncated before any snapshot of this pipeline")
-
 // Staged is the engine.Staged of a Sink: Parquet data files written, not committed.
 type Staged struct {
 	files []ice.DataFile
@@ -164,33 +159,39 @@ func mainSnapshotID(meta table.Metadata) int64 {
 	return 0
 }
 
-// pipelineState walks main's ancestry, newest first, to the first snapshot of pipeline. It
-// is table.AncestorsOf with an early stop: the walk is usually one step long.
+// pipelineState is the state of branch main for pipeline: its head, and the offsets map and
+// batch of the newest snapshot of the pipeline in its history (engine.NewestOfPipeline).
 func pipelineState(meta table.Metadata, pipeline string) (engine.TableState, error) {
 	st := engine.TableState{SnapshotID: mainSnapshotID(meta), Offsets: engine.Offsets{}}
-	id := st.SnapshotID
-	for steps := 0; id != 0; steps++ {
+	id, err := engine.NewestOfPipeline(st.SnapshotID, pipeline, snapshotLinks(meta))
+	if err != nil || id == 0 {
+		return st, err
+	}
+	snap := meta.SnapshotByID(id)
+	o, b, clean, err := parseSummary(snap.Summary.Properties)
+	if err != nil {
+		return st, fmt.Errorf("snapshot %d: %w", id, err)
+	}
+	st.Offsets, st.Batch, st.Clean = o, b, clean
+	return st, nil
+}
+
+// snapshotLinks is the lookup engine.NewestOfPipeline walks a table's history with.
+func snapshotLinks(meta table.Metadata) func(int64) (engine.SnapshotLink, bool) {
+	return func(id int64) (engine.SnapshotLink, bool) {
 		snap := meta.SnapshotByID(id)
 		if snap == nil {
-			return st, fmt.Errorf("%w (snapshot %d is missing)", ErrHistoryTruncated, id)
+			return engine.SnapshotLink{}, false
 		}
-		if steps > len(meta.Snapshots()) {
-			return st, fmt.Errorf("snapshot ancestry of %d has a cycle", st.SnapshotID)
+		var l engine.SnapshotLink
+		if snap.ParentSnapshotID != nil {
+			l.Parent = *snap.ParentSnapshotID
 		}
-		if snap.Summary != nil && snap.Summary.Properties[SummaryPipeline] == pipeline {
-			o, b, clean, err := parseSummary(snap.Summary.Properties)
-			if err != nil {
-				return st, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
-			}
-			st.Offsets, st.Batch, st.Clean = o, b, clean
-			return st, nil
+		if snap.Summary != nil {
+			l.Pipeline = snap.Summary.Properties[SummaryPipeline]
 		}
-		if snap.ParentSnapshotID == nil {
-			break
-		}
-		id = *snap.ParentSnapshotID
+		return l, true
 	}
-	return st, nil
 }
 
 // parseSummary reads the ledgerstream keys of a snapshot summary; clean is nil when the

@@ -469,7 +469,7 @@ func TestExpiredHistory(t *testing.T) {
 	if _, err := txn.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(ctx); !errors.Is(err, ErrHistoryTruncated) {
+	if _, err := s.Load(ctx); !errors.Is(err, engine.ErrHistoryTruncated) {
 		t.Fatalf("Load after our snapshots expired: %v, want ErrHistoryTruncated", err)
 	}
 	if st, err := other.Load(ctx); err != nil || st.Batch != 1 {
