@@ -33,6 +33,10 @@ const (
 	// ColHeaderKey and ColHeaderValue are the fields of a headers element.
 	ColHeaderKey   = "key"
 	ColHeaderValue = "value"
+	// ColSourceOffsetLast is, in a gap row (reason lost_before_processing), the last offset
+	// of the range lost; source_offset is the first. Null in every other row. It was added
+	// to the table after its first release, by schema evolution (field id 17).
+	ColSourceOffsetLast = "source_offset_last"
 )
 
 // RejectsIdent names the rejects table of the ledger ident: the same namespace, the table's
@@ -43,11 +47,31 @@ func RejectsIdent(ledgerIdent table.Identifier) table.Identifier {
 	return id
 }
 
-// RejectsSchema returns the Iceberg schema of the rejects table. The headers column is a
+// RejectsSchema returns the Iceberg schema of the rejects table: the columns a table is
+// created with (rejectsBaseSchema), then the ones added since by schema evolution
+// (rejectsAddedColumns), which every rejects table gets before it is written.
+func RejectsSchema() *ice.Schema {
+	base := rejectsBaseSchema()
+	return ice.NewSchema(0, append(base.Fields(), rejectsAddedColumns()...)...)
+}
+
+// rejectsAddedColumns are the optional columns added to the rejects table after its first
+// release, in the order they were added. They are never part of a CREATE: a catalog would
+// give them fresh ids of its own choosing (level by level, a top-level column after
+// headers would take id 14); added by schema evolution, each takes the table's next
+// column id, the one listed here, whether the table is new or old.
+func rejectsAddedColumns() []ice.NestedField {
+	return []ice.NestedField{
+		{ID: 17, Name: ColSourceOffsetLast, Type: ice.PrimitiveTypes.Int64,
+			Doc: "for reason lost_before_processing: the last offset of the range lost (source_offset is the first)"},
+	}
+}
+
+// rejectsBaseSchema is the rejects table as first released. The headers column is a
 // list<struct<key string, value binary>>: Kafka headers are ordered and may repeat a key, so a
 // map would lose information. It is the last column, so that its nested field ids (14..16)
 // are the ones a catalog assigning fresh ids (depth first or level by level) gives too.
-func RejectsSchema() *ice.Schema {
+func rejectsBaseSchema() *ice.Schema {
 	str, bin := ice.PrimitiveTypes.String, ice.PrimitiveTypes.Binary
 	tstz := ice.PrimitiveTypes.TimestampTz
 	return ice.NewSchema(0,
@@ -97,8 +121,11 @@ func NewRejectEncoder(mem memory.Allocator) (*RejectEncoder, error) {
 		arrow.BinaryTypes.String, ts, arrow.BinaryTypes.String, arrow.BinaryTypes.String,
 		arrow.BinaryTypes.String, ts,
 	}
-	if sc.NumFields() != len(want)+1 {
-		return nil, fmt.Errorf("iceberg: rejects Arrow schema has %d fields, want %d", sc.NumFields(), len(want)+1)
+	if sc.NumFields() != len(want)+2 {
+		return nil, fmt.Errorf("iceberg: rejects Arrow schema has %d fields, want %d", sc.NumFields(), len(want)+2)
+	}
+	if last := sc.Field(len(want) + 1); !arrow.TypeEqual(last.Type, arrow.PrimitiveTypes.Int64) {
+		return nil, fmt.Errorf("iceberg: rejects Arrow field %q is %s, want int64", last.Name, last.Type)
 	}
 	for i, t := range want {
 		if !arrow.TypeEqual(sc.Field(i).Type, t) {
@@ -143,6 +170,7 @@ func (e *RejectEncoder) Encode(rows []ledger.RejectRow, processed time.Time) arr
 	hdr := headers.ValueBuilder().(*array.StructBuilder)
 	hkey := hdr.FieldBuilder(0).(*array.StringBuilder)
 	hval := hdr.FieldBuilder(1).(*array.BinaryBuilder)
+	last := b.Field(13).(*array.Int64Builder)
 
 	appendBytes := func(bb *array.BinaryBuilder, v []byte) {
 		if v == nil {
@@ -185,6 +213,11 @@ func (e *RejectEncoder) Encode(rows []ledger.RejectRow, processed time.Time) arr
 			hkey.Append(h.Key)
 			appendBytes(hval, h.Value)
 		}
+		if r.IsGap() {
+			last.Append(r.LastOffset)
+		} else {
+			last.AppendNull()
+		}
 	}
 	return b.NewRecordBatch()
 }
@@ -192,12 +225,36 @@ func (e *RejectEncoder) Encode(rows []ledger.RejectRow, processed time.Time) arr
 // ScanRejects reads the rejects table rejectsIdent at snapshotID (0: main's head) and calls
 // fn for every row with its rejected_at (zero when null). Batches are streamed; the row's
 // strings and byte slices are copies, safe to keep. An error from fn stops the scan and is
-// returned as is.
+// returned as is. A table (or snapshot) from before source_offset_last existed is read
+// without it: it holds no gap rows.
 func (c *Catalog) ScanRejects(ctx context.Context, rejectsIdent table.Identifier, snapshotID int64, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
-	return c.scanBatches(ctx, rejectsIdent, snapshotID, []string{
+	fields := []string{
 		ColSourceTopic, ColSourcePartition, ColSourceOffset, ColKey, ColValue, ColValueSize,
 		ColValueSHA256, ColKafkaTimestamp, ColReason, ColMessage, ColTransactionID, ColRejectedAt,
-		ColHeaders}, func(rec arrow.RecordBatch) error { return eachRejectRow(rec, fn) })
+		ColHeaders}
+	tbl, err := c.LoadTable(ctx, rejectsIdent)
+	if err != nil {
+		return err
+	}
+	if _, ok := scanSchema(tbl.Metadata(), snapshotID).FindFieldByName(ColSourceOffsetLast); ok {
+		fields = append(fields, ColSourceOffsetLast)
+	}
+	return c.scanBatches(ctx, rejectsIdent, snapshotID, fields, func(rec arrow.RecordBatch) error { return eachRejectRow(rec, fn) })
+}
+
+// scanSchema is the schema a scan of snapshotID (0: main's head) reads with: the
+// snapshot's own for a time-travel scan, the current one otherwise.
+func scanSchema(meta table.Metadata, snapshotID int64) *ice.Schema {
+	if snapshotID != 0 {
+		if snap := meta.SnapshotByID(snapshotID); snap != nil && snap.SchemaID != nil {
+			for _, sc := range meta.Schemas() {
+				if sc.ID == *snap.SchemaID {
+					return sc
+				}
+			}
+		}
+	}
+	return meta.CurrentSchema()
 }
 
 // batchColumns finds a record batch's columns by name and type, collecting every problem so
@@ -271,6 +328,10 @@ func eachRejectRow(rec arrow.RecordBatch, fn func(ledger.RejectRow, time.Time) e
 	key, value, size, sum := c.bin(ColKey), c.bin(ColValue), c.int64s(ColValueSize), c.str(ColValueSHA256)
 	kts, reason, msg, txID := c.times(ColKafkaTimestamp), c.str(ColReason), c.str(ColMessage), c.str(ColTransactionID)
 	rejAt := c.times(ColRejectedAt)
+	var last *array.Int64
+	if len(rec.Schema().FieldIndices(ColSourceOffsetLast)) > 0 {
+		last = c.int64s(ColSourceOffsetLast)
+	}
 	headersA := c.col(ColHeaders)
 	headers, ok := headersA.(array.ListLike)
 	var hkey stringColumn
@@ -315,6 +376,9 @@ func eachRejectRow(rec arrow.RecordBatch, fn func(ledger.RejectRow, time.Time) e
 			Reason:          ledger.Reason(strAt(reason, i)),
 			Message:         strAt(msg, i),
 			TransactionID:   strAt(txID, i),
+		}
+		if last != nil && !last.IsNull(i) {
+			r.LastOffset = last.Value(i)
 		}
 		if !headers.IsNull(i) {
 			start, end := headers.ValueOffsets(i)

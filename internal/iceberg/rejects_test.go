@@ -47,6 +47,7 @@ func TestRejectsRoundTrip(t *testing.T) {
 		ledger.NewRejectRow("tx", 2, 9, []byte{}, []byte{}, nil, time.Time{}, rej(ledger.ReasonMalformedJSON, "")),
 		ledger.NewRejectRow("tx", 2, 10, []byte("TXN1"), big, nil, ts, rej(ledger.ReasonTooLarge, "TXN1")),
 		ledger.NewRejectRow("tx", 0, 6, []byte("TXN2"), []byte(`{"transaction_id":"TXN2"}`), nil, ts, rej(ledger.ReasonDuplicate, "TXN2")),
+		ledger.NewGapRow("tx", 1, 0, 6, "offsets 0-6 deleted before processing"),
 	}
 	if n := len(rows[3].Value); n != ledger.MaxRejectValueBytes {
 		t.Fatalf("oversized value kept %d bytes", n)
@@ -99,6 +100,12 @@ func TestRejectsRoundTrip(t *testing.T) {
 	if g := got[9]; g.Value == nil || g.Key == nil {
 		t.Errorf("empty key and value read back as null: %+v", g)
 	}
+	if g := got[0]; !g.IsGap() || g.LastOffset != 6 || g.Offsets() != 7 {
+		t.Errorf("gap row read back as %+v", g)
+	}
+	if g := got[5]; g.IsGap() || g.LastOffset != 0 {
+		t.Errorf("a message's reject read back with a last offset: %+v", g)
+	}
 
 	// A reopened sink sees the state; the ledger sink of the same name is another table.
 	s2, err := c.NewRejectSink(ctx, testIdent(), testPipeline)
@@ -110,5 +117,62 @@ func TestRejectsRoundTrip(t *testing.T) {
 	}
 	if st, err := newSink(t, c).Load(ctx); err != nil || st.SnapshotID != 0 {
 		t.Fatalf("ledger state %+v, %v", st, err)
+	}
+}
+
+// TestRejectsTableEvolves: a rejects table created before source_offset_last existed gets
+// the column, by schema evolution, with the id a new table gets; its old snapshots still
+// scan.
+func TestRejectsTableEvolves(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	ident := RejectsIdent(testIdent())
+	old, err := c.EnsureTable(ctx, ident, rejectsBaseSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn := old.NewTransaction()
+	if err := txn.AddFiles(ctx, nil, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	old, err = txn.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSnap := old.CurrentSnapshot().SnapshotID
+	if _, ok := old.Schema().FindFieldByName(ColSourceOffsetLast); ok {
+		t.Fatal("the base schema already has the column")
+	}
+	for i := 0; i < 2; i++ { // the second time finds it done
+		if _, err := c.NewRejectSink(ctx, testIdent(), testPipeline); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl, err := c.LoadTable(ctx, ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := tbl.Schema().FindFieldByName(ColSourceOffsetLast)
+	if !ok || f.ID != 17 || f.Required {
+		t.Fatalf("evolved column %+v, %v; schema %s", f, ok, tbl.Schema())
+	}
+	if n := len(tbl.Metadata().Schemas()); n != 2 {
+		t.Fatalf("%d schemas after evolving twice, want 2", n)
+	}
+	if err := c.ScanRejects(ctx, ident, oldSnap, func(ledger.RejectRow, time.Time) error { return nil }); err != nil {
+		t.Fatalf("scan of a snapshot from before the column: %v", err)
+	}
+
+	// A table created now ends with the same ids.
+	fresh := RejectsIdent([]string{"demo", "other"})
+	if _, err := c.NewRejectSink(ctx, []string{"demo", "other"}, testPipeline); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err = c.LoadTable(ctx, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSchema(tbl.Schema(), RejectsSchema()); err != nil {
+		t.Fatalf("new table: %v", err)
 	}
 }

@@ -133,3 +133,60 @@ func CheckSchema(have, want *ice.Schema) error {
 	}
 	return nil
 }
+
+// EnsureRejectsTable creates the rejects table ident with the schema it was first released
+// with when it does not exist, then adds the columns added since (rejectsAddedColumns)
+// that it lacks, by schema evolution: old tables and new ones end with the same field ids.
+// Concurrent workers may race to add a column; the loser re-reads the table and finds it.
+func (c *Catalog) EnsureRejectsTable(ctx context.Context, ident table.Identifier) error {
+	tbl, err := c.EnsureTable(ctx, ident, rejectsBaseSchema())
+	if err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		var missing []ice.NestedField
+		for _, f := range rejectsAddedColumns() {
+			if _, ok := tbl.Schema().FindFieldByName(f.Name); !ok {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		txn := tbl.NewTransaction()
+		upd := txn.UpdateSchema(true, false)
+		for _, f := range missing {
+			upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+		}
+		err := upd.Commit()
+		if err == nil {
+			_, err = txn.Commit(ctx)
+		}
+		if err == nil {
+			break
+		}
+		if attempt >= 5 {
+			return fmt.Errorf("iceberg: add columns %s to %s: %w", fieldNames(missing), identString(ident), err)
+		}
+		// Most likely another worker evolved or committed first: re-read and look again.
+		if tbl, err = c.cat.LoadTable(ctx, ident); err != nil {
+			return fmt.Errorf("iceberg: re-read %s after a failed schema update: %w", identString(ident), err)
+		}
+	}
+	tbl, err = c.cat.LoadTable(ctx, ident)
+	if err != nil {
+		return fmt.Errorf("iceberg: load %s: %w", identString(ident), err)
+	}
+	if err := CheckSchema(tbl.Schema(), RejectsSchema()); err != nil {
+		return fmt.Errorf("iceberg: table %s exists with an incompatible schema: %w", identString(ident), err)
+	}
+	return nil
+}
+
+func fieldNames(fs []ice.NestedField) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
+}

@@ -85,7 +85,11 @@ func (c *Catalog) NewSink(ctx context.Context, ident table.Identifier, pipeline 
 // NewRejectSink returns the sink of pipeline on the rejects table of the ledger ident
 // (RejectsIdent), creating the table if it does not exist (EnsureTable with RejectsSchema).
 func (c *Catalog) NewRejectSink(ctx context.Context, ledgerIdent table.Identifier, pipeline string) (*RejectSink, error) {
-	return newTableSink(ctx, c, RejectsIdent(ledgerIdent), pipeline, RejectsSchema(), func() (Encoder[ledger.RejectRow], error) { return NewRejectEncoder(nil) })
+	ident := RejectsIdent(ledgerIdent)
+	if err := c.EnsureRejectsTable(ctx, ident); err != nil {
+		return nil, err
+	}
+	return newTableSink(ctx, c, ident, pipeline, RejectsSchema(), func() (Encoder[ledger.RejectRow], error) { return NewRejectEncoder(nil) })
 }
 
 func newTableSink[R any](ctx context.Context, c *Catalog, ident table.Identifier, pipeline string, schema *ice.Schema, newEnc func() (Encoder[R], error)) (*TableSink[R], error) {

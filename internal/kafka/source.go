@@ -117,10 +117,12 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
-		// Where a partition with no usable position restarts (Resume's offset fell
-		// below the log start through retention, or past the end after the topic
-		// was recreated): the earliest record, so nothing is skipped silently.
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A position that is out of range (Resume's offset fell below the log start
+		// through retention, or lies past the end after the topic was re-created) is
+		// never reset silently: the fetch returns OFFSET_OUT_OF_RANGE for the partition
+		// (FetchError.OutOfRange) and the engine decides, since jumping to the log
+		// start would skip records without a trace. Partitions start where Resume says.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 	}
 	if cfg.Resume != nil {
 		opts = append(opts, kgo.AdjustFetchOffsetsFn(s.adjustOffsets))
@@ -183,7 +185,7 @@ func (s *Source) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 		} else {
 			err = fmt.Errorf("kafka: fetch %s[%d]: %w", topic, p, err)
 		}
-		errs = append(errs, &FetchError{Err: err, temporary: isTemporary(err)})
+		errs = append(errs, &FetchError{Err: err, temporary: isTemporary(err), outOfRange: errors.Is(err, kerr.OffsetOutOfRange)})
 	})
 	var err error
 	if len(errs) > 0 {
@@ -213,9 +215,16 @@ func (s *Source) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 // session timeout: the partitions were lost (Assigned no longer lists them) and come back
 // through a new assignment, with Resume called again.
 type FetchError struct {
-	Err       error
-	temporary bool
+	Err        error
+	temporary  bool
+	outOfRange bool
 }
+
+// OutOfRange reports an OFFSET_OUT_OF_RANGE: a partition's position is below its log
+// start (records deleted before they were read) or past its end (the topic was re-created,
+// or the log truncated). The partition stays stopped until it is Seeked; the caller
+// compares the position with the topic's state (Topic) to say which.
+func (e *FetchError) OutOfRange() bool { return e.outOfRange }
 
 func (e *FetchError) Error() string { return e.Err.Error() }
 

@@ -49,6 +49,14 @@ func NewRejectRow(topic string, partition int32, offset int64, key, value []byte
 	return r
 }
 
+// NewGapRow returns the rejects row that records offsets first to last (inclusive) of a
+// partition as lost before processing: deleted from the topic before the pipeline read
+// them. It has no key, value or timestamp, since there is no record left to take them from.
+func NewGapRow(topic string, partition int32, first, last int64, message string) RejectRow {
+	return RejectRow{SourceTopic: topic, SourcePartition: partition, SourceOffset: first, LastOffset: last,
+		Reason: ReasonLostBeforeProcessing, Message: message}
+}
+
 // DecodeHash decodes a hash in its canonical form, 64 lower-case hex digits (what Hash
 // writes), to its 32 bytes. Anything else is reported as not ok rather than normalised.
 // The index and the report pack every row's hash with it, hence the table.

@@ -41,6 +41,11 @@ const (
 	ReasonTombstone            Reason = "tombstone"
 	ReasonDuplicate            Reason = "duplicate"
 	ReasonConflictingDuplicate Reason = "conflicting_duplicate"
+	// ReasonLostBeforeProcessing marks a gap, not a message: a range of offsets whose
+	// records were deleted from the topic (retention, DeleteRecords) before the pipeline
+	// read them. Its row has SourceOffset the first offset lost and LastOffset the last;
+	// the operator chose to record it (run --on-gap record) rather than stop.
+	ReasonLostBeforeProcessing Reason = "lost_before_processing"
 )
 
 // Reject says why a message was refused.
@@ -76,6 +81,22 @@ type RejectRow struct {
 	Reason          Reason
 	Message         string
 	TransactionID   string // "" when none could be read
+	// LastOffset is, in a gap row (IsGap), the last offset of the range lost; SourceOffset
+	// is its first. Zero in every other row.
+	LastOffset int64
+}
+
+// IsGap reports whether the row records a range of offsets lost before processing
+// rather than one refused message.
+func (r *RejectRow) IsGap() bool { return r.Reason == ReasonLostBeforeProcessing }
+
+// Offsets is how many offsets the row accounts for: one for a refused message, the
+// range's length for a gap.
+func (r *RejectRow) Offsets() int64 {
+	if r.IsGap() {
+		return r.LastOffset - r.SourceOffset + 1
+	}
+	return 1
 }
 
 // MaxRejectValueBytes is how much of an oversized value the rejects table keeps.
