@@ -10,7 +10,7 @@ import (
 )
 
 func newBrokerCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, advertise string
 	var partitions int
 	var sec brokerSecurity
 	cmd := &cobra.Command{
@@ -23,6 +23,7 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bc := kafka.BrokerConfig{
 				Listen:     listen,
+				Advertise:  advertise,
 				DataDir:    dataPath(g, "kafka"),
 				Partitions: partitions,
 				Topics:     []string{g.topic},
@@ -45,6 +46,7 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "loopback host:port to listen on (port 0 picks a free one)")
+	cmd.Flags().StringVar(&advertise, "advertise", "", "loopback host:port clients are told to connect to, when not --listen (a proxy in front of the broker)")
 	cmd.Flags().IntVar(&partitions, "partitions", 3, "partitions of the topic when the broker creates it")
 	addBrokerSecurityFlags(cmd.Flags(), &sec)
 	return cmd

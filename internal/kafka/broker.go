@@ -23,6 +23,10 @@ type BrokerConfig struct {
 	// empty. Only loopback addresses are accepted: the embedded broker is for local use
 	// and tests, even with TLS and SASL on.
 	Listen string
+	// Advertise, when set, is the host:port the broker tells clients to connect to
+	// (Kafka's advertised.listeners) instead of Listen: the address of a proxy or a port
+	// forward in front of it. Loopback only, like Listen.
+	Advertise string
 	// DataDir, when set, persists topics, records, group offsets and producer state
 	// there and reloads them on the next start. Empty keeps everything in memory.
 	DataDir string
@@ -88,6 +92,12 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if !isLoopback(host) {
 		return nil, fmt.Errorf("kafka: broker listen address %q: only loopback addresses are allowed", listen)
 	}
+	if cfg.Advertise != "" {
+		ahost, _, err := net.SplitHostPort(cfg.Advertise)
+		if err != nil || !isLoopback(ahost) {
+			return nil, fmt.Errorf("kafka: broker advertised address %q: want a loopback host:port", cfg.Advertise)
+		}
+	}
 	parts := cfg.Partitions
 	if parts <= 0 {
 		parts = 3
@@ -107,7 +117,12 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		// kfake always asks for 127.0.0.1:port; listen on the host the caller named
 		// instead (localhost, ::1), already checked to be loopback.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil || cfg.Advertise == "" {
+				return ln, err
+			}
+			// kfake advertises its listener's address in metadata: name the proxy's.
+			return advertisedListener{Listener: ln, addr: advertisedAddr(cfg.Advertise)}, nil
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(parts),
@@ -168,7 +183,20 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	return b, nil
 }
 
-// Addr returns the host:port clients bootstrap from.
+// advertisedListener is a listener that gives another address as its own.
+type advertisedListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l advertisedListener) Addr() net.Addr { return l.addr }
+
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
+
+// Addr returns the host:port clients bootstrap from (the advertised one, when set).
 func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker and, with a DataDir, flushes its state to disk. It is safe to

@@ -15,6 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"net"
+
+	"github.com/ledgerstream/ledgerstream/internal/retry"
+	"github.com/ledgerstream/ledgerstream/internal/testinfra"
 )
 
 func TestBrokerPersistsAcrossRestart(t *testing.T) {
@@ -473,5 +477,84 @@ func TestSourceSessionTimeoutBelowBrokerMinimum(t *testing.T) {
 	_, err = s.Fetch(ctx, 0)
 	if !errors.Is(err, kerr.InvalidSessionTimeout) || isTemp(err) {
 		t.Fatalf("err = %v, want a permanent InvalidSessionTimeout", err)
+	}
+}
+
+// TestSourceRidesOutBrokerOutage puts a fault proxy between the consumer and the broker
+// (the broker advertises the proxy's address, so every connection goes through it), resets
+// every connection for a while, and checks that the source says Kafka is down, reports
+// only temporary errors (franz-go's "broker connection has died" among them), and
+// consumes again, with Kafka up, once the proxy heals.
+func TestSourceRidesOutBrokerOutage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := ln.Addr().String()
+	ln.Close()
+	// The proxy must exist before the broker advertises it; it forwards to the broker's port.
+	proxy := testinfra.StartFaultProxy(t, real)
+	b := startTestBroker(t, BrokerConfig{Listen: real, Advertise: proxy.Addr, Topics: []string{"tx"}, Partitions: 1})
+	if b.Addr() != proxy.Addr {
+		t.Fatalf("broker advertises %s, want the proxy %s", b.Addr(), proxy.Addr)
+	}
+	cc := clientCfg(t, b)
+	produce(t, cc, "tx", "a", 10)
+
+	tracker := retry.NewTracker(testLogger(t), nil)
+	s, err := NewSource(context.Background(), SourceConfig{
+		Client: cc, Topic: "tx", Group: "pipe", SessionTimeout: 3 * time.Second,
+		Resume: earliest, Logger: testLogger(t), Tracker: tracker,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fetchAll := func(want int, timeout time.Duration) {
+		t.Helper()
+		got := 0
+		deadline := time.Now().Add(timeout)
+		for got < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("fetched %d records of %d in %s", got, want, timeout)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			recs, err := s.Fetch(ctx, 0)
+			cancel()
+			if err != nil && !isTemp(err) {
+				t.Fatalf("fetch: permanent error %v", err)
+			}
+			for _, r := range recs {
+				if !r.Control {
+					got++
+				}
+			}
+			s.Release()
+		}
+	}
+	fetchAll(10, 20*time.Second)
+	if !tracker.State(retry.Kafka).Up {
+		t.Fatal("kafka down while it answers")
+	}
+
+	proxy.Set(testinfra.Reset)
+	waitFor(t, "kafka down", 15*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := s.Fetch(ctx, 0)
+		cancel()
+		if err != nil && !isTemp(err) {
+			t.Fatalf("fetch during the outage: permanent error %v", err)
+		}
+		return !tracker.State(retry.Kafka).Up
+	})
+	if st := tracker.State(retry.Kafka); st.LastError == "" || st.Op == "" {
+		t.Fatalf("down without saying why: %+v", st)
+	}
+	time.Sleep(2 * time.Second)
+	proxy.Heal()
+	produce(t, ClientConfig{Brokers: []string{real}}, "tx", "b", 5) // straight to the broker
+	fetchAll(5, 30*time.Second)
+	if !tracker.State(retry.Kafka).Up {
+		t.Fatalf("kafka still down after the heal: %+v", tracker.State(retry.Kafka))
 	}
 }

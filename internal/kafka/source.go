@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // SourceConfig configures a Source.
@@ -47,6 +47,10 @@ type SourceConfig struct {
 	MaxPollRecords int
 	// Logger receives assignment changes and errors. Nil discards them.
 	Logger *slog.Logger
+	// Tracker, when set, learns from every request to the brokers whether Kafka answers
+	// (retry.Kafka up or down): a black-holed broker shows as down once its requests time
+	// out, even while Fetch, which franz-go keeps retrying underneath, reports nothing.
+	Tracker *retry.Tracker
 }
 
 // Source is an engine.Source over a franz-go group consumer reading with read_committed.
@@ -129,6 +133,9 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	if cfg.Tracker != nil {
+		opts = append(opts, kgo.WithHooks(healthHook{cfg.Tracker}))
 	}
 	if cfg.RebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(cfg.RebalanceTimeout))
@@ -234,29 +241,12 @@ func (e *FetchError) Unwrap() error { return e.Err }
 // Temporary reports whether fetching again, after a short pause, is expected to work.
 func (e *FetchError) Temporary() bool { return e.temporary }
 
-// isTemporary classifies fetch errors: group membership churn and retriable broker errors
-// heal by themselves; anything else (a refused session timeout, authorization, data loss,
-// a closed client) needs a person or a restart.
-func isTemporary(err error) bool {
-	var groupErr *kgo.ErrGroupSession
-	if errors.As(err, &groupErr) {
-		for _, e := range []error{kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress,
-			kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress} {
-			if errors.Is(groupErr.Err, e) {
-				return true
-			}
-		}
-	}
-	if errors.Is(err, kgo.ErrClientClosed) {
-		return false
-	}
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		return ke.Retriable
-	}
-	var ne net.Error
-	return errors.As(err, &ne)
-}
+// isTemporary classifies fetch errors with the one classification of the project
+// (retry.Classify): group membership churn, a dead broker connection ("the broker
+// connection has died and the request will be retried on a new connection"), refused
+// dials and retriable broker errors heal by themselves; a refused session timeout,
+// authorization, data loss or a closed client need a person or a restart.
+func isTemporary(err error) bool { return retry.IsTemporary(err) }
 
 func toRecord(r *kgo.Record) engine.Record {
 	rec := engine.Record{
