@@ -13,7 +13,7 @@ import (
 // applyConfig fills every flag the user did not set on the command line from the
 // environment (LEDGERSTREAM_<NAME>, the flag's name upper-cased with '-' as '_') or else
 // from the YAML file named by --config (keys are flag names; '_' may stand for '-').
-// Precedence: flag, environment, file, default (DESIGN §5).
+// Precedence: flag, environment, file, default (docs/design.md §5).
 func applyConfig(cmd *cobra.Command) error {
 	file := map[string]string{}
 	path, _ := cmd.Flags().GetString("config")

@@ -2,7 +2,7 @@ package main
 
 // End-to-end tests: the real binary, built once per run, driven as separate processes
 // (broker, produce, run, verify, report, kcat), the way operators and scripts drive it.
-// They prove DESIGN §4's invariant from outside the process: through `verify`, which
+// They prove the invariant of docs/design.md §4.9 from outside the process: through `verify`, which
 // reconciles the ledger with the topic, and through an independent scan of the table.
 //
 // Each test has its own broker process and data directories, so they run in parallel.

@@ -20,7 +20,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 )
 
-// globals are the flags every command shares (DESIGN §5).
+// globals are the flags every command shares (docs/design.md §5).
 type globals struct {
 	brokers   string
 	topic     string

@@ -1,5 +1,4 @@
-// Package dedup is the index of the transaction ids accepted into the ledger (DESIGN §4,
-// "Deduplication of upstream duplicates"): for every id, the ledger row that owns it (source
+// Package dedup is the index of the transaction ids accepted into the ledger (docs/design.md §4.6): for every id, the ledger row that owns it (source
 // position and transaction hash), so that the engine can refuse a second message with the
 // same id as a duplicate or a conflicting duplicate, and still recognise a replay of the
 // owning message itself.

@@ -10,7 +10,7 @@ import (
 )
 
 // commit writes the batch to the ledger, then to the rejects table, settling conflicts and
-// unknown outcomes by reading the tables back (DESIGN §4). The ledger goes first because
+// unknown outcomes by reading the tables back (docs/design.md §4.5). The ledger goes first because
 // it decides: a batch's rejects are final only once its ledger commit has succeeded (a
 // record refused as a duplicate is refused because of what the ledger holds).
 func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {

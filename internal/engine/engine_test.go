@@ -454,7 +454,7 @@ func TestScenarioDuplicatesAreRejected(t *testing.T) {
 	}
 }
 
-// Trap 1 of DESIGN §4: batches without rejects do not commit to the rejects table, and
+// Trap 1 of docs/design.md §4.8: batches without rejects do not commit to the rejects table, and
 // yet a restart resumes at the ledger's offsets, not at the last reject.
 func TestScenarioCleanBatchesKeepRestartsCheap(t *testing.T) {
 	w := newWorld(t)

@@ -141,8 +141,7 @@ type Owner struct {
 	Hash   string
 }
 
-// Index is the index of the transaction ids accepted into the ledger (DESIGN §4,
-// deduplication). It is derived from the ledger and can be rebuilt from it.
+// Index is the index of the transaction ids accepted into the ledger (docs/design.md §4.6). It is derived from the ledger and can be rebuilt from it.
 type Index interface {
 	// Sync brings the index up to date with the ledger as of st: the ids and positions of
 	// every row committed up to st.SnapshotID.

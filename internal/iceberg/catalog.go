@@ -1,6 +1,6 @@
 // Package iceberg is ledgerstream's adapter to Apache Iceberg (through iceberg-go): it opens
 // catalogs from a URI, creates and checks the ledger table, converts ledger rows to Arrow,
-// implements engine.Table with the exactly-once protocol of DESIGN §4 (data files staged first,
+// implements engine.Table with the exactly-once protocol of docs/design.md §4 (data files staged first,
 // then one conditional commit whose snapshot summary carries the pipeline's offsets), and reads
 // the table back for report and verify.
 //

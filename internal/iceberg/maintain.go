@@ -25,7 +25,7 @@ import (
 //
 // Every maintenance commit is a metadata change or a "replace" snapshot that keeps every row,
 // and it adds no ledgerstream.* summary key: Load walks past it to the pipeline's newest
-// snapshot, so the offsets map is carried forward unchanged (DESIGN §4). Expiry keeps, on
+// snapshot, so the offsets map is carried forward unchanged (docs/design.md §4). Expiry keeps, on
 // main, the newest snapshot of every pipeline found in its history and every snapshot newer
 // than it, so the walk always ends at an offsets map, never at a cut history.
 

@@ -1,6 +1,6 @@
 package iceberg
 
-// Snapshot summary keys of the exactly-once protocol (DESIGN §4).
+// Snapshot summary keys of the exactly-once protocol (docs/design.md §4).
 const (
 	SummaryPipeline = "ledgerstream.pipeline"
 	SummaryBatch    = "ledgerstream.batch"

@@ -19,7 +19,7 @@ import (
 // RejectsSuffix is appended to the ledger's table name to name its rejects table.
 const RejectsSuffix = "_rejects"
 
-// Rejects table column names (DESIGN §2, issue 4). source_* mean what they mean in the ledger.
+// Rejects table column names (docs/design.md §2). source_* mean what they mean in the ledger.
 const (
 	ColKey            = "key"
 	ColValue          = "value"

@@ -11,7 +11,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 )
 
-// Ledger column names, in field-id order (ids 1..12, DESIGN §1).
+// Ledger column names, in field-id order (ids 1..12, docs/design.md §1).
 const (
 	ColTransactionID   = "transaction_id"
 	ColAccountFrom     = "account_from"
@@ -27,7 +27,7 @@ const (
 	ColSourceOffset    = "source_offset"
 )
 
-// LedgerSchema returns the Iceberg schema of the ledger table (DESIGN §1).
+// LedgerSchema returns the Iceberg schema of the ledger table (docs/design.md §1).
 func LedgerSchema() *ice.Schema {
 	str := ice.PrimitiveTypes.String
 	return ice.NewSchema(0,

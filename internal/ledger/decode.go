@@ -31,7 +31,7 @@ type Rules struct {
 	TransactionTypes []string
 }
 
-// DefaultRules returns the rules of DESIGN §3: 1 MiB messages, the four seed transaction types.
+// DefaultRules returns the rules of docs/design.md §3: 1 MiB messages, the four seed transaction types.
 func DefaultRules() Rules {
 	return Rules{MaxMessageBytes: DefaultMaxMessageBytes, TransactionTypes: DefaultTransactionTypes()}
 }

@@ -89,7 +89,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// checkRow asserts the rules of DESIGN §3 on an accepted row.
+// checkRow asserts the rules of docs/design.md §3 on an accepted row.
 func checkRow(t *testing.T, rules *Rules, row Row) {
 	t.Helper()
 	for _, id := range []string{row.TransactionID, row.AccountFrom, row.AccountTo} {

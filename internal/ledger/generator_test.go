@@ -17,7 +17,7 @@ func genTime(i int) time.Time {
 }
 
 // pythonDumps matches json.dumps of the seed's dict: key order, ", " and ": " separators,
-// isoformat() timestamps. The amount always has two decimals (DESIGN: "10.50", not "10.5").
+// isoformat() timestamps. The amount always has two decimals (as the seed's producer formats it: "10.50", not "10.5").
 var pythonDumps = regexp.MustCompile(`^\{"transaction_id": "TXN\d{8}", "account_from": "ACC\d{4}", "account_to": "ACC\d{4}", "amount": "\d+\.\d\d", "currency": "(USD|EUR|GBP)", "transaction_type": "(transfer|payment|withdrawal|deposit)", "timestamp": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?"\}$`)
 
 func TestGeneratorRoundTrip(t *testing.T) {

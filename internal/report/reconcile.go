@@ -26,7 +26,7 @@ type position struct {
 // CheckExactlyOnce names the reconciliation's check.
 const CheckExactlyOnce = "exactly_once"
 
-// Reconciler proves the invariant of DESIGN §4 from the outside: fed the ledger's rows and
+// Reconciler proves the invariant of docs/design.md §4.9 from the outside: fed the ledger's rows and
 // the topic's records (read with read_committed), it finds every record below the
 // committed offsets that is missing from the ledger, doubled, or altered, and every ledger
 // row the topic does not account for. Memory is O(rows): a source position and a hash per row.
