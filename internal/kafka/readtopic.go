@@ -23,21 +23,33 @@ import (
 // abort marker above it, and read_committed then shows nothing at the end offset's
 // predecessor, so the read waits. Bound the call with ctx.
 func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engine.Record) error) (engine.Offsets, error) {
+	st, err := ReadTopicState(ctx, cfg, topic, fn)
+	if err != nil {
+		return nil, err
+	}
+	return st.End, nil
+}
+
+// ReadTopicState is ReadTopic returning what the topic was as it was read: its id,
+// partition count, and the log starts and end offsets the read went from and to.
+func ReadTopicState(ctx context.Context, cfg ClientConfig, topic string, fn func(engine.Record) error) (TopicState, error) {
 	admCl, err := cfg.newClient()
 	if err != nil {
-		return nil, err
+		return TopicState{Topic: topic}, err
 	}
-	adm := kadm.NewClient(admCl)
-	ends, err := listStableEnds(ctx, adm, topic)
-	if err != nil {
-		admCl.Close()
-		return nil, err
-	}
-	starts, err := listStarts(ctx, adm, topic)
+	st, err := describeTopic(ctx, kadm.NewClient(admCl), topic)
 	admCl.Close()
 	if err != nil {
-		return nil, err
+		return st, err
 	}
+	if err := readRange(ctx, cfg, topic, st.Start, st.End, fn); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// readRange reads every partition of topic from starts to ends (see ReadTopic).
+func readRange(ctx context.Context, cfg ClientConfig, topic string, starts, ends engine.Offsets, fn func(engine.Record) error) error {
 
 	// Only partitions with something between start and end are consumed; next tracks the
 	// position reached in each.
@@ -46,7 +58,7 @@ func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engi
 	for p, end := range ends {
 		start, ok := starts[p]
 		if !ok {
-			return nil, fmt.Errorf("kafka: start offset of %s[%d] missing", topic, p.Partition)
+			return fmt.Errorf("kafka: start offset of %s[%d] missing", topic, p.Partition)
 		}
 		if start < end {
 			next[p.Partition] = start
@@ -54,7 +66,7 @@ func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engi
 		}
 	}
 	if len(consume) == 0 {
-		return ends, nil
+		return nil
 	}
 
 	cl, err := cfg.newClient(
@@ -66,18 +78,18 @@ func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engi
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cl.Close()
 
 	for len(next) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("kafka: read %s: %w", topic, err)
+			return fmt.Errorf("kafka: read %s: %w", topic, err)
 		}
 		if errs := fetches.Errors(); len(errs) > 0 {
 			e := errs[0]
-			return nil, fmt.Errorf("kafka: read %s[%d]: %w", e.Topic, e.Partition, e.Err)
+			return fmt.Errorf("kafka: read %s[%d]: %w", e.Topic, e.Partition, e.Err)
 		}
 		var fnErr error
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
@@ -107,8 +119,8 @@ func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engi
 			}
 		})
 		if fnErr != nil {
-			return nil, fnErr
+			return fnErr
 		}
 	}
-	return ends, nil
+	return nil
 }

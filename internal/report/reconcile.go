@@ -1,9 +1,11 @@
 package report
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,9 +38,13 @@ type Reconciler struct {
 	rows        map[position][32]byte
 	rejects     map[position]ledger.RejectRow
 	ids         map[string]position
-	seen        map[position]bool // rows matched by a topic record
-	seenRejects map[position]bool // rejects matched by a topic record
-	copies      []pendingRecord   // valid records refused as copies of an accepted id
+	seen        map[position]bool                // rows matched by a topic record
+	seenRejects map[position]bool                // rejects matched by a topic record
+	copies      []pendingRecord                  // valid records refused as copies of an accepted id
+	gaps        map[TopicPartition][]OffsetRange // ranges the rejects table records as lost before processing
+	logStart    map[TopicPartition]int64         // the topic's log starts; nil: unknown (nothing deleted)
+	recreated   string                           // why the topic is not the one the tables' offsets name
+	lost        []OffsetRange
 	parts       map[TopicPartition]*PartitionFigures
 	problems    []string
 	counts      Discrepancies
@@ -52,10 +58,21 @@ type Discrepancies struct {
 	Altered      int64 `json:"altered"`       // rows whose hash differs from their record's
 	Unexpected   int64 `json:"unexpected"`    // rows for rejected records, or at no record of the topic
 	Misjudged    int64 `json:"misjudged"`     // rejects whose reason does not match their record
+	// Lost counts offsets lost before processing without a trace: deleted from the topic
+	// (retention, DeleteRecords) before the pipeline read them, and in neither table nor
+	// a recorded gap.
+	Lost int64 `json:"lost_before_processing"`
+	// Recreated is set when the topic is not the one the tables' offsets name (deleted and
+	// created again): the reconciliation against it means nothing.
+	Recreated bool `json:"topic_recreated"`
 }
 
 func (d Discrepancies) total() int64 {
-	return d.Missing + d.Duplicated + d.DuplicateIDs + d.Altered + d.Unexpected + d.Misjudged
+	n := d.Missing + d.Duplicated + d.DuplicateIDs + d.Altered + d.Unexpected + d.Misjudged + d.Lost
+	if d.Recreated {
+		n++
+	}
+	return n
 }
 
 // PartitionFigures are one partition's counts.
@@ -66,6 +83,32 @@ type PartitionFigures struct {
 	Rows      int64  `json:"rows"`             // ledger rows from this partition
 	Rejected  int64  `json:"rejected"`         // records refused: in the rejects table, or (without one) by the transform
 	Pending   int64  `json:"pending"`          // records at or above the committed offset (not yet processed)
+	LogStart  int64  `json:"log_start"`        // the topic's first offset now; records below were deleted
+	// Deleted counts rows and rejects below the log start: processed, and since deleted
+	// from the topic (retention), so no longer checkable against it.
+	Deleted int64 `json:"deleted_after_processing"`
+	// Gaps counts the offsets the rejects table records as lost before processing (run
+	// --on-gap record): accounted for, never processed.
+	Gaps int64 `json:"lost_recorded"`
+	// Lost counts the offsets lost before processing without a trace (see Discrepancies).
+	Lost int64 `json:"lost_unrecorded"`
+}
+
+// OffsetRange is a range of offsets of one partition, First to Last inclusive.
+type OffsetRange struct {
+	Partition string `json:"partition"`
+	First     int64  `json:"first_offset"`
+	Last      int64  `json:"last_offset"`
+	// Recorded is true for a gap the rejects table records (accounted for), false for
+	// offsets lost without a trace.
+	Recorded bool `json:"recorded"`
+}
+
+// Len is how many offsets the range holds.
+func (g OffsetRange) Len() int64 { return g.Last - g.First + 1 }
+
+func (g OffsetRange) String() string {
+	return fmt.Sprintf("%s offsets %d-%d (%d)", g.Partition, g.First, g.Last, g.Len())
 }
 
 // Reconciliation is the Reconciler's result.
@@ -74,6 +117,11 @@ type Reconciliation struct {
 	Discrepancies
 	// First lists the first discrepancies found (at most 10), readable.
 	First []string `json:"first_discrepancies"`
+	// Gaps lists the ranges lost before processing: recorded ones (accounted for) and
+	// unrecorded ones (discrepancies), by partition and offset.
+	Gaps []OffsetRange `json:"lost_before_processing,omitempty"`
+	// Recreated says why the topic is not the one the tables' offsets name; "" when it is.
+	Recreated string `json:"topic_recreated,omitempty"`
 }
 
 // NewReconciler returns a Reconciler bounded by the pipeline's committed offsets (next
@@ -83,12 +131,28 @@ type Reconciliation struct {
 func NewReconciler(committed, rejectsAt map[TopicPartition]int64) *Reconciler {
 	r := &Reconciler{committed: committed, rejectsAt: rejectsAt, rows: map[position][32]byte{},
 		rejects: map[position]ledger.RejectRow{}, ids: map[string]position{},
-		seen: map[position]bool{}, seenRejects: map[position]bool{}, parts: map[TopicPartition]*PartitionFigures{}}
+		seen: map[position]bool{}, seenRejects: map[position]bool{}, parts: map[TopicPartition]*PartitionFigures{},
+		gaps: map[TopicPartition][]OffsetRange{}}
 	for tp, off := range committed {
 		r.part(tp).Committed = off
 	}
 	return r
 }
+
+// SetLogStarts tells the reconciler the topic's log start offsets as the topic was read:
+// the records below them were deleted (retention, DeleteRecords), so table rows there are
+// not expected to match a record, and offsets there that no table accounts for were lost
+// before processing. Without it nothing is taken to be deleted.
+func (r *Reconciler) SetLogStarts(starts map[TopicPartition]int64) {
+	r.logStart = starts
+	for tp, off := range starts {
+		r.part(tp).LogStart = off
+	}
+}
+
+// SetTopicRecreated records that the topic is not the one the tables' offsets name: it was
+// deleted and created again (why says how that is known). The reconciliation fails.
+func (r *Reconciler) SetTopicRecreated(why string) { r.recreated = why }
 
 func (r *Reconciler) part(tp TopicPartition) *PartitionFigures {
 	f := r.parts[tp]
@@ -135,6 +199,24 @@ func (r *Reconciler) AddRow(row ledger.Row) {
 // AddReject feeds one row of the rejects table.
 func (r *Reconciler) AddReject(row ledger.RejectRow) {
 	pos := position{TopicPartition{row.SourceTopic, row.SourcePartition}, row.SourceOffset}
+	if row.IsGap() {
+		if row.LastOffset < row.SourceOffset {
+			r.counts.Misjudged++
+			r.problem("gap at %s/%d ends before it begins (last offset %d)", pos.TopicPartition, pos.Offset, row.LastOffset)
+			return
+		}
+		g := OffsetRange{Partition: pos.TopicPartition.String(), First: row.SourceOffset, Last: row.LastOffset, Recorded: true}
+		for _, o := range r.gaps[pos.TopicPartition] {
+			if g.First <= o.Last && o.First <= g.Last {
+				r.counts.Duplicated++
+				r.problem("gaps %s and %s of the rejects table overlap", o, g)
+				return
+			}
+		}
+		r.gaps[pos.TopicPartition] = append(r.gaps[pos.TopicPartition], g)
+		r.part(pos.TopicPartition).Gaps += g.Len()
+		return
+	}
 	if _, dup := r.rejects[pos]; dup {
 		r.counts.Duplicated++
 		r.problem("source position %s/%d is in the rejects table twice", pos.TopicPartition, pos.Offset)
@@ -162,6 +244,12 @@ func (r *Reconciler) AddRecord(tp TopicPartition, offset int64, value []byte, ru
 		return
 	}
 	f.Records++
+	for _, g := range r.gaps[tp] {
+		if offset >= g.First && offset <= g.Last {
+			r.counts.Misjudged++
+			r.problem("record %s/%d is in the topic, yet recorded as lost before processing (%s)", tp, offset, g)
+		}
+	}
 	row, rej := rules.Decode(value)
 	h, inLedger := r.rows[pos]
 	if inLedger {
@@ -248,8 +336,22 @@ func (r *Reconciler) Result() *Reconciliation {
 			r.problem("record %s/%d is rejected as %s of the row at %s/%d, but the hashes say otherwise", c.pos.TopicPartition, c.pos.Offset, want, owner.TopicPartition, owner.Offset)
 		}
 	}
+	if r.recreated != "" {
+		// Nothing else is worth saying: the offsets name records of another topic.
+		res := &Reconciliation{Discrepancies: Discrepancies{Recreated: true}, Recreated: r.recreated,
+			First: []string{r.recreated}}
+		for _, f := range r.parts {
+			res.Partitions = append(res.Partitions, *f)
+		}
+		sort.Slice(res.Partitions, func(i, j int) bool { return partLess(res.Partitions[i].Partition, res.Partitions[j].Partition) })
+		return res
+	}
 	for pos := range r.rejects {
 		if !r.seenRejects[pos] {
+			if r.deleted(pos) {
+				r.part(pos.TopicPartition).Deleted++
+				continue
+			}
 			r.counts.Unexpected++
 			r.problem("reject at %s/%d matches no record of the topic below the committed offset", pos.TopicPartition, pos.Offset)
 		}
@@ -257,6 +359,10 @@ func (r *Reconciler) Result() *Reconciliation {
 	var stray []position
 	for pos := range r.rows {
 		if !r.seen[pos] {
+			if r.deleted(pos) {
+				r.part(pos.TopicPartition).Deleted++
+				continue
+			}
 			stray = append(stray, pos)
 		}
 	}
@@ -265,12 +371,114 @@ func (r *Reconciler) Result() *Reconciliation {
 		r.counts.Unexpected++
 		r.problem("ledger row at %s/%d matches no record of the topic below the committed offset", pos.TopicPartition, pos.Offset)
 	}
+	r.findLost()
 	res := &Reconciliation{Discrepancies: r.counts, First: append([]string{}, r.problems...)}
+	for _, gs := range r.gaps {
+		res.Gaps = append(res.Gaps, gs...)
+	}
+	res.Gaps = append(res.Gaps, r.lost...)
+	sort.Slice(res.Gaps, func(i, j int) bool {
+		a, b := res.Gaps[i], res.Gaps[j]
+		if a.Partition != b.Partition {
+			return partLess(a.Partition, b.Partition)
+		}
+		return a.First < b.First
+	})
 	for _, f := range r.parts {
 		res.Partitions = append(res.Partitions, *f)
 	}
 	sort.Slice(res.Partitions, func(i, j int) bool { return partLess(res.Partitions[i].Partition, res.Partitions[j].Partition) })
 	return res
+}
+
+// deleted reports whether pos lies below its partition's log start: its record was
+// deleted from the topic.
+func (r *Reconciler) deleted(pos position) bool {
+	start, ok := r.logStart[pos.TopicPartition]
+	return ok && pos.Offset < start
+}
+
+// findLost finds, per partition, the offsets below the log start that no table accounts
+// for: not a ledger row, not a reject, not in a recorded gap. They run from the lowest
+// offset the tables hold (or the committed offset, for a partition they hold nothing of)
+// to the log start; the tables' offsets say the pipeline was there, and the topic no
+// longer holds what came after. A transaction marker takes an offset too and is never a
+// row: a topic written with transactions shows its deleted markers here (see README).
+// Without a rejects table, refused records leave holes by design: nothing is reported.
+func (r *Reconciler) findLost() {
+	if r.rejectsAt == nil {
+		return
+	}
+	covered := map[TopicPartition][]int64{}
+	for pos := range r.rows {
+		if r.deleted(pos) {
+			covered[pos.TopicPartition] = append(covered[pos.TopicPartition], pos.Offset)
+		}
+	}
+	for pos := range r.rejects {
+		if r.deleted(pos) {
+			covered[pos.TopicPartition] = append(covered[pos.TopicPartition], pos.Offset)
+		}
+	}
+	var parts []TopicPartition
+	for tp := range r.logStart {
+		parts = append(parts, tp)
+	}
+	sort.Slice(parts, func(i, j int) bool {
+		return less(position{TopicPartition: parts[i]}, position{TopicPartition: parts[j]})
+	})
+	for _, tp := range parts {
+		start := r.logStart[tp]
+		offs := covered[tp]
+		slices.Sort(offs)
+		committed, known := r.committed[tp]
+		lo := int64(-1)
+		switch {
+		case len(offs) > 0:
+			lo = offs[0]
+		case known:
+			lo = committed
+		}
+		for _, g := range r.gaps[tp] {
+			if lo < 0 || g.First < lo {
+				lo = g.First
+			}
+		}
+		if lo < 0 || lo >= start {
+			continue
+		}
+		gaps := slices.Clone(r.gaps[tp])
+		slices.SortFunc(gaps, func(a, b OffsetRange) int { return cmp.Compare(a.First, b.First) })
+		next, i, j := lo, 0, 0 // next: the first offset not yet accounted for
+		for next < start {
+			switch {
+			case i < len(offs) && offs[i] < next:
+				i++
+			case i < len(offs) && offs[i] == next:
+				next++
+				i++
+			case j < len(gaps) && gaps[j].Last < next:
+				j++
+			case j < len(gaps) && gaps[j].First <= next:
+				next = gaps[j].Last + 1
+				j++
+			default:
+				end := start // the hole runs to what comes next: a row, a gap or the log start
+				if i < len(offs) {
+					end = min(end, offs[i])
+				}
+				if j < len(gaps) {
+					end = min(end, gaps[j].First)
+				}
+				g := OffsetRange{Partition: tp.String(), First: next, Last: end - 1}
+				r.lost = append(r.lost, g)
+				r.counts.Lost += g.Len()
+				r.part(tp).Lost += g.Len()
+				r.problem("%s were lost before processing: deleted from the topic before the pipeline read them, and not recorded as a gap", g)
+				next = end
+			}
+		}
+	}
 }
 
 func less(a, b position) bool {
@@ -308,26 +516,54 @@ func (c *Reconciliation) Check() Check {
 		rejected += p.Rejected
 		rows += p.Rows
 	}
+	if c.Recreated != "" {
+		return Check{Name: CheckExactlyOnce, Passed: false, Figure: 1, Detail: c.Recreated}
+	}
+	var recorded, deleted int64
+	for _, p := range c.Partitions {
+		recorded += p.Gaps
+		deleted += p.Deleted
+	}
 	if n := c.total(); n > 0 {
 		return Check{Name: CheckExactlyOnce, Passed: false, Figure: n,
-			Detail: fmt.Sprintf("%d discrepancies (missing %d, duplicated %d, duplicate ids %d, altered %d, unexpected %d, misjudged %d); first: %s",
-				n, c.Missing, c.Duplicated, c.DuplicateIDs, c.Altered, c.Unexpected, c.Misjudged, c.First[0])}
+			Detail: fmt.Sprintf("%d discrepancies (missing %d, duplicated %d, duplicate ids %d, altered %d, unexpected %d, misjudged %d, lost before processing %d); first: %s",
+				n, c.Missing, c.Duplicated, c.DuplicateIDs, c.Altered, c.Unexpected, c.Misjudged, c.Lost, c.First[0])}
 	}
-	return Check{Name: CheckExactlyOnce, Passed: true, Figure: records,
-		Detail: fmt.Sprintf("Exactly once against the topic: %d records below the committed offsets, %d rows, %d rejected, 0 lost, 0 duplicated",
-			records, rows, rejected)}
+	detail := fmt.Sprintf("Exactly once against the topic: %d records below the committed offsets, %d rows, %d rejected, 0 lost, 0 duplicated",
+		records, rows, rejected)
+	if deleted > 0 {
+		detail += fmt.Sprintf("; %d rows and rejects below the log start (their records were deleted after processing)", deleted)
+	}
+	if recorded > 0 {
+		detail += fmt.Sprintf("; %d offsets lost before processing, recorded as gaps in the rejects table", recorded)
+	}
+	return Check{Name: CheckExactlyOnce, Passed: true, Figure: records, Detail: detail}
 }
 
 // WriteText prints the per-partition figures and the first discrepancies.
 func (c *Reconciliation) WriteText(w io.Writer) error {
-	header := []string{"partition", "committed_offset", "records", "rows", "rejected", "pending"}
+	header := []string{"partition", "committed_offset", "log_start", "records", "rows", "rejected", "pending", "deleted_after_processing", "lost_recorded", "lost_unrecorded"}
 	var rows [][]string
 	for _, p := range c.Partitions {
-		rows = append(rows, []string{p.Partition, fmt.Sprint(p.Committed), fmt.Sprint(p.Records),
-			fmt.Sprint(p.Rows), fmt.Sprint(p.Rejected), fmt.Sprint(p.Pending)})
+		rows = append(rows, []string{p.Partition, fmt.Sprint(p.Committed), fmt.Sprint(p.LogStart), fmt.Sprint(p.Records),
+			fmt.Sprint(p.Rows), fmt.Sprint(p.Rejected), fmt.Sprint(p.Pending), fmt.Sprint(p.Deleted),
+			fmt.Sprint(p.Gaps), fmt.Sprint(p.Lost)})
 	}
 	if _, err := fmt.Fprintf(w, "Reconciliation with the topic (read_committed):\n%s", showString(header, rows, len(rows), 0)); err != nil {
 		return err
+	}
+	if c.Recreated != "" {
+		_, err := fmt.Fprintln(w, "  topic re-created:", c.Recreated)
+		return err
+	}
+	for _, g := range c.Gaps {
+		what := "lost before processing, NOT recorded (a discrepancy)"
+		if g.Recorded {
+			what = "lost before processing, recorded as a gap in the rejects table (accounted for)"
+		}
+		if _, err := fmt.Fprintf(w, "  %s: %s\n", what, g); err != nil {
+			return err
+		}
 	}
 	for _, p := range c.First {
 		if _, err := fmt.Fprintln(w, "  discrepancy:", p); err != nil {

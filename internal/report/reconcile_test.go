@@ -113,3 +113,99 @@ func TestReconcile(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileGaps: records deleted from the topic (retention, DeleteRecords) are told
+// apart: processed before they were deleted (fine), lost before processing and recorded
+// as a gap (accounted for), lost without a trace (a discrepancy with its range), and a
+// re-created topic is named as such.
+func TestReconcileGaps(t *testing.T) {
+	tp := TopicPartition{"tx", 0}
+	var msgs [][]byte
+	for i := range 10 {
+		msgs = append(msgs, topicMsg(fmt.Sprintf("T%d", i), "1.00"))
+	}
+	rowsAt := func(t *testing.T, offs ...int64) []ledger.Row {
+		var rows []ledger.Row
+		for _, o := range offs {
+			rows = append(rows, rowOf(t, msgs[o], 0, o))
+		}
+		return rows
+	}
+	gap := func(first, last int64) ledger.RejectRow { return ledger.NewGapRow("tx", 0, first, last, "lost") }
+	for _, tc := range []struct {
+		name       string
+		committed  int64
+		logStart   int64
+		rows       []int64
+		rejects    []ledger.RejectRow
+		recreated  string
+		want       string // "" for a pass, else a fragment of the check's detail
+		wantGaps   []OffsetRange
+		wantDelete int64
+	}{
+		{name: "processed, then deleted by retention", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+			want: "", wantDelete: 7},
+		{name: "skipped silently past the log start", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 7, 8, 9},
+			want:     "tx/0 offsets 4-6 (3) were lost before processing",
+			wantGaps: []OffsetRange{{Partition: "tx/0", First: 4, Last: 6}}, wantDelete: 4},
+		{name: "gap recorded", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 7, 8, 9}, rejects: []ledger.RejectRow{gap(4, 6)},
+			want:     "",
+			wantGaps: []OffsetRange{{Partition: "tx/0", First: 4, Last: 6, Recorded: true}}, wantDelete: 4},
+		{name: "the pipeline stopped at the gap", committed: 4, logStart: 7, rows: []int64{0, 1, 2, 3},
+			want:     "tx/0 offsets 4-6 (3) were lost before processing",
+			wantGaps: []OffsetRange{{Partition: "tx/0", First: 4, Last: 6}}, wantDelete: 4},
+		{name: "everything deleted before the first read", committed: 0, logStart: 7,
+			want:     "tx/0 offsets 0-6 (7) were lost before processing",
+			wantGaps: []OffsetRange{{Partition: "tx/0", First: 0, Last: 6}}},
+		{name: "a gap over records the topic holds", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 8, 9}, rejects: []ledger.RejectRow{gap(4, 7)},
+			want: "yet recorded as lost before processing", wantDelete: 4},
+		{name: "overlapping gaps", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 7, 8, 9}, rejects: []ledger.RejectRow{gap(4, 6), gap(5, 5)},
+			want: "overlap", wantDelete: 4},
+		{name: "topic re-created", committed: 10, logStart: 0, rows: []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+			recreated: "the topic tx was deleted and created again", want: "deleted and created again"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := NewReconciler(map[TopicPartition]int64{tp: tc.committed}, map[TopicPartition]int64{tp: tc.committed})
+			rec.SetLogStarts(map[TopicPartition]int64{tp: tc.logStart})
+			if tc.recreated != "" {
+				rec.SetTopicRecreated(tc.recreated)
+			}
+			for _, r := range rowsAt(t, tc.rows...) {
+				rec.AddRow(r)
+			}
+			for _, r := range tc.rejects {
+				rec.AddReject(r)
+			}
+			rules := ledger.DefaultRules()
+			for off := tc.logStart; off < int64(len(msgs)); off++ {
+				rec.AddRecord(tp, off, msgs[off], &rules)
+			}
+			res := rec.Result()
+			check := res.Check()
+			if tc.want == "" && !check.Passed {
+				t.Fatalf("failed: %s", check.Detail)
+			}
+			if tc.want != "" && (check.Passed || !strings.Contains(check.Detail, tc.want)) {
+				t.Fatalf("check %+v, want a failure mentioning %q", check, tc.want)
+			}
+			if tc.wantGaps != nil && fmt.Sprint(res.Gaps) != fmt.Sprint(tc.wantGaps) {
+				t.Errorf("gaps %v, want %v", res.Gaps, tc.wantGaps)
+			}
+			if tc.recreated == "" && res.Partitions[0].Deleted != tc.wantDelete {
+				t.Errorf("deleted after processing %d, want %d", res.Partitions[0].Deleted, tc.wantDelete)
+			}
+			if res.Unexpected != 0 {
+				t.Errorf("%d unexpected: rows below the log start were taken for strays", res.Unexpected)
+			}
+			var out strings.Builder
+			if err := res.WriteText(&out); err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range tc.wantGaps {
+				if !strings.Contains(out.String(), g.String()) {
+					t.Errorf("the text does not name %s:\n%s", g, out.String())
+				}
+			}
+		})
+	}
+}
