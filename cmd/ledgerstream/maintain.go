@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/iceberg-go/table"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/pipeline"
 )
 
 // maintainFlags are the maintenance settings, shared by maintain and run's automatic
@@ -98,7 +97,7 @@ what would be done.`,
 				return err
 			}
 			defer cat.Close()
-			results, err := maintainTables(cmd.Context(), cat, ident, opts)
+			results, err := pipeline.MaintainTables(cmd.Context(), cat, ident, opts)
 			if asJSON {
 				if jerr := writeMaintainJSON(cmd.OutOrStdout(), results); jerr != nil {
 					return errors.Join(err, jerr)
@@ -116,30 +115,6 @@ what would be done.`,
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be done, change nothing")
 	f.BoolVar(&asJSON, "json", false, "print one JSON document")
 	return cmd
-}
-
-// maintainTables maintains the ledger, then its rejects table when it exists.
-func maintainTables(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, opts iceberg.MaintainOptions) ([]*iceberg.MaintainResult, error) {
-	var results []*iceberg.MaintainResult
-	for i, id := range []table.Identifier{ident, iceberg.RejectsIdent(ident)} {
-		if i > 0 {
-			ok, err := cat.TableExists(ctx, id)
-			if err != nil {
-				return results, fmt.Errorf("maintain: %w", err)
-			}
-			if !ok {
-				continue
-			}
-		}
-		r, err := cat.Maintain(ctx, id, opts)
-		if r != nil {
-			results = append(results, r)
-		}
-		if err != nil {
-			return results, err
-		}
-	}
-	return results, nil
 }
 
 func writeMaintainJSON(w io.Writer, results []*iceberg.MaintainResult) error {
@@ -214,57 +189,4 @@ func bytesStr(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// autoMaintainer runs maintenance from run's loop, between batches, every period and/or
-// every n committed batches. A failure is logged and counted, never fatal: the pipeline's
-// correctness does not depend on it.
-type autoMaintainer struct {
-	cat         *iceberg.Catalog
-	ident       table.Identifier
-	opts        iceberg.MaintainOptions
-	every       time.Duration
-	everyN      int64
-	obs         *observer // may be nil
-	last        time.Time
-	lastBatches int64
-	// after, when set, is called with each run's results (the soak prints them).
-	after func([]*iceberg.MaintainResult, time.Duration)
-	// refresh, when set, re-reads the tables for the engine after a run (Engine.Refresh).
-	refresh func(context.Context) error
-}
-
-func (a *autoMaintainer) maybe(ctx context.Context, batches int64) {
-	now := time.Now()
-	if a.last.IsZero() {
-		a.last = now
-	}
-	due := (a.every > 0 && now.Sub(a.last) >= a.every) || (a.everyN > 0 && batches-a.lastBatches >= a.everyN)
-	if !due {
-		return
-	}
-	a.last, a.lastBatches = now, batches
-	results, err := maintainTables(ctx, a.cat, a.ident, a.opts)
-	took := time.Since(now)
-	if a.obs != nil {
-		a.obs.maintRuns.Add(1)
-		a.obs.maintDur.ObserveDuration(took)
-		if err != nil {
-			a.obs.maintErrs.Add(1)
-		}
-	}
-	if err != nil {
-		slog.Warn("automatic maintenance failed; the pipeline goes on", "error", err, "took", took.Round(time.Millisecond))
-	} else {
-		slog.Debug("automatic maintenance done", "took", took.Round(time.Millisecond))
-	}
-	if a.refresh != nil {
-		if err := a.refresh(ctx); err != nil {
-			// Harmless: the next commit conflicts once and re-reads the table itself.
-			slog.Warn("could not re-read the tables after maintenance", "error", err)
-		}
-	}
-	if a.after != nil {
-		a.after(results, took)
-	}
 }

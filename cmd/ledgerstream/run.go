@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
-	"github.com/ledgerstream/ledgerstream/internal/iceberg"
-	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/pipeline"
 )
 
 // runFlags are the streaming service's settings, shared by run and demo.
@@ -40,7 +40,7 @@ type runFlags struct {
 	cpuProfile      string
 	memoryLimitMiB  int64
 	stageAheadRows  int
-	ops             opsFlags // metrics, progress, automatic maintenance: ops.go
+	ops             opsFlags // metrics, progress, automatic maintenance
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -97,6 +97,23 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	addOpsFlags(f, &r.ops)
 }
 
+// opsFlags are run's operational settings: metrics, progress and automatic maintenance.
+type opsFlags struct {
+	metricsListen  string
+	progress       bool
+	maintainEvery  time.Duration
+	maintainEveryN int64
+	maintain       maintainFlags
+}
+
+func addOpsFlags(f *pflag.FlagSet, o *opsFlags) {
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464; empty = off)")
+	f.BoolVar(&o.progress, "progress", true, "with --available-now, show a progress line on stderr (rewritten in place on a terminal)")
+	f.DurationVar(&o.maintainEvery, "maintain-every", 0, "run maintenance between batches this often (0 = off; see `ledgerstream maintain`)")
+	f.Int64Var(&o.maintainEveryN, "maintain-every-commits", 0, "run maintenance between batches every N committed batches (0 = off)")
+	addMaintainFlags(f, &o.maintain, "maintain-")
+}
+
 // runPipeline runs the streaming service until ctx ends or, with --available-now, the
 // backlog is done, and prints a one-line summary.
 func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*engine.Stats, error) {
@@ -112,21 +129,19 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	if err != nil {
 		return nil, err
 	}
+	var sched pipeline.Schedule
+	if r.ops.maintainEvery > 0 || r.ops.maintainEveryN > 0 {
+		opts, err := r.ops.maintain.options(false)
+		if err != nil {
+			return nil, err
+		}
+		sched = pipeline.Schedule{Every: r.ops.maintainEvery, EveryCommits: r.ops.maintainEveryN, Options: opts}
+	}
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
 	}
 	defer cat.Close()
-	if _, err := cat.EnsureTable(ctx, ident, iceberg.LedgerSchema()); err != nil {
-		return nil, err
-	}
-	sinks, closeSinks, err := openSinks(ctx, cat, g, ident, r)
-	if err != nil {
-		return nil, err
-	}
-	defer closeSinks()
-	obs := newObserver(cat, ident, r.trigger)
-	sinks = obs.wrap(sinks) // commit timing and committed offsets for metrics
 	rules := ledger.DefaultRules()
 	rules.MaxMessageBytes = r.maxMessageBytes
 	batch := r.maxBatchRecords
@@ -137,30 +152,37 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		debug.SetMemoryLimit(limit)
 		slog.Debug("soft memory limit", "MiB", limit>>20)
 	}
-	eng := engine.New(engine.Config{
-		Pipeline:        r.pipeline,
-		Trigger:         r.trigger,
-		MaxBatchRecords: batch,
-		StageAheadRows:  r.stageAheadRows,
-		AvailableNow:    r.availableNow,
-		StartingOffsets: starting,
-		Rules:           &rules,
-		Fault:           fault,
-		Logger:          slog.Default(),
-	}, sinks)
-	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
-		Client:         g.kafkaConfig(),
-		Topic:          g.topic,
-		Group:          r.pipeline,
-		InstanceID:     r.workerID,
-		SessionTimeout: r.sessionTimeout,
-		Resume:         eng.Resume,
-		Logger:         slog.Default(),
-	})
-	if err != nil {
-		return nil, err
+	indexDir := r.indexDir
+	if indexDir == "" {
+		indexDir = dataPath(g, "index")
 	}
-	defer src.Close()
+	cfg := pipeline.Config{
+		Catalog:        cat,
+		Table:          ident,
+		Kafka:          g.kafkaConfig(),
+		Topic:          g.topic,
+		WorkerID:       r.workerID,
+		SessionTimeout: r.sessionTimeout,
+		IndexDir:       indexDir,
+		Engine: engine.Config{
+			Pipeline:        r.pipeline,
+			Trigger:         r.trigger,
+			MaxBatchRecords: batch,
+			StageAheadRows:  r.stageAheadRows,
+			AvailableNow:    r.availableNow,
+			StartingOffsets: starting,
+			Rules:           &rules,
+			Fault:           fault,
+			Logger:          slog.Default(),
+		},
+		MetricsListen: r.ops.metricsListen,
+		Maintain:      sched,
+		Logger:        slog.Default(),
+	}
+	if r.availableNow && r.ops.progress {
+		p := newProgress(os.Stderr)
+		cfg.Progress = func(pr pipeline.Progress) { p.show(progressLine(pr), pr.Final) }
+	}
 	if r.cpuProfile != "" {
 		stop, err := startCPUProfile(r.cpuProfile)
 		if err != nil {
@@ -168,12 +190,12 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		}
 		defer stop()
 	}
-	slog.Info("streaming", "topic", g.topic, "table", g.table, "pipeline", r.pipeline,
-		"trigger", r.trigger, "available_now", r.availableNow)
-	start := time.Now()
-	err = runOps(ctx, r, g.topic, cat, ident, eng, src, obs)
-	st := eng.Stats()
-	took := time.Since(start)
+	res, err := pipeline.Run(ctx, cfg)
+	st := res.Stats
+	if st == nil {
+		return nil, err
+	}
+	took := res.Elapsed
 	fmt.Fprintf(out, "Streamed %d records in %s (%.0f/s): %d rows committed in %d batches, %d rejected, %d conflicts, %d fenced\n",
 		st.Records.Load(), took.Round(time.Millisecond), float64(st.Records.Load())/max(took.Seconds(), 1e-9),
 		st.Accepted.Load(), st.Batches.Load(), st.Rejected.Load(), st.Conflicts.Load(), st.Fenced.Load())

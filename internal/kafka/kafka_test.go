@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,7 +96,7 @@ func TestSourceAvailableNow(t *testing.T) {
 	if err := s.CommitAdvisory(context.Background(), ends); err != nil {
 		t.Fatal(err)
 	}
-	committed, err := kadm.NewClient(s.Client()).FetchOffsets(context.Background(), "pipe")
+	committed, err := kadm.NewClient(s.cl).FetchOffsets(context.Background(), "pipe")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestSourceSeekDropsBuffered(t *testing.T) {
 			next[r.Partition] = r.Offset + 1
 		}
 		if !seeked && next[p0] > 5 {
-			if buffered := s.Client().BufferedFetchRecords(); buffered == 0 {
+			if buffered := s.cl.BufferedFetchRecords(); buffered == 0 {
 				t.Logf("nothing buffered at the seek; the test is weaker")
 			}
 			s.Seek(engine.Offsets{p0: 2})
@@ -270,7 +271,21 @@ func TestSourceTransactions(t *testing.T) {
 	if e := end2[engine.Partition{Topic: "tx", Partition: 0}]; e != 12 {
 		t.Errorf("end of partition 0 with a transaction open = %d, want 12 (the last stable offset)", e)
 	}
-	hw, err := kadm.NewClient(s.Client()).ListEndOffsets(ctx, "tx")
+	// Lag measures from the same last stable offset: a ledger at 12 is caught up on
+	// partition 0 although the high watermark is 13.
+	lags, err := s.Lag(ctx, engine.Offsets{{Topic: "tx", Partition: 0}: 12, {Topic: "tx", Partition: 1}: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[engine.Partition]PartitionLag{
+		{Topic: "tx", Partition: 0}: {End: 12, Lag: 0},
+		{Topic: "tx", Partition: 1}: {End: 12, Lag: 7},
+		{Topic: "tx", Partition: 2}: {End: 0, Lag: 0},
+	}
+	if !maps.Equal(lags, want) {
+		t.Errorf("Lag with a transaction open = %v, want %v (from last stable offsets)", lags, want)
+	}
+	hw, err := kadm.NewClient(s.cl).ListEndOffsets(ctx, "tx")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,11 +36,7 @@ func NewProducer(cfg ClientConfig) (*Producer, error) {
 	return &Producer{cl: cl}, nil
 }
 
-// Client returns the underlying franz-go client, for callers that need more than Produce.
-func (p *Producer) Client() *kgo.Client { return p.cl }
-
-// Close closes the client. Records still buffered are failed, not sent: Produce flushes
-// before it returns, so this matters only to callers of Client().Produce.
+// Close closes the client. Produce flushes before it returns, so nothing is left buffered.
 func (p *Producer) Close() { p.cl.Close() }
 
 // ProduceOptions tunes Produce.

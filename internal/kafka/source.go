@@ -149,9 +149,6 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	return s, nil
 }
 
-// Client returns the underlying franz-go client (for metrics and tests).
-func (s *Source) Client() *kgo.Client { return s.cl }
-
 // Fetch waits for records and returns them, in offset order within each partition,
 // control records included (Control set). When ctx ends it returns what it has and no
 // error.
@@ -380,6 +377,33 @@ func (s *Source) Ends(ctx context.Context) (start, end engine.Offsets, err error
 		start[p], end[p] = st, e
 	}
 	return start, end, nil
+}
+
+// PartitionLag is where the pipeline stands on one partition for a read_committed reader.
+type PartitionLag struct {
+	// End is the partition's last stable offset: the end of what read_committed can read
+	// now (the high watermark, or the first offset of the oldest transaction still open).
+	End int64
+	// Lag is how many offsets below End the committed offset has not reached yet (never
+	// negative).
+	Lag int64
+}
+
+// Lag returns, for every partition of the topic, its last stable offset and how far
+// committed (the next offset to read per partition, as the ledger records it; an absent
+// partition counts from 0) is behind it. It measures against last stable offsets, not high
+// watermarks: behind an open transaction, read_committed cannot read up to the high
+// watermark, so a lag taken from it would not fall to 0 when the pipeline is caught up.
+func (s *Source) Lag(ctx context.Context, committed engine.Offsets) (map[engine.Partition]PartitionLag, error) {
+	ends, err := listStableEnds(ctx, s.adm, s.topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[engine.Partition]PartitionLag, len(ends))
+	for p, end := range ends {
+		out[p] = PartitionLag{End: end, Lag: max(0, end-committed[p])}
+	}
+	return out, nil
 }
 
 // listStarts lists every partition's log start offset.

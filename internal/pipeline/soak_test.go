@@ -1,84 +1,94 @@
-package main
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
-	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/metrics"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
 
-// soakFlags configure soak-maintenance.
-type soakFlags struct {
-	commits       int
-	rowsPerCommit int
-	partitions    int
-	trigger       time.Duration
-	maintainEvery int64
-	checkEvery    int
-	window        int
-	dir           string
-	listen        string
-	cpuProfile    string
-	maintain      maintainFlags
+// TestSoakMaintenance drives the real engine and the real Iceberg commit path with a
+// synthetic in-process source (no Kafka): many batches of a few rows, with automatic
+// maintenance every 50 batches, watching commit latency and metadata size. Every check it
+// logs the median commit latency of the last window of commits, the snapshot, file and
+// manifest counts, the size of the metadata folder, and checks the ledger as verify does
+// (every offset below the committed one exactly once, no id twice). At the end it checks
+// that the metrics endpoint reports what report does.
+//
+// By default it is small (150 commits, about ten seconds) and checks correctness only. The
+// soak proper is opt-in (README, "Soak"):
+//
+//	LEDGERSTREAM_MAINT_SOAK=N              N commits (e.g. 20000), and the latency check:
+//	                                       end median within 1.5x of the start
+//	LEDGERSTREAM_MAINT_SOAK_TRIGGER=D      one batch per D (default: as fast as possible)
+//	LEDGERSTREAM_MAINT_SOAK_CHECK_EVERY=N  figures and checks every N commits (1000)
+//	LEDGERSTREAM_MAINT_SOAK_DIR=PATH       keep the tables there (default: a temp dir)
+//
+// as in: LEDGERSTREAM_MAINT_SOAK=20000 go test -v -timeout 0 -run TestSoakMaintenance ./internal/pipeline/
+func TestSoakMaintenance(t *testing.T) {
+	s := soakConfig{commits: 150, rowsPerCommit: 5, partitions: 3, maintainEvery: 50, checkEvery: 50, window: 50}
+	if v := os.Getenv("LEDGERSTREAM_MAINT_SOAK"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("LEDGERSTREAM_MAINT_SOAK=%q: want a number of commits", v)
+		}
+		s.commits, s.checkEvery, s.window, s.latency = n, 1000, 500, true
+	} else if testing.Short() {
+		t.Skip("soak: skipped with -short")
+	}
+	if v := os.Getenv("LEDGERSTREAM_MAINT_SOAK_CHECK_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("LEDGERSTREAM_MAINT_SOAK_CHECK_EVERY=%q: want a number of commits", v)
+		}
+		s.checkEvery = n
+	}
+	if v := os.Getenv("LEDGERSTREAM_MAINT_SOAK_TRIGGER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("LEDGERSTREAM_MAINT_SOAK_TRIGGER=%q: %v", v, err)
+		}
+		s.trigger = d
+	}
+	s.dir = os.Getenv("LEDGERSTREAM_MAINT_SOAK_DIR")
+	if s.dir == "" {
+		s.dir = t.TempDir()
+	}
+	if err := soak(context.Background(), t, s); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func newSoakCmd(g *globals) *cobra.Command {
-	var s soakFlags
-	cmd := &cobra.Command{
-		Use:    "soak-maintenance",
-		Hidden: true,
-		Short:  "Soak test: many small commits with automatic maintenance, watching commit latency and metadata size",
-		Long: `Drives the real engine and the real Iceberg commit path with a synthetic in-process
-source (no Kafka): --commits batches of --rows-per-commit rows, as fast as possible
-(--trigger 0) or one per --trigger, with automatic maintenance every
---maintain-every-commits batches. Every --check-every commits it prints the median commit
-latency of the last --window commits, the snapshot, file and manifest counts, the size of
-the metadata folder, and checks the ledger like verify does (every offset below the
-committed one exactly once, no id twice). At the end it compares the start and end
-latency and checks that the metrics endpoint reports what report does. Exit 1 on a
-failed check. The tables live in a fresh temporary directory unless --dir is given.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return soak(cmd.Context(), s, cmd.OutOrStdout())
-		},
-	}
-	f := cmd.Flags()
-	f.IntVar(&s.commits, "commits", 20000, "batches to commit")
-	f.IntVar(&s.rowsPerCommit, "rows-per-commit", 5, "rows per batch")
-	f.IntVar(&s.partitions, "partitions", 3, "synthetic partitions")
-	f.DurationVar(&s.trigger, "trigger", 0, "one batch per trigger (0 = as fast as possible)")
-	f.Int64Var(&s.maintainEvery, "maintain-every-commits", 50, "automatic maintenance every N batches")
-	f.IntVar(&s.checkEvery, "check-every", 1000, "print figures and check the table every N commits")
-	f.IntVar(&s.window, "window", 500, "commits over which a median latency is taken")
-	f.StringVar(&s.dir, "dir", "", "data directory (default: a fresh temporary one, removed at the end)")
-	f.StringVar(&s.listen, "metrics-listen", "127.0.0.1:0", "metrics endpoint address")
-	f.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the soak to this file (for go tool pprof)")
-	addMaintainFlags(f, &s.maintain, "")
-	_ = f.Set("retain-last", "50")
-	// Time runs fast in a soak (20,000 commits in minutes); orphans of a minute are old.
-	_ = f.Set("orphan-older-than", "1m")
-	return cmd
+type soakConfig struct {
+	commits, rowsPerCommit, partitions int
+	trigger                            time.Duration
+	maintainEvery                      int64
+	checkEvery, window                 int
+	latency                            bool // check that latency does not climb
+	dir                                string
 }
 
 // synthSource is an engine.Source of generated transactions on n partitions, delivering at
-// most perTrigger records per trigger (or without limit when trigger is 0).
+// most per records per trigger (or without limit when trigger is 0).
 type synthSource struct {
 	mu      sync.Mutex
 	parts   []engine.Partition
@@ -140,6 +150,27 @@ func (s *synthSource) Ends(context.Context) (engine.Offsets, engine.Offsets, err
 	return start, s.next.Clone(), nil
 }
 
+// Lag makes synthSource the observer's source: nothing is ever behind a source that
+// generates on demand.
+func (s *synthSource) Lag(context.Context, engine.Offsets) (map[engine.Partition]kafka.PartitionLag, error) {
+	return nil, nil
+}
+
+// latencyTable records the duration of each successful commit (on the loop's goroutine).
+type latencyTable struct {
+	engine.Table[ledger.Row]
+	lat []time.Duration
+}
+
+func (l *latencyTable) Commit(ctx context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
+	start := time.Now()
+	st, err := l.Table.Commit(ctx, base, staged, c)
+	if err == nil {
+		l.lat = append(l.lat, time.Since(start))
+	}
+	return st, err
+}
+
 func median(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -165,20 +196,7 @@ func dirSize(dir string) (size int64, files int, err error) {
 	return size, files, err
 }
 
-func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
-	if s.dir == "" {
-		if s.dir, err = os.MkdirTemp("", "ledgerstream-soak-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(s.dir)
-	}
-	if s.cpuProfile != "" {
-		stop, err := startCPUProfile(s.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+func soak(ctx context.Context, t *testing.T, s soakConfig) error {
 	const pipeline = "soak"
 	ident := table.Identifier{"soak", "ledger"}
 	cat, err := iceberg.Open(ctx, iceberg.Config{DataDir: s.dir})
@@ -190,25 +208,29 @@ func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	mopts, err := s.maintain.options(false)
-	if err != nil {
-		return err
+	mopts := iceberg.MaintainOptions{
+		RetainLast: 50,
+		// Time runs fast in a soak (20,000 commits in minutes); orphans of a minute are old.
+		OrphanOlderThan: time.Minute,
+		MinInputFiles:   iceberg.DefaultMinInputFiles,
 	}
 	trigger := s.trigger
 	if trigger <= 0 {
 		trigger = time.Hour // batches close on size; the trigger never fires
 	}
-	obs := newObserver(cat, ident, trigger)
-	sinks := obs.wrap(engine.Sinks{Ledger: sink})
-	var lat []time.Duration
-	obs.ledger.onCommit = func(d time.Duration) { lat = append(lat, d) } // the loop's goroutine
-	eng := engine.New(engine.Config{Pipeline: pipeline, Trigger: trigger, MaxBatchRecords: s.rowsPerCommit}, sinks)
+	// Warnings only: a line per batch would drown the figures.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	mopts.Logger = log
+	obs := newObserver(cat, ident, trigger, log)
+	timed := &latencyTable{Table: sink}
+	sinks := obs.wrap(engine.Sinks{Ledger: timed})
+	eng := engine.New(engine.Config{Pipeline: pipeline, Trigger: trigger, MaxBatchRecords: s.rowsPerCommit, Logger: log}, sinks)
 	obs.stats = eng.Stats()
 	src := &synthSource{next: engine.Offsets{}, gen: ledger.NewGenerator(42, ledger.GeneratorOptions{}), trigger: s.trigger, per: s.rowsPerCommit}
 	for i := 0; i < s.partitions; i++ {
 		src.parts = append(src.parts, engine.Partition{Topic: "soak", Partition: int32(i)})
 	}
-	obs.assigned = src.Assigned
+	obs.source = src
 	start, err := eng.Resume(ctx, src.parts)
 	if err != nil {
 		return err
@@ -220,7 +242,7 @@ func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
 	reg := metrics.NewRegistry()
 	reg.Register(metrics.Engine(obs.stats))
 	reg.Register(obs)
-	srv, err := metrics.Listen(s.listen, metrics.Handler(reg, obs.ready))
+	srv, err := metrics.Listen("127.0.0.1:0", metrics.Handler(reg, obs.ready))
 	if err != nil {
 		return err
 	}
@@ -231,23 +253,25 @@ func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
 		return err
 	}
 	metaDir := filepath.Join(strings.TrimPrefix(tbl.Location(), "file://"), "metadata")
-	var maintTotal time.Duration
-	var maintRuns int
-	auto := &autoMaintainer{cat: cat, ident: ident, opts: mopts, everyN: s.maintainEvery, obs: obs, refresh: eng.Refresh,
-		after: func(_ []*iceberg.MaintainResult, took time.Duration) { maintTotal += took; maintRuns++ }}
-	fmt.Fprintf(out, "soak: %d commits of %d rows on %d partitions, trigger %s, maintenance every %d commits (retain-last %d), data in %s, metrics on http://%s/metrics\n",
-		s.commits, s.rowsPerCommit, s.partitions, s.trigger, s.maintainEvery, s.maintain.retainLast, s.dir, srv.Addr())
-	fmt.Fprintf(out, "%8s %9s %10s %6s %6s %9s %10s %6s %s\n", "commits", "elapsed", "median", "snaps", "files", "manifests", "metadata", "mfiles", "check")
+	auto := newScheduler(cat, ident, Schedule{EveryCommits: s.maintainEvery, Options: mopts}, obs, eng.Refresh, log)
+	t.Logf("soak: %d commits of %d rows on %d partitions, trigger %s, maintenance every %d commits (retain-last %d), data in %s",
+		s.commits, s.rowsPerCommit, s.partitions, s.trigger, s.maintainEvery, mopts.RetainLast, s.dir)
+	t.Logf("%8s %9s %10s %6s %6s %9s %10s %6s %s", "commits", "elapsed", "median", "snaps", "files", "manifests", "metadata", "mfiles", "check")
 
 	var failures []string
 	began := time.Now()
 	var startMedian, maxMeta int64
-	check := func(final bool) error {
-		n := len(lat)
-		w := lat[max(0, n-s.window):]
-		med := median(w)
+	var maintTotal time.Duration
+	checked := -1
+	check := func() error {
+		n := len(timed.lat)
+		if n == checked {
+			return nil
+		}
+		checked = n
+		med := median(timed.lat[max(0, n-s.window):])
 		if startMedian == 0 && n >= s.window {
-			startMedian = int64(median(lat[:s.window]))
+			startMedian = int64(median(timed.lat[:s.window]))
 		}
 		size, files, err := dirSize(metaDir)
 		if err != nil {
@@ -263,48 +287,65 @@ func soak(ctx context.Context, s soakFlags, out io.Writer) (err error) {
 			verdict = "FAIL: " + err.Error()
 			failures = append(failures, fmt.Sprintf("at %d commits: %v", n, err))
 		}
-		fmt.Fprintf(out, "%8d %9s %10s %6d %6d %9d %10s %6d %s\n", n, time.Since(began).Round(time.Second), med.Round(10*time.Microsecond),
+		t.Logf("%8d %9s %10s %6d %6d %9d %10s %6d %s", n, time.Since(began).Round(time.Second), med.Round(10*time.Microsecond),
 			st.Snapshots, st.DataFiles, st.Manifests, bytesStr(size), files, verdict)
 		return nil
 	}
-	for len(lat) < s.commits && ctx.Err() == nil {
+	// The steps of loop, with checks between them.
+	for len(timed.lat) < s.commits {
 		t0, before := time.Now(), obs.stats.Batches.Load()
 		if _, err := eng.Step(ctx, src); err != nil {
 			return err
 		}
 		obs.step(t0, obs.stats.Batches.Load() > before)
+		m0, runs := time.Now(), obs.maintRuns.Load()
 		auto.maybe(ctx, obs.stats.Batches.Load())
-		if len(lat)%s.checkEvery == 0 && obs.stats.Batches.Load() > before {
-			if err := check(false); err != nil {
+		if obs.maintRuns.Load() > runs {
+			maintTotal += time.Since(m0)
+		}
+		if len(timed.lat)%s.checkEvery == 0 && obs.stats.Batches.Load() > before {
+			if err := check(); err != nil {
 				return err
 			}
 		}
 	}
-	// Interrupted (SIGINT) or done: the final figures are still wanted.
-	ctx = context.WithoutCancel(ctx)
-	if err := check(true); err != nil {
+	if err := check(); err != nil {
 		return err
 	}
-	endMedian := median(lat[max(0, len(lat)-s.window):])
+	maintRuns := obs.maintRuns.Load()
+	if maintRuns != int64(s.commits)/s.maintainEvery || obs.maintErrs.Load() != 0 {
+		failures = append(failures, fmt.Sprintf("maintenance ran %d times with %d errors, want %d runs without errors",
+			maintRuns, obs.maintErrs.Load(), int64(s.commits)/s.maintainEvery))
+	}
+	endMedian := median(timed.lat[max(0, len(timed.lat)-s.window):])
 	if startMedian == 0 {
-		startMedian = int64(median(lat))
+		startMedian = int64(median(timed.lat))
 	}
 	ratio := float64(endMedian) / float64(max(startMedian, 1))
-	fmt.Fprintf(out, "commit latency median: first %d commits %s, last %d commits %s (x%.2f, target <= 1.5)\n",
+	t.Logf("commit latency median: first %d commits %s, last %d commits %s (x%.2f, target <= 1.5)",
 		s.window, time.Duration(startMedian).Round(10*time.Microsecond), s.window, endMedian.Round(10*time.Microsecond), ratio)
-	fmt.Fprintf(out, "metadata folder: at most %s; maintenance ran %d times, %s in total (mean %s)\n",
+	t.Logf("metadata folder: at most %s; maintenance ran %d times, %s in total (mean %s)",
 		bytesStr(maxMeta), maintRuns, maintTotal.Round(time.Millisecond), (maintTotal / time.Duration(max(maintRuns, 1))).Round(time.Millisecond))
-	if ratio > 1.5 {
+	if s.latency && ratio > 1.5 {
 		failures = append(failures, fmt.Sprintf("end latency is %.2fx the start", ratio))
 	}
-	if err := soakCompareMetrics(ctx, out, cat, ident, obs, srv.Addr()); err != nil {
+	if err := soakCompareMetrics(ctx, t, cat, ident, obs, srv.Addr()); err != nil {
 		failures = append(failures, err.Error())
 	}
 	if len(failures) > 0 {
-		return &exitError{code: 1, msg: "soak failed: " + strings.Join(failures, "; ")}
+		return errors.New("soak failed: " + strings.Join(failures, "; "))
 	}
-	fmt.Fprintln(out, "soak passed")
 	return nil
+}
+
+func bytesStr(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // soakVerify is verify's invariant on a ledger fed by synthSource (no rejects): for every
@@ -355,7 +396,7 @@ func soakVerify(ctx context.Context, cat *iceberg.Catalog, ident table.Identifie
 
 // soakCompareMetrics scrapes the endpoint and checks it against report's row count and the
 // table's committed offsets.
-func soakCompareMetrics(ctx context.Context, out io.Writer, cat *iceberg.Catalog, ident table.Identifier, obs *observer, addr string) error {
+func soakCompareMetrics(ctx context.Context, t *testing.T, cat *iceberg.Catalog, ident table.Identifier, obs *observer, addr string) error {
 	obs.poll(ctx, true) // table figures as of now
 	b := report.NewBuilder(0)
 	if err := cat.ScanLedger(ctx, ident, 0, func(r ledger.Row, p time.Time) error { b.Add(r, p); return nil }); err != nil {
@@ -386,17 +427,19 @@ func soakCompareMetrics(ctx context.Context, out io.Writer, cat *iceberg.Catalog
 		{`ledgerstream_table_records{table="` + name + `"}`, m[`ledgerstream_table_records{table="`+name+`"}`]},
 		{"sum of ledgerstream_committed_offset", committed},
 	}
-	fmt.Fprintf(out, "report: %d rows, %d distinct ids, %d distinct hashes\n", rep.Rows, rep.DistinctIDs, rep.DistinctHashes)
+	t.Logf("report: %d rows, %d distinct ids, %d distinct hashes", rep.Rows, rep.DistinctIDs, rep.DistinctHashes)
 	var bad []string
 	for _, f := range figures {
-		fmt.Fprintf(out, "metrics: %s = %.0f\n", f.what, f.got)
+		t.Logf("metrics: %s = %.0f", f.what, f.got)
 		if int64(f.got) != rep.Rows {
 			bad = append(bad, fmt.Sprintf("%s = %.0f, report says %d rows", f.what, f.got, rep.Rows))
 		}
 	}
+	if accepted := obs.stats.Accepted.Load(); rep.Rows != accepted || rep.Rows == 0 {
+		bad = append(bad, fmt.Sprintf("report says %d rows, the engine accepted %d", rep.Rows, accepted))
+	}
 	if len(bad) > 0 {
 		return errors.New(strings.Join(bad, "; "))
 	}
-	fmt.Fprintln(out, "metrics endpoint agrees with report")
 	return nil
 }

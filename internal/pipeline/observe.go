@@ -1,25 +1,22 @@
-package main
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
+	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/metrics"
 )
@@ -30,7 +27,6 @@ import (
 type timedTable[R any] struct {
 	engine.Table[R]
 	commits    *metrics.Histogram
-	onCommit   func(time.Duration) // optional, for the soak
 	last       atomic.Pointer[engine.TableState]
 	lastCommit atomic.Int64 // unix nanoseconds of the last successful commit
 }
@@ -50,14 +46,10 @@ func (t *timedTable[R]) Load(ctx context.Context) (engine.TableState, error) {
 func (t *timedTable[R]) Commit(ctx context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
 	start := time.Now()
 	st, err := t.Table.Commit(ctx, base, staged, c)
-	took := time.Since(start)
-	t.commits.ObserveDuration(took)
+	t.commits.ObserveDuration(time.Since(start))
 	if err == nil {
 		t.last.Store(&st)
 		t.lastCommit.Store(time.Now().UnixNano())
-		if t.onCommit != nil {
-			t.onCommit(took)
-		}
 	}
 	return st, err
 }
@@ -83,23 +75,22 @@ type observer struct {
 	maintRuns atomic.Int64
 	maintErrs atomic.Int64
 	trigger   time.Duration
+	log       *slog.Logger
 
-	// source, when set, gives the assigned partitions and a Kafka client for end offsets.
-	assigned func() []engine.Partition
-	client   *kgo.Client
-	topic    string
+	// source, when set, gives the assigned partitions and the lag behind the topic.
+	source lagSource
 
 	mu         sync.Mutex
-	hwm        engine.Offsets // high watermarks, last polled
+	lags       map[engine.Partition]kafka.PartitionLag // last polled; nil before
 	tableStats map[string]iceberg.TableStats
 	stepped    time.Time // when the loop last finished a step (a commit, or nothing to do)
 }
 
-// newObserver observes a run on the ledger ident; set stats (and the source fields) once
-// the engine (and the source) exist.
-func newObserver(cat *iceberg.Catalog, ident table.Identifier, trigger time.Duration) *observer {
+// newObserver observes a run on the ledger ident; set stats (and source) once the engine
+// (and the source) exist.
+func newObserver(cat *iceberg.Catalog, ident table.Identifier, trigger time.Duration, log *slog.Logger) *observer {
 	return &observer{
-		cat: cat, trigger: trigger,
+		cat: cat, trigger: trigger, log: log,
 		tables:     []table.Identifier{ident, iceberg.RejectsIdent(ident)},
 		batches:    metrics.NewHistogram(metrics.DurationBuckets),
 		maintDur:   metrics.NewHistogram(append(slices.Clone(metrics.DurationBuckets), 120, 300, 600)),
@@ -134,7 +125,7 @@ func (o *observer) step(start time.Time, committed bool) {
 // trigger with nothing to do) within the last three triggers. A loop stuck retrying a
 // commit, or waiting on a catalog that does not answer, is not ready.
 func (o *observer) ready() error {
-	if o.assigned != nil && len(o.assigned()) == 0 {
+	if o.source != nil && len(o.source.Assigned()) == 0 {
 		return errors.New("no partitions assigned")
 	}
 	o.mu.Lock()
@@ -150,23 +141,20 @@ func (o *observer) ready() error {
 	return nil
 }
 
-// poll refreshes the high watermarks and the table figures. Errors are logged: metrics must
-// not stop the pipeline.
+// poll refreshes the lag behind the topic and the table figures. Errors are logged:
+// metrics must not stop the pipeline.
 func (o *observer) poll(ctx context.Context, withTables bool) {
-	if o.client != nil {
-		ends, err := kadm.NewClient(o.client).ListEndOffsets(ctx, o.topic)
-		if err == nil {
-			err = ends.Error()
+	if o.source != nil {
+		var committed engine.Offsets
+		if o.ledger != nil {
+			committed = o.ledger.offsets()
 		}
+		lags, err := o.source.Lag(ctx, committed)
 		if err != nil {
-			slog.Debug("metrics: list end offsets", "error", err)
+			o.log.Debug("metrics: lag behind the topic", "error", err)
 		} else {
-			hwm := engine.Offsets{}
-			ends.Each(func(e kadm.ListedOffset) {
-				hwm[engine.Partition{Topic: e.Topic, Partition: e.Partition}] = e.Offset
-			})
 			o.mu.Lock()
-			o.hwm = hwm
+			o.lags = lags
 			o.mu.Unlock()
 		}
 	}
@@ -184,19 +172,17 @@ func (o *observer) poll(ctx context.Context, withTables bool) {
 	}
 }
 
-// lag returns the total lag of the pipeline's partitions on the topic, and whether it is
-// known (end offsets polled).
+// lag returns the total lag of the topic's partitions behind the ledger, and whether it
+// is known (polled at least once).
 func (o *observer) lag() (int64, bool) {
 	o.mu.Lock()
-	hwm := o.hwm
-	o.mu.Unlock()
-	if hwm == nil || o.ledger == nil {
+	defer o.mu.Unlock()
+	if o.lags == nil {
 		return 0, false
 	}
-	committed := o.ledger.offsets()
 	var total int64
-	for p, end := range hwm {
-		total += max(0, end-committed[p])
+	for _, l := range o.lags {
+		total += l.Lag
 	}
 	return total, true
 }
@@ -240,12 +226,12 @@ func (o *observer) Collect(e *metrics.Emitter) {
 			e.Gauge("ledgerstream_last_commit_timestamp_seconds", "Unix time of the last ledger commit.", float64(ts)/1e9)
 		}
 	}
-	if o.assigned != nil {
-		e.Gauge("ledgerstream_assigned_partitions", "Partitions this worker owns.", float64(len(o.assigned())))
+	if o.source != nil {
+		e.Gauge("ledgerstream_assigned_partitions", "Partitions this worker owns.", float64(len(o.source.Assigned())))
 	}
 
 	o.mu.Lock()
-	hwm := o.hwm.Clone()
+	lags := maps.Clone(o.lags)
 	stats := make(map[string]iceberg.TableStats, len(o.tableStats))
 	for k, v := range o.tableStats {
 		stats[k] = v
@@ -255,14 +241,13 @@ func (o *observer) Collect(e *metrics.Emitter) {
 	if o.ledger != nil {
 		committed = o.ledger.offsets()
 	}
-	parts := make([]engine.Partition, 0, len(committed)+len(hwm))
-	seen := map[engine.Partition]bool{}
-	for _, m := range []engine.Offsets{committed, hwm} {
-		for p := range m {
-			if !seen[p] {
-				seen[p] = true
-				parts = append(parts, p)
-			}
+	parts := make([]engine.Partition, 0, len(committed)+len(lags))
+	for p := range committed {
+		parts = append(parts, p)
+	}
+	for p := range lags {
+		if _, ok := committed[p]; !ok {
+			parts = append(parts, p)
 		}
 	}
 	slices.SortFunc(parts, func(a, b engine.Partition) int {
@@ -276,14 +261,12 @@ func (o *observer) Collect(e *metrics.Emitter) {
 	})
 	for _, p := range parts {
 		ls := []metrics.Label{{Name: "topic", Value: p.Topic}, {Name: "partition", Value: strconv.Itoa(int(p.Partition))}}
-		c, hasC := committed[p]
-		h, hasH := hwm[p]
-		if hasC {
+		if c, ok := committed[p]; ok {
 			e.Gauge("ledgerstream_committed_offset", "Next offset to read per partition, as committed in the ledger.", float64(c), ls...)
 		}
-		if hasH {
-			e.Gauge("ledgerstream_high_watermark", "End offset per partition (read_committed: last stable offset).", float64(h), ls...)
-			e.Gauge("ledgerstream_lag", "Records not yet committed to the ledger per partition.", float64(max(0, h-c)), ls...)
+		if l, ok := lags[p]; ok {
+			e.Gauge("ledgerstream_high_watermark", "End offset per partition (read_committed: last stable offset).", float64(l.End), ls...)
+			e.Gauge("ledgerstream_lag", "Records not yet committed to the ledger per partition (from the last stable offset).", float64(l.Lag), ls...)
 		}
 	}
 	names := make([]string, 0, len(stats))
@@ -299,117 +282,5 @@ func (o *observer) Collect(e *metrics.Emitter) {
 		e.Gauge("ledgerstream_table_records", "Live rows of the table's current snapshot.", float64(st.Records), l)
 		e.Gauge("ledgerstream_table_manifests", "Manifests in the current snapshot's manifest list.", float64(st.Manifests), l)
 		e.Gauge("ledgerstream_table_metadata_files", "Metadata files the table's log references.", float64(st.MetadataFiles), l)
-	}
-}
-
-func identName(id table.Identifier) string { return strings.Join(id, ".") }
-
-// runLoop is engine.Run with what happens between batches: the step timing for metrics and
-// readiness, and automatic maintenance. Maintenance runs here, in the loop's goroutine,
-// so it never overlaps a commit of this worker.
-func runLoop(ctx context.Context, eng *engine.Engine, src engine.Source, obs *observer, auto *autoMaintainer) error {
-	st := eng.Stats()
-	for {
-		start, before := time.Now(), st.Batches.Load()
-		done, err := eng.Step(ctx, src)
-		if obs != nil {
-			obs.step(start, st.Batches.Load() > before)
-		}
-		if err != nil || done {
-			return err
-		}
-		if auto != nil && ctx.Err() == nil {
-			auto.maybe(ctx, st.Batches.Load())
-		}
-	}
-}
-
-// isTerminal reports whether w is a terminal, where a progress line can be rewritten in
-// place (a character device; pipes and files are not).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// progressPrinter prints a progress line: rewritten in place every second on a terminal,
-// a plain line every ten seconds elsewhere (logs, CI).
-type progressPrinter struct {
-	w        io.Writer
-	terminal bool
-	last     time.Time
-	width    int
-}
-
-func newProgress(w io.Writer) *progressPrinter {
-	return &progressPrinter{w: w, terminal: isTerminal(w)}
-}
-
-// period is how often the caller should offer a line.
-func (p *progressPrinter) period() time.Duration {
-	if p.terminal {
-		return time.Second
-	}
-	return 10 * time.Second
-}
-
-// show prints line (final forces it and ends a terminal line).
-func (p *progressPrinter) show(line string, final bool) {
-	if !final && time.Since(p.last) < p.period()-50*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	if !p.terminal {
-		fmt.Fprintln(p.w, line)
-		return
-	}
-	pad := ""
-	if n := p.width - len(line); n > 0 {
-		pad = fmt.Sprintf("%*s", n, "")
-	}
-	p.width = len(line)
-	fmt.Fprint(p.w, "\r"+line+pad)
-	if final {
-		fmt.Fprintln(p.w)
-	}
-}
-
-// eta formats the time to process remaining items at rate per second.
-func eta(remaining int64, rate float64) string {
-	if remaining <= 0 {
-		return "0s"
-	}
-	if rate <= 0 {
-		return "?"
-	}
-	return (time.Duration(float64(remaining)/rate*float64(time.Second)) + time.Second/2).Truncate(time.Second).String()
-}
-
-// runProgress prints the progress of a run (--available-now) until ctx ends.
-func runProgress(ctx context.Context, w io.Writer, st *engine.Stats, obs *observer) error {
-	p := newProgress(w)
-	start := time.Now()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	line := func() string {
-		n := st.Records.Load()
-		rate := float64(n) / max(time.Since(start).Seconds(), 1e-9)
-		s := fmt.Sprintf("progress: %d records, %d accepted, %d rejected, %.0f/s", n, st.Accepted.Load(), st.Rejected.Load(), rate)
-		if lag, ok := obs.lag(); ok {
-			s += fmt.Sprintf(", lag %d, ETA %s", lag, eta(lag, rate))
-		}
-		return s
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			p.show(line(), true)
-			return nil
-		case <-t.C:
-			p.show(line(), false)
-		}
 	}
 }

@@ -1,0 +1,208 @@
+// Package pipeline runs one ledgerstream worker: it wires the Kafka source, the ledger
+// and rejects tables, the transaction id index and the engine, and runs the loop between
+// batches with what surrounds it in production (commit timing, metrics and readiness, the
+// progress line, automatic maintenance). The exactly-once protocol itself is the engine's;
+// the command line (cmd/ledgerstream) only turns flags into a Config and prints.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ledgerstream/ledgerstream/internal/dedup"
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/metrics"
+)
+
+// Config is what a worker runs with.
+type Config struct {
+	// Catalog holds the tables; the caller opens and closes it.
+	Catalog *iceberg.Catalog
+	// Table is the ledger; its rejects table is iceberg.RejectsIdent(Table). Both are
+	// created when missing.
+	Table table.Identifier
+	// Kafka says how to reach the cluster, Topic what to consume.
+	Kafka kafka.ClientConfig
+	Topic string
+	// WorkerID, when set, makes the worker a static group member (group.instance.id) and
+	// names its index file.
+	WorkerID string
+	// SessionTimeout is how long the group waits for a silent worker.
+	SessionTimeout time.Duration
+	// IndexDir is the directory of the transaction id index files.
+	IndexDir string
+	// Engine tunes the engine; Engine.Pipeline is also the consumer group.
+	Engine engine.Config
+	// MetricsListen, when set, is the address of the Prometheus /metrics, /healthz and
+	// /readyz endpoint.
+	MetricsListen string
+	// Progress, when set and Engine.AvailableNow, is called every second and once at the
+	// end with how far the run has come (from the loop's helper goroutine).
+	Progress func(Progress)
+	// Maintain schedules automatic maintenance between batches (off when both periods
+	// are zero).
+	Maintain Schedule
+	// Logger receives the worker's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Result is what a run did.
+type Result struct {
+	// Stats are the engine's totals.
+	Stats *engine.Stats
+	// Elapsed is how long the worker streamed (from joining the group to the end).
+	Elapsed time.Duration
+}
+
+// Run runs a worker until ctx ends (it then commits what it holds) or, with
+// Engine.AvailableNow, until the backlog it found is committed. An error means the
+// worker must stop; its uncommitted work is safe to redo. Result.Stats is set once the
+// worker has joined the group, even with an error.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cat, ident := cfg.Catalog, cfg.Table
+	if _, err := cat.EnsureTable(ctx, ident, iceberg.LedgerSchema()); err != nil {
+		return Result{}, err
+	}
+	sinks, closeSinks, err := openSinks(ctx, cfg, log)
+	if err != nil {
+		return Result{}, err
+	}
+	defer closeSinks()
+	obs := newObserver(cat, ident, cfg.Engine.Trigger, log)
+	sinks = obs.wrap(sinks) // commit timing and committed offsets for metrics
+	ecfg := cfg.Engine
+	if ecfg.Logger == nil {
+		ecfg.Logger = log
+	}
+	eng := engine.New(ecfg, sinks)
+	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
+		Client:         cfg.Kafka,
+		Topic:          cfg.Topic,
+		Group:          ecfg.Pipeline,
+		InstanceID:     cfg.WorkerID,
+		SessionTimeout: cfg.SessionTimeout,
+		Resume:         eng.Resume,
+		Logger:         log,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer src.Close()
+	log.Info("streaming", "topic", cfg.Topic, "table", identName(ident), "pipeline", ecfg.Pipeline,
+		"trigger", ecfg.Trigger, "available_now", ecfg.AvailableNow)
+	start := time.Now()
+	err = runWorker(ctx, cfg, eng, src, obs, log)
+	return Result{Stats: eng.Stats(), Elapsed: time.Since(start)}, err
+}
+
+// openSinks opens what a worker writes to: the ledger, its rejects table, and this
+// worker's transaction id index file, <index-dir>/<table>~<pipeline>[~<worker>].idx. The
+// index file is locked: two workers on one machine need distinct worker ids (or index
+// directories). Call the returned func when done.
+func openSinks(ctx context.Context, cfg Config, log *slog.Logger) (engine.Sinks, func() error, error) {
+	pipeline := cfg.Engine.Pipeline
+	sink, err := cfg.Catalog.NewSink(ctx, cfg.Table, pipeline)
+	if err != nil {
+		return engine.Sinks{}, nil, err
+	}
+	rejects, err := cfg.Catalog.NewRejectSink(ctx, cfg.Table, pipeline)
+	if err != nil {
+		return engine.Sinks{}, nil, err
+	}
+	path := filepath.Join(cfg.IndexDir, dedup.FileName(identName(cfg.Table), pipeline, cfg.WorkerID))
+	idx, err := dedup.Open(path, cfg.Catalog.NewLedgerIDs(cfg.Table, sink), dedup.Options{Logger: log})
+	if err != nil {
+		return engine.Sinks{}, nil, err
+	}
+	st := idx.Stats()
+	log.Info("transaction id index opened", "path", path, "ids", st.Rows, "bloom_bytes", st.BloomBytes)
+	return engine.Sinks{Ledger: sink, Rejects: rejects, Index: idx}, idx.Close, nil
+}
+
+// lagSource is what the observer asks the source: the partitions it owns, and how far the
+// pipeline is behind the topic's last stable offsets. *kafka.Source implements it.
+type lagSource interface {
+	Assigned() []engine.Partition
+	Lag(ctx context.Context, committed engine.Offsets) (map[engine.Partition]kafka.PartitionLag, error)
+}
+
+// runWorker runs the loop with the metrics endpoint, the progress line and automatic
+// maintenance around it, and stops them when the loop ends.
+func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.Source, obs *observer, log *slog.Logger) error {
+	obs.stats = eng.Stats()
+	obs.source = src
+
+	var auto *scheduler
+	if cfg.Maintain.Every > 0 || cfg.Maintain.EveryCommits > 0 {
+		auto = newScheduler(cfg.Catalog, cfg.Table, cfg.Maintain, obs, eng.Refresh, log)
+	}
+	progress := cfg.Engine.AvailableNow && cfg.Progress != nil
+
+	// The helpers live as long as the loop; they end with it, and the group waits for them.
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(bg)
+	if cfg.MetricsListen != "" {
+		reg := metrics.NewRegistry()
+		reg.Register(metrics.Engine(obs.stats))
+		reg.Register(obs)
+		srv, err := metrics.Listen(cfg.MetricsListen, metrics.Handler(reg, obs.ready))
+		if err != nil {
+			return err
+		}
+		log.Info("metrics endpoint listening", "address", "http://"+srv.Addr()+"/metrics")
+		g.Go(func() error {
+			<-gctx.Done()
+			return srv.Close()
+		})
+	}
+	if cfg.MetricsListen != "" || progress {
+		period := 5 * time.Second
+		if progress {
+			period = time.Second
+		}
+		g.Go(func() error { return obs.pollLoop(gctx, period) })
+	}
+	if progress {
+		g.Go(func() error { return runProgress(gctx, cfg.Progress, obs.stats, obs) })
+	}
+	err := loop(ctx, eng, src, obs, auto)
+	cancel()
+	return errors.Join(err, g.Wait())
+}
+
+// loop is the production loop of a worker: engine steps until the run is over, with what
+// happens between batches: the step timing for metrics and readiness (obs, may be nil),
+// and automatic maintenance (auto, may be nil). Maintenance runs here, in the loop's
+// goroutine, so it never overlaps a commit of this worker.
+func loop(ctx context.Context, eng *engine.Engine, src engine.Source, obs *observer, auto *scheduler) error {
+	st := eng.Stats()
+	for {
+		start, before := time.Now(), st.Batches.Load()
+		done, err := eng.Step(ctx, src)
+		if obs != nil {
+			obs.step(start, st.Batches.Load() > before)
+		}
+		if err != nil || done {
+			return err
+		}
+		if auto != nil && ctx.Err() == nil {
+			auto.maybe(ctx, st.Batches.Load())
+		}
+	}
+}
+
+func identName(id table.Identifier) string { return strings.Join(id, ".") }
