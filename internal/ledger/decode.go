@@ -29,6 +29,9 @@ type Rules struct {
 	// TransactionTypes lists the accepted transaction_type values (exact, case-sensitive).
 	// Empty means DefaultTransactionTypes.
 	TransactionTypes []string
+	// Contract, when not nil and not the default contract, decodes messages instead of the
+	// notebook's rules (after the tombstone, size and UTF-8 checks, which are shared).
+	Contract *Contract
 }
 
 // DefaultRules returns the rules of docs/design.md §3: 1 MiB messages, the four seed transaction types.
@@ -78,6 +81,9 @@ func (r *Rules) Decode(value []byte) (Row, *Reject) {
 	}
 	if !utf8.Valid(value) {
 		return Row{}, &Reject{Reason: ReasonMalformedJSON, Message: fmt.Sprintf("message is not valid UTF-8 (first invalid byte at %d)", firstInvalidUTF8(value))}
+	}
+	if c := r.Contract; c != nil && !c.isDefault {
+		return c.decode(value)
 	}
 	d := decoder{value: value}
 	if err := scanMessage(value, &d.f); err != nil {

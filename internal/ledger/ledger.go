@@ -9,6 +9,10 @@ import "time"
 
 // Row is one ledger row: a validated transaction and the source position it came from.
 // Amount is in hundredths (decimal(18,2) unscaled), never a float.
+//
+// A row decoded by a custom contract (see Contract) has its columns in Custom, and only
+// these of the notebook's fields: TransactionID holds the key's canonical string,
+// TransactionHash the row hash, EventTime the report time column (zero when it is null).
 type Row struct {
 	TransactionID   string
 	AccountFrom     string
@@ -19,9 +23,18 @@ type Row struct {
 	TransactionHash string
 	EventTime       time.Time // UTC
 
+	Custom *Columns // a custom contract's columns; nil for the default contract
+
 	SourceTopic     string
 	SourcePartition int32
 	SourceOffset    int64
+}
+
+// Columns are the columns of a row decoded by a custom contract. (A pointer in Row, so that
+// rows stay comparable with ==.)
+type Columns struct {
+	Values []Value // in the contract's field order
+	Extras string  // unknown_fields: keep, the unknown keys as a JSON object; "" when none
 }
 
 // Reason is a stable code saying why a message did not become a ledger row.

@@ -1,0 +1,683 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The reason codes a custom contract's checks add to those of Rules.Decode (codes are a public
+// interface: add, never rename).
+const (
+	ReasonPatternMismatch Reason = "pattern_mismatch" // a string that does not match the field's pattern
+	ReasonNotInEnum       Reason = "not_in_enum"      // a string that is not one of the field's enum values
+	ReasonOutOfRange      Reason = "out_of_range"     // a number outside min/max, or too large for its type
+	ReasonBadScale        Reason = "bad_scale"        // a decimal with more fractional digits than its scale
+	ReasonBadDate         Reason = "bad_date"         // a date that is not YYYY-MM-DD
+	ReasonUnknownField    Reason = "unknown_field"    // a key the contract does not name, with unknown_fields: reject
+)
+
+// maxPathDepth bounds how deep a contract's paths reach (the decoder recurses that deep).
+const maxPathDepth = 16
+
+// pathNode is one object level of a contract's paths: the keys it names, each a field (leaf)
+// or a deeper object.
+type pathNode struct {
+	depth  int
+	keys   []string
+	kids   []*pathNode // nil entry: keys[i] is a leaf, field leaf[i]
+	leaf   []int
+	fields []int // every field at or below this node, for a whole subtree missing at once
+}
+
+func (n *pathNode) child(key []byte) int {
+	for i, k := range n.keys {
+		if k == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// widest is the largest number of keys any level names.
+func (n *pathNode) widest() int {
+	w := len(n.keys)
+	for _, k := range n.kids {
+		if k != nil {
+			w = max(w, k.widest())
+		}
+	}
+	return w
+}
+
+// compile builds the path tree of c's fields.
+func (c *Contract) compile() {
+	root := &pathNode{}
+	for fi := range c.Fields {
+		n := root
+		path := c.Fields[fi].Path
+		for d, seg := range path {
+			n.fields = append(n.fields, fi)
+			i := n.child([]byte(seg))
+			if i < 0 {
+				n.keys = append(n.keys, seg)
+				n.kids = append(n.kids, nil)
+				n.leaf = append(n.leaf, -1)
+				i = len(n.keys) - 1
+			}
+			if d == len(path)-1 {
+				n.leaf[i] = fi
+				break
+			}
+			if n.kids[i] == nil {
+				n.kids[i] = &pathNode{depth: d + 1}
+			}
+			n = n.kids[i]
+		}
+	}
+	c.root = root
+	c.keyIndex = c.FieldIndex(c.Key)
+	for _, h := range c.Hash {
+		c.hashIndex = append(c.hashIndex, c.FieldIndex(h))
+	}
+	c.timeIndex = c.FieldIndex(c.Report.Time)
+	c.strict = make([]bool, len(c.Fields))
+	for i, f := range c.Fields {
+		c.strict[i] = f.Name == c.Key || slices.Contains(c.Hash, f.Name)
+	}
+}
+
+// fieldSpan is where a field's value lies in a message, or, when the field is not there, how
+// far down its path the message went (at: the path index of the value found, which is the
+// leaf's for a present field; kind absent or null there, or a non-object where an object was
+// wanted).
+type fieldSpan struct {
+	span
+	at int
+}
+
+// cdecoder is the state of one decode by a custom contract.
+type cdecoder struct {
+	c       *Contract
+	value   []byte
+	f       []fieldSpan
+	extras  []byte // unknown_fields: keep
+	unknown string // unknown_fields: reject, the path of the first unknown key
+	path    [maxPathDepth]string
+	buf     []byte // the row's strings, before their one conversion
+}
+
+// decode is Rules.Decode for a custom contract, after the size and UTF-8 checks.
+func (c *Contract) decode(value []byte) (Row, *Reject) {
+	// The scratch state comes from a pool: on the stack it would escape (the scanner's
+	// appends), and a decode per message must not cost four allocations of it.
+	d, _ := c.scratch.Get().(*cdecoder)
+	if d == nil {
+		d = &cdecoder{c: c, f: make([]fieldSpan, len(c.Fields))}
+	}
+	defer c.scratch.Put(d)
+	d.value = value
+	clear(d.f)
+	d.extras, d.unknown, d.buf = d.extras[:0], "", d.buf[:0]
+	if err := d.scan(); err != nil {
+		return Row{}, d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
+	}
+	if d.unknown != "" {
+		return Row{}, d.reject(ReasonUnknownField, fmt.Sprintf("key %s is not a field of the contract (unknown_fields: reject)", strconv.Quote(d.unknown)))
+	}
+
+	cols := &Columns{Values: make([]Value, len(c.Fields))}
+	values := cols.Values
+	// buf gathers every string the row keeps (string values, the key, the hash) for one
+	// conversion at the end; strs remembers where each lies.
+	buf := d.buf
+	defer func() { d.buf = buf[:0] }()
+	type strAt struct{ field, start, end int }
+	var strsStack [16]strAt
+	strs := strsStack[:0]
+	var scratch [64]byte
+	for i := range c.Fields {
+		f := &c.Fields[i]
+		fs := d.f[i]
+		if fs.at < len(f.Path)-1 || fs.kind == kindAbsent || fs.kind == kindNull {
+			if fs.kind != kindAbsent && fs.kind != kindNull {
+				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
+			}
+			if !f.Required {
+				continue
+			}
+			return Row{}, d.reject(ReasonMissingField, d.missing(i))
+		}
+		if want := jsonKindFor(f.Type.Kind); fs.kind != want && !(f.Type.Kind == TypeDecimal && fs.kind == kindNumber) {
+			return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s must be a JSON %s (type %s), got %s", d.name(i), want, f.Type, fs.kind))
+		}
+		raw := value[fs.start:fs.end]
+		switch f.Type.Kind {
+		case TypeString:
+			start := len(buf)
+			if fs.esc {
+				buf = unescape(buf, raw)
+			} else {
+				buf = append(buf, raw...)
+			}
+			s := buf[start:]
+			if reason, msg := d.checkString(i, s); reason != "" {
+				return Row{}, d.reject(reason, msg)
+			}
+			strs = append(strs, strAt{i, start, len(buf)})
+			values[i] = Value{Valid: true}
+		case TypeLong, TypeInt:
+			n, err := strconv.ParseInt(string(raw), 10, 64) // no allocation: the conversion does not escape
+			switch {
+			case err != nil && !isIntegerText(raw):
+				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not an integer", d.name(i), quoteClip(raw)))
+			case err != nil || f.Type.Kind == TypeInt && (n < math.MinInt32 || n > math.MaxInt32):
+				return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s", d.name(i), quoteClip(raw), f.Type))
+			}
+			v := dec128{lo: uint64(n)}
+			if n < 0 {
+				v.hi = -1
+			}
+			if reason, msg := d.checkBounds(i, v, raw); reason != "" {
+				return Row{}, d.reject(reason, msg)
+			}
+			values[i] = Value{Valid: true, Int: n}
+		case TypeBoolean:
+			values[i] = Value{Valid: true}
+			if raw[0] == 't' {
+				values[i].Int = 1
+			}
+		case TypeDecimal:
+			text := raw
+			if fs.kind == kindString && fs.esc {
+				text = unescape(scratch[:0], raw)
+			}
+			v, frac, ok := parseDecimalText(text)
+			if !ok {
+				if isDecimalShape(text) {
+					return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s", d.name(i), quoteClip(text), f.Type))
+				}
+				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not a plain decimal (digits, optionally '.' and digits; no exponent)", d.name(i), quoteClip(text)))
+			}
+			if frac > f.Type.Scale {
+				return Row{}, d.reject(ReasonBadScale, fmt.Sprintf("field %s: %s has more than %d fractional digits (scale of %s; it is never rounded)", d.name(i), quoteClip(text), f.Type.Scale, f.Type))
+			}
+			v, ok = rescale(v, f.Type.Scale-frac)
+			if !ok || !fitsPrecision(v, f.Type.Precision) {
+				return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s (at most %d integer digits)", d.name(i), quoteClip(text), f.Type, f.Type.Precision-f.Type.Scale))
+			}
+			if reason, msg := d.checkBounds(i, v, text); reason != "" {
+				return Row{}, d.reject(reason, msg)
+			}
+			values[i] = Value{Valid: true, Int: int64(v.lo), Hi: v.hi}
+			if f.HashAsSent {
+				// Keep the text as sent: the hash is made of it.
+				start := len(buf)
+				buf = append(buf, text...)
+				strs = append(strs, strAt{i, start, len(buf)})
+			}
+		case TypeDate:
+			text := raw
+			if fs.esc {
+				text = unescape(scratch[:0], raw)
+			}
+			days, ok := parseDate(text)
+			if !ok {
+				return Row{}, d.reject(ReasonBadDate, fmt.Sprintf("field %s: %s is not a date YYYY-MM-DD", d.name(i), quoteClip(text)))
+			}
+			values[i] = Value{Valid: true, Int: days}
+		case TypeTimestampTz, TypeTimestamp:
+			text := raw
+			if fs.esc {
+				text = unescape(scratch[:0], raw)
+			}
+			ts, msg := parseTimestamp(text)
+			if msg != "" {
+				return Row{}, d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s", d.name(i), msg))
+			}
+			if f.Type.Kind == TypeTimestamp && hasZone(text) {
+				return Row{}, d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s has a zone, but the column is a timestamp without zone (use timestamptz)", d.name(i), quoteClip(text)))
+			}
+			values[i] = Value{Valid: true, Int: ts.UnixMicro()}
+		}
+	}
+
+	// The key (for a numeric key its canonical text) and the hash input go to buf too.
+	keyStart := len(buf)
+	kf := &c.Fields[c.keyIndex]
+	if kf.Type.Kind != TypeString {
+		buf = AppendCanonical(buf, kf.Type, values[c.keyIndex])
+	}
+	keyEnd := len(buf)
+	hashStart := len(buf)
+	for j, hi := range c.hashIndex {
+		if j > 0 {
+			buf = append(buf, HashSeparator)
+		}
+		if hf := &c.Fields[hi]; hf.Type.Kind == TypeString || hf.HashAsSent {
+			for _, s := range strs {
+				if s.field == hi {
+					buf = append(buf, buf[s.start:s.end]...)
+				}
+			}
+		} else {
+			buf = AppendCanonical(buf, hf.Type, values[hi])
+		}
+	}
+	sum := sha256.Sum256(buf[hashStart:])
+	buf = buf[:hashStart]
+	buf = hex.AppendEncode(buf, sum[:])
+	all := string(buf)
+	for _, s := range strs {
+		if c.Fields[s.field].Type.Kind == TypeString {
+			values[s.field].Str = all[s.start:s.end]
+		}
+	}
+	row := Row{Custom: cols, TransactionHash: all[hashStart:]}
+	if kf.Type.Kind == TypeString {
+		row.TransactionID = values[c.keyIndex].Str
+	} else {
+		row.TransactionID = all[keyStart:keyEnd]
+	}
+	if c.timeIndex >= 0 && values[c.timeIndex].Valid {
+		if tf := &c.Fields[c.timeIndex]; tf.Type.Kind == TypeDate {
+			row.EventTime = time.Unix(values[c.timeIndex].Int*86400, 0).UTC()
+		} else {
+			row.EventTime = time.UnixMicro(values[c.timeIndex].Int).UTC()
+		}
+	}
+	if len(d.extras) > 0 {
+		cols.Extras = string(d.extras)
+	}
+	return row, nil
+}
+
+// jsonKindFor is the JSON type a column type is sent as (decimals may also be numbers).
+func jsonKindFor(k TypeKind) jsonKind {
+	switch k {
+	case TypeLong, TypeInt:
+		return kindNumber
+	case TypeBoolean:
+		return kindBool
+	}
+	return kindString
+}
+
+// name names field i for a message: its column name and, when it differs, its path.
+func (d *cdecoder) name(i int) string {
+	f := &d.c.Fields[i]
+	p := f.PathString()
+	if p == f.Name {
+		return strconv.Quote(f.Name)
+	}
+	return strconv.Quote(f.Name) + " (path " + p + ")"
+}
+
+// missing says where the path of required field i stopped.
+func (d *cdecoder) missing(i int) string {
+	f := &d.c.Fields[i]
+	fs := d.f[i]
+	at := strings.Join(f.Path[:fs.at+1], ".")
+	what := "absent"
+	if fs.kind == kindNull {
+		what = "null"
+	}
+	if fs.at == len(f.Path)-1 {
+		return fmt.Sprintf("missing required field %s: %s is %s", d.name(i), strconv.Quote(at), what)
+	}
+	return fmt.Sprintf("missing required field %s: object %s is %s", d.name(i), strconv.Quote(at), what)
+}
+
+func (d *cdecoder) checkString(i int, s []byte) (Reason, string) {
+	f := &d.c.Fields[i]
+	switch {
+	case f.MinLength > 0 && len(s) < f.MinLength:
+		if len(s) == 0 {
+			return ReasonBadField, fmt.Sprintf("field %s is empty", d.name(i))
+		}
+		return ReasonBadField, fmt.Sprintf("field %s: %s is shorter than min_length %d bytes", d.name(i), quoteClip(s), f.MinLength)
+	case f.MaxLength > 0 && len(s) > f.MaxLength:
+		return ReasonBadField, fmt.Sprintf("field %s is longer than max_length %d bytes", d.name(i), f.MaxLength)
+	}
+	if d.c.strict[i] {
+		// The key and the hash columns identify a transaction: no invisible characters.
+		if at, r := controlChar(s); at >= 0 {
+			return ReasonBadField, fmt.Sprintf("field %s has control character %U at byte %d", d.name(i), r, at)
+		}
+	}
+	if f.Enum != nil {
+		found := false
+		for _, e := range f.Enum {
+			if e == string(s) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return ReasonNotInEnum, fmt.Sprintf("field %s: %s is not one of enum %q", d.name(i), quoteClip(s), f.Enum)
+		}
+	}
+	if f.Pattern != nil && !f.Pattern.Match(s) {
+		return ReasonPatternMismatch, fmt.Sprintf("field %s: %s does not match pattern %s", d.name(i), quoteClip(s), f.Pattern)
+	}
+	return "", ""
+}
+
+func (d *cdecoder) checkBounds(i int, v dec128, text []byte) (Reason, string) {
+	f := &d.c.Fields[i]
+	for k, b := range f.bounds {
+		if b == nil {
+			continue
+		}
+		c := v.cmp(*b)
+		var ok bool
+		var rel string
+		switch k {
+		case 0:
+			ok, rel = c >= 0, "at least"
+		case 1:
+			ok, rel = c <= 0, "at most"
+		case 2:
+			ok, rel = c > 0, "greater than"
+		case 3:
+			ok, rel = c < 0, "less than"
+		}
+		if !ok {
+			bound := []*Decimal{f.Min, f.Max, f.MinExclusive, f.MaxExclusive}[k]
+			return ReasonOutOfRange, fmt.Sprintf("field %s: %s must be %s %s (%s)", d.name(i), quoteClip(text), rel, bound.text, boundNames[k])
+		}
+	}
+	return "", ""
+}
+
+// reject builds a Reject, with the key when the message has a readable one.
+func (d *cdecoder) reject(reason Reason, msg string) *Reject {
+	rej := &Reject{Reason: reason, Message: msg}
+	if d.c.keyIndex < 0 || len(d.f) <= d.c.keyIndex {
+		return rej
+	}
+	fs := d.f[d.c.keyIndex]
+	kf := &d.c.Fields[d.c.keyIndex]
+	if fs.at != len(kf.Path)-1 {
+		return rej
+	}
+	raw := d.value[fs.start:fs.end]
+	switch {
+	case fs.kind == kindString && kf.Type.Kind == TypeString && fs.end-fs.start <= 6*kf.MaxLength:
+		var buf [MaxIdentifierBytes]byte
+		s := raw
+		if fs.esc {
+			s = unescape(buf[:0], raw)
+		}
+		if len(s) > 0 && len(s) <= kf.MaxLength {
+			if at, _ := controlChar(s); at < 0 {
+				rej.TransactionID = string(s)
+			}
+		}
+	case fs.kind == kindNumber && kf.Type.Kind != TypeString:
+		if _, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			rej.TransactionID = string(raw)
+		}
+	}
+	return rej
+}
+
+func isIntegerText(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// isDecimalShape reports whether b is [-+]digits[.digits], whatever its length.
+func isDecimalShape(b []byte) bool {
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		b = b[1:]
+	}
+	intPart, frac, point := 0, 0, false
+	for _, c := range b {
+		switch {
+		case isDigit(c) && point:
+			frac++
+		case isDigit(c):
+			intPart++
+		case c == '.' && !point:
+			point = true
+		default:
+			return false
+		}
+	}
+	return intPart > 0 && (!point || frac > 0)
+}
+
+// fitsPrecision reports whether the unscaled v has at most p digits.
+func fitsPrecision(v dec128, p int) bool {
+	if v.negative() {
+		v = v.neg()
+	}
+	if p >= MaxDecimalPrecision {
+		return true // parseDecimalText and rescale already bound it to 38 digits
+	}
+	return v.cmp(pow10x128[p]) < 0
+}
+
+// pow10x128[p] is 10^p.
+var pow10x128 = func() (t [MaxDecimalPrecision]dec128) {
+	t[0] = dec128{lo: 1}
+	for i := 1; i < len(t); i++ {
+		t[i], _ = t[i-1].mul10Add(0)
+	}
+	return t
+}()
+
+// parseDate parses YYYY-MM-DD into days since 1970-01-01.
+func parseDate(s []byte) (int64, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, false
+	}
+	y, ok1 := digits(s[0:4])
+	m, ok2 := digits(s[5:7])
+	dd, ok3 := digits(s[8:10])
+	if !ok1 || !ok2 || !ok3 || y < 1 || m < 1 || m > 12 || dd < 1 || dd > daysIn(m, y) {
+		return 0, false
+	}
+	return daysFromCivil(y, m, dd), true
+}
+
+// hasZone reports whether a timestamp text (already valid) ends with a zone.
+func hasZone(s []byte) bool {
+	if len(s) <= 19 {
+		return false
+	}
+	for _, c := range s[19:] {
+		if c == 'Z' || c == 'z' || c == '+' || c == '-' {
+			return true
+		}
+	}
+	return false
+}
+
+// scan validates the message as one JSON object (the rules of scanMessage: RFC 8259, no key
+// twice in an object, no lone surrogate) and locates every field of the contract in it.
+func (d *cdecoder) scan() *syntaxError {
+	v := d.value
+	i := skipSpace(v, 0)
+	if i == len(v) {
+		if len(v) == 0 {
+			return &syntaxError{msg: "empty message", off: -1}
+		}
+		return &syntaxError{msg: "message is only white space", off: -1}
+	}
+	if v[i] != '{' {
+		if !startsValue(v[i]) {
+			return unexpected(v, i, "a JSON object")
+		}
+		what := "a JSON value that is not an object"
+		if v[i] == '[' {
+			what = "a JSON array"
+		}
+		return errAt(i, "message is %s, want a JSON object", what)
+	}
+	next, err := d.object(i, d.c.root)
+	if err != nil {
+		return err
+	}
+	if i = skipSpace(v, next); i != len(v) {
+		return errAt(i, "trailing data after the JSON object")
+	}
+	return nil
+}
+
+// object scans the object at v[i] == '{' whose keys node names, and returns the index after
+// it. With unknown_fields: keep, the object's unknown members (and those of its known
+// sub-objects) are appended to d.extras as one JSON object, or nothing when there are none.
+func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
+	v := d.value
+	keep := d.c.UnknownFields == UnknownKeep
+	opened := false // d.extras has this object's '{'
+	sep := func() {
+		if opened {
+			d.extras = append(d.extras, ',')
+		} else {
+			d.extras = append(d.extras, '{')
+			opened = true
+		}
+	}
+	var seen uint64
+	var unknown map[string]struct{}
+	i = skipSpace(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return 0, unexpected(v, i, "a string (object key)")
+		}
+		keyAt := i
+		ks, ke, esc, next, err := scanString(v, i)
+		if err != nil {
+			return 0, err
+		}
+		rawKey := v[keyAt:next]
+		key := v[ks:ke]
+		var keyBuf [64]byte
+		if esc {
+			key = unescape(keyBuf[:0], key)
+		}
+		i = skipSpace(v, next)
+		if i >= len(v) || v[i] != ':' {
+			return 0, unexpected(v, i, "':' after object key")
+		}
+		i = skipSpace(v, i+1)
+		k := node.child(key)
+		if k >= 0 {
+			if seen&(1<<k) != 0 {
+				return 0, errAt(keyAt, "duplicate key %s", quoteClip(key))
+			}
+			seen |= 1 << k
+		}
+		switch {
+		case k >= 0 && node.kids[k] == nil: // a field
+			fi := node.leaf[k]
+			if i < len(v) && v[i] == '"' {
+				s, e, esc, next, err := scanString(v, i)
+				if err != nil {
+					return 0, err
+				}
+				d.f[fi] = fieldSpan{span: span{kind: kindString, esc: esc, start: s, end: e}, at: node.depth}
+				i = next
+			} else {
+				start := i
+				next, err := skipValue(v, i)
+				if err != nil {
+					return 0, err
+				}
+				d.f[fi] = fieldSpan{span: span{kind: kindOf(v[start]), start: start, end: next}, at: node.depth}
+				i = next
+			}
+		case k >= 0: // an object the contract reaches into
+			kid := node.kids[k]
+			if i < len(v) && v[i] == '{' {
+				for _, fi := range kid.fields {
+					d.f[fi].at = kid.depth // absent unless found below
+				}
+				d.path[node.depth] = node.keys[k]
+				mark, wasOpened := len(d.extras), opened
+				if keep {
+					sep()
+					d.extras = append(d.extras, rawKey...)
+					d.extras = append(d.extras, ':')
+				}
+				afterKey := len(d.extras)
+				next, err := d.object(i, kid)
+				if err != nil {
+					return 0, err
+				}
+				if keep && len(d.extras) == afterKey {
+					d.extras, opened = d.extras[:mark], wasOpened
+				}
+				i = next
+			} else {
+				start := i
+				next, err := skipValue(v, i)
+				if err != nil {
+					return 0, err
+				}
+				for _, fi := range kid.fields {
+					d.f[fi] = fieldSpan{span: span{kind: kindOf(v[start])}, at: node.depth}
+				}
+				i = next
+			}
+		default: // unknown
+			if unknown == nil {
+				unknown = make(map[string]struct{})
+			}
+			if _, dup := unknown[string(key)]; dup {
+				return 0, errAt(keyAt, "duplicate key %s", quoteClip(key))
+			}
+			unknown[string(key)] = struct{}{}
+			start := i
+			next, err := skipValue(v, i)
+			if err != nil {
+				return 0, err
+			}
+			switch d.c.UnknownFields {
+			case UnknownKeep:
+				sep()
+				d.extras = append(d.extras, rawKey...)
+				d.extras = append(d.extras, ':')
+				d.extras = append(d.extras, v[start:next]...)
+			case UnknownReject:
+				if d.unknown == "" {
+					d.unknown = strings.Join(append(d.path[:node.depth:node.depth], string(key)), ".")
+				}
+			}
+			i = next
+		}
+		i = skipSpace(v, i)
+		if i < len(v) && v[i] == ',' {
+			i = skipSpace(v, i+1)
+			continue
+		}
+		if i < len(v) && v[i] == '}' {
+			if opened {
+				d.extras = append(d.extras, '}')
+			}
+			return i + 1, nil
+		}
+		return 0, unexpected(v, i, "',' or '}' after object value")
+	}
+}
