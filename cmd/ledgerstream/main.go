@@ -89,7 +89,7 @@ func newRoot() *cobra.Command {
 	addSecurityFlags(f, &g.sec)
 
 	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newDemoCmd(g), newRejectsCmd(g), newBenchCmd(g),
-		newMaintainCmd(g))
+		newMaintainCmd(g), newContractCmd(g))
 	return root
 }
 

@@ -2,27 +2,21 @@ package ledger
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// exampleContract is issue 15's example: a payments team's own message shape.
-const exampleContract = `key: payment_id
-hash: [payment_id, payer, payee, amount, currency]
-fields:
-  - {name: payment_id, path: id, type: string, required: true}
-  - {name: payer, path: payer.account, type: string, required: true, pattern: '^ACC[0-9]{4,}$'}
-  - {name: payee, path: payee.account, type: string, required: true}
-  - {name: amount, path: amount.value, type: 'decimal(18,2)', required: true, min_exclusive: 0}
-  - {name: currency, path: amount.currency, type: string, required: true, enum: [USD, EUR, GBP, JPY]}
-  - {name: merchant_id, path: merchant.id, type: long}
-  - {name: captured, path: captured, type: boolean}
-  - {name: event_timestamp, path: created_at, type: timestamptz, required: true}
-partition: ['day(event_timestamp)', 'identity(currency)']
-unknown_fields: keep
-report: {group_by: [currency], amount: amount, time: event_timestamp}
-`
+// exampleContract is issue 15's example, a payments team's own message shape, as the README
+// shows it.
+var exampleContract = func() string {
+	b, err := os.ReadFile("../../examples/payments-contract.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 const exampleMessage = `{"id":"P1","payer":{"account":"ACC1234"},"payee":{"account":"ACC5678"},` +
 	`"amount":{"value":"10.5","currency":"USD"},"merchant":{"id":42},"captured":true,"created_at":"2025-01-16T10:00:00.123456Z"}`
