@@ -149,7 +149,7 @@ func New(cfg Config, sinks Sinks) *Engine {
 		cfg.MaxBatchRecords = DefaultMaxBatchRecords
 	}
 	if cfg.StageAheadRows <= 0 {
-		cfg.StageAheadRows = stageAheadMin
+		cfg.StageAheadRows = defaultStageAheadRows
 	}
 	if cfg.CommitAttempts <= 0 {
 		cfg.CommitAttempts = 20

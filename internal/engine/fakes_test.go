@@ -1,9 +1,12 @@
 package engine_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +26,8 @@ type fakeClock struct {
 	// onSleep, when set, runs at the start of the next Sleep: what happens elsewhere while
 	// a worker backs off.
 	onSleep func()
+	// observe, when set, is told of every Sleep (the transcripts print them).
+	observe func(event string)
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -38,9 +43,12 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	}
 	c.mu.Lock()
 	c.sleeps = append(c.sleeps, d)
-	f := c.onSleep
+	f, observe := c.onSleep, c.observe
 	c.onSleep = nil
 	c.mu.Unlock()
+	if observe != nil {
+		observe(fmt.Sprintf("sleep %v", d))
+	}
 	if f != nil {
 		f()
 	}
@@ -87,6 +95,8 @@ type fakeSource struct {
 	// onFetch, when set, runs once at the start of the next Fetch: what happens elsewhere
 	// while this worker's batch is under way (another worker's commit, a rebalance).
 	onFetch func()
+	// observe, when set, is told of every Seek (the transcripts print them).
+	observe func(event string)
 
 	mu       sync.Mutex
 	assigned map[engine.Partition]bool
@@ -102,9 +112,16 @@ func newSource(log *fakeLog, clock *fakeClock, resume engine.ResumeFunc) *fakeSo
 
 func (s *fakeSource) assign(t *testing.T, parts ...engine.Partition) {
 	t.Helper()
+	if err := s.assignErr(parts...); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+}
+
+// assignErr is assign for callers without a *testing.T at hand.
+func (s *fakeSource) assignErr(parts ...engine.Partition) error {
 	start, err := s.resume(context.Background(), parts)
 	if err != nil {
-		t.Fatalf("resume: %v", err)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,6 +136,7 @@ func (s *fakeSource) assign(t *testing.T, parts ...engine.Partition) {
 			s.pos[p] = off
 		}
 	}
+	return nil
 }
 
 // lose takes partitions away without warning, as a session expiry does.
@@ -168,6 +186,9 @@ func (s *fakeSource) sortedAssigned() []engine.Partition {
 }
 
 func (s *fakeSource) Seek(offsets engine.Offsets) {
+	if s.observe != nil {
+		s.observe("seek " + engine.MarshalOffsets(offsets))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, off := range offsets {
@@ -233,6 +254,15 @@ type fakeTable[R any] struct {
 	failures  []failure
 	staged    int
 	discarded int
+	// observe, when set, is told of every commit, refused or not, and every foreign commit
+	// (the transcripts print them). Called with mu held.
+	observe func(event string)
+}
+
+func (t *fakeTable[R]) tellLocked(format string, args ...any) {
+	if t.observe != nil {
+		t.observe(t.name + ": " + fmt.Sprintf(format, args...))
+	}
 }
 
 type fakeStaged[R any] struct {
@@ -303,19 +333,32 @@ func (t *fakeTable[R]) Commit(_ context.Context, base engine.TableState, staged 
 	}
 	switch f {
 	case failConflict:
+		t.tellLocked("batch %d refused: conflict (injected)", c.Batch)
 		return engine.TableState{}, fmt.Errorf("fake: %w", engine.ErrConflict)
 	case failBeforeWrite:
+		t.tellLocked("batch %d not written: the catalog timed out before the write", c.Batch)
 		return engine.TableState{}, errors.New("fake: catalog timed out before the write")
 	case failAfterConflict:
 		t.appendLocked(fakeSnapshot[R]{foreign: 1})
+		t.tellLocked("snapshot %d by a foreign writer", t.nextID*100)
 	}
 	if cur := t.stateLocked(c.Pipeline).SnapshotID; cur != base.SnapshotID {
+		t.tellLocked("batch %d refused: planned on snapshot %d, the head is %d", c.Batch, base.SnapshotID, cur)
 		return engine.TableState{}, fmt.Errorf("fake: base %d, current %d: %w", base.SnapshotID, cur, engine.ErrConflict)
 	}
 	cc := c
 	cc.Offsets, cc.Clean = c.Offsets.Clone(), c.Clean.Clone()
-	t.appendLocked(fakeSnapshot[R]{commit: &cc, rows: staged.(*fakeStaged[R]).rows})
+	rows := staged.(*fakeStaged[R]).rows
+	t.appendLocked(fakeSnapshot[R]{commit: &cc, rows: rows})
+	if t.observe != nil {
+		ev := fmt.Sprintf("snapshot %d = batch %d, offsets %s", t.nextID*100, c.Batch, engine.MarshalOffsets(c.Offsets))
+		if c.Clean != nil {
+			ev += ", clean " + engine.MarshalOffsets(c.Clean)
+		}
+		t.tellLocked("%s, %s", ev, describeRows(rows))
+	}
 	if f == failLostAck {
+		t.tellLocked("batch %d: the acknowledgement is lost (the worker sees a timeout)", c.Batch)
 		return engine.TableState{}, errors.New("fake: catalog timed out after the write")
 	}
 	return t.stateLocked(c.Pipeline), nil
@@ -331,6 +374,7 @@ func (t *fakeTable[R]) appendLocked(s fakeSnapshot[R]) {
 func (t *fakeTable[R]) foreignCommit() {
 	t.mu.Lock()
 	t.appendLocked(fakeSnapshot[R]{foreign: 1})
+	t.tellLocked("snapshot %d by a foreign writer", t.nextID*100)
 	t.mu.Unlock()
 }
 
@@ -407,4 +451,50 @@ func (x *fakeIndex) Add(rows []ledger.Row, st engine.TableState) error {
 	}
 	x.synced = st.SnapshotID
 	return nil
+}
+
+// describeRows says which records a commit holds, by source position: ledger rows as
+// runs of offsets, rejects with their reasons. Positions are sorted: the order of rows
+// across a commit's files means nothing (parts staged ahead finish in any order).
+func describeRows(rows any) string {
+	switch rs := rows.(type) {
+	case []ledger.Row:
+		if len(rs) == 0 {
+			return "no rows"
+		}
+		rs = slices.Clone(rs)
+		slices.SortFunc(rs, func(a, b ledger.Row) int {
+			return cmp.Or(strings.Compare(a.SourceTopic, b.SourceTopic), cmp.Compare(a.SourcePartition, b.SourcePartition),
+				cmp.Compare(a.SourceOffset, b.SourceOffset))
+		})
+		var runs []string
+		for i := 0; i < len(rs); {
+			j := i + 1
+			for j < len(rs) && rs[j].SourcePartition == rs[i].SourcePartition && rs[j].SourceOffset == rs[j-1].SourceOffset+1 {
+				j++
+			}
+			run := fmt.Sprintf("%s/%d@%d", rs[i].SourceTopic, rs[i].SourcePartition, rs[i].SourceOffset)
+			if j-i > 1 {
+				run += fmt.Sprintf("-%d", rs[j-1].SourceOffset)
+			}
+			runs = append(runs, run)
+			i = j
+		}
+		return fmt.Sprintf("%d rows %s", len(rs), strings.Join(runs, " "))
+	case []ledger.RejectRow:
+		if len(rs) == 0 {
+			return "no rejects"
+		}
+		rs = slices.Clone(rs)
+		slices.SortFunc(rs, func(a, b ledger.RejectRow) int {
+			return cmp.Or(strings.Compare(a.SourceTopic, b.SourceTopic), cmp.Compare(a.SourcePartition, b.SourcePartition),
+				cmp.Compare(a.SourceOffset, b.SourceOffset))
+		})
+		var each []string
+		for _, r := range rs {
+			each = append(each, fmt.Sprintf("%s/%d@%d %s", r.SourceTopic, r.SourcePartition, r.SourceOffset, r.Reason))
+		}
+		return fmt.Sprintf("%d rejects %s", len(rs), strings.Join(each, ", "))
+	}
+	return fmt.Sprintf("%T", rows)
 }

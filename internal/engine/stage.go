@@ -9,8 +9,8 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
-// stageAheadMin is Config.StageAheadRows by default.
-var stageAheadMin = 25_000
+// defaultStageAheadRows is Config.StageAheadRows when it is 0.
+const defaultStageAheadRows = 25_000
 
 // stager writes a batch's accepted rows as data files while the batch is still being read.
 // Writing Parquet is the pipeline's largest cost per row, and reading (fetch, decode,
