@@ -272,26 +272,17 @@ func (e *Engine) stageRest(ctx context.Context, b *batch) (Staged, error) {
 	return table.Join(parts), nil // none: an empty set, a commit that only moves offsets
 }
 
-// cleanLocked is the ledger's Clean map after this batch: every partition the batch read
-// without finding a reject is known complete in the rejects table up to the batch's end.
-// A partition no table has seen gets the batch's first offset, so that a crash before the
-// rejects commit resumes there rather than at the configured starting position.
+// cleanLocked is the ledger's Clean map after this batch (CleanAfter); unchanged without a
+// rejects table.
 func (e *Engine) cleanLocked(b *batch, current Offsets) Offsets {
 	if e.sinks.Rejects == nil {
 		return current
 	}
-	clean := current.Clone()
+	read := make(map[Partition]CleanRead, len(b.spans))
 	for p, s := range b.spans {
-		switch {
-		case !s.hasRejects:
-			clean[p] = s.end
-		case !s.rejects.HasFrom:
-			if _, ok := clean[p]; !ok {
-				clean[p] = s.first
-			}
-		}
+		read[p] = CleanRead{First: s.first, End: s.end, Rejects: s.hasRejects, RejectsKnown: s.rejects.HasFrom}
 	}
-	return clean
+	return CleanAfter(current, read)
 }
 
 // commitRejects brings the rejects table up to the batch's end on every partition the

@@ -464,8 +464,7 @@ func describeRows(rows any) string {
 		}
 		rs = slices.Clone(rs)
 		slices.SortFunc(rs, func(a, b ledger.Row) int {
-			return cmp.Or(strings.Compare(a.SourceTopic, b.SourceTopic), cmp.Compare(a.SourcePartition, b.SourcePartition),
-				cmp.Compare(a.SourceOffset, b.SourceOffset))
+			return comparePositions(a.SourceTopic, a.SourcePartition, a.SourceOffset, b.SourceTopic, b.SourcePartition, b.SourceOffset)
 		})
 		var runs []string
 		for i := 0; i < len(rs); {
@@ -487,8 +486,7 @@ func describeRows(rows any) string {
 		}
 		rs = slices.Clone(rs)
 		slices.SortFunc(rs, func(a, b ledger.RejectRow) int {
-			return cmp.Or(strings.Compare(a.SourceTopic, b.SourceTopic), cmp.Compare(a.SourcePartition, b.SourcePartition),
-				cmp.Compare(a.SourceOffset, b.SourceOffset))
+			return comparePositions(a.SourceTopic, a.SourcePartition, a.SourceOffset, b.SourceTopic, b.SourcePartition, b.SourceOffset)
 		})
 		var each []string
 		for _, r := range rs {
@@ -497,4 +495,9 @@ func describeRows(rows any) string {
 		return fmt.Sprintf("%d rejects %s", len(rs), strings.Join(each, ", "))
 	}
 	return fmt.Sprintf("%T", rows)
+}
+
+// comparePositions orders source positions: topic, partition, offset.
+func comparePositions(at string, ap int32, ao int64, bt string, bp int32, bo int64) int {
+	return cmp.Or(strings.Compare(at, bt), cmp.Compare(ap, bp), cmp.Compare(ao, bo))
 }

@@ -15,7 +15,8 @@ import (
 //
 //   - the newest snapshot of a pipeline in a table's history (NewestOfPipeline): the state
 //     every decision below starts from;
-//   - how far the rejects table is complete (RejectsComplete);
+//   - how far the rejects table is complete (RejectsComplete), and what a batch adds to
+//     the ledger's Clean map (CleanAfter);
 //   - where a newly assigned partition resumes (ResumeAt, StartOffsets);
 //   - what a batch claims of a table (ClaimOf);
 //   - what a failed or unknown commit means (Settle), and what a commit carries (Merge).
@@ -141,6 +142,39 @@ func StartOffsets(parts []Partition, pr Progress, starting int64) Offsets {
 		}
 	}
 	return start
+}
+
+// CleanRead is what CleanAfter needs of a batch's reading of one partition.
+type CleanRead struct {
+	// First is the first offset read, End the offset after the last.
+	First, End int64
+	// Rejects: the batch holds a reject of the partition.
+	Rejects bool
+	// RejectsKnown: some table said how far the rejects table is complete on the
+	// partition when the batch began reading it (Progress.RejectsFrom's ok).
+	RejectsKnown bool
+}
+
+// CleanAfter is the ledger's Clean map after a batch (the first trap of docs/design.md
+// §4.8): every partition the batch read without finding a reject is known complete in the
+// rejects table up to the batch's end, though nothing is committed to the rejects table.
+// A partition with rejects stays where it was, since its rejects are written only after
+// the ledger commit (the second trap: no map may get ahead of its table); if no table has
+// seen it, it gets the batch's first offset, so that a crash between the two commits
+// resumes there rather than at the configured starting position.
+func CleanAfter(current Offsets, read map[Partition]CleanRead) Offsets {
+	clean := current.Clone()
+	for p, r := range read {
+		switch {
+		case !r.Rejects:
+			clean[p] = r.End
+		case !r.RejectsKnown:
+			if _, ok := clean[p]; !ok {
+				clean[p] = r.First
+			}
+		}
+	}
+	return clean
 }
 
 // Span is the part of one partition that a batch covers: the records from the table's

@@ -101,6 +101,37 @@ func TestStartOffsets(t *testing.T) {
 	}
 }
 
+func TestCleanAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		current Offsets
+		read    CleanRead
+		want    Offsets
+	}{
+		{"no reject: complete to the end", Offsets{tp0: 10, tp2: 4},
+			CleanRead{First: 10, End: 20, RejectsKnown: true}, Offsets{tp0: 20, tp2: 4}},
+		{"no reject, no table has seen it: to the end", Offsets{tp2: 4},
+			CleanRead{First: 0, End: 5}, Offsets{tp0: 5, tp2: 4}},
+		{"a reject: stays until the rejects table has it", Offsets{tp0: 10, tp2: 4},
+			CleanRead{First: 10, End: 20, Rejects: true, RejectsKnown: true}, Offsets{tp0: 10, tp2: 4}},
+		{"a reject, known from the rejects table only: not added", Offsets{tp2: 4},
+			CleanRead{First: 10, End: 20, Rejects: true, RejectsKnown: true}, Offsets{tp2: 4}},
+		{"a reject, no table has seen it: the first offset read", Offsets{tp2: 4},
+			CleanRead{First: 3, End: 9, Rejects: true}, Offsets{tp0: 3, tp2: 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := MarshalOffsets(tc.current)
+			got := CleanAfter(tc.current, map[Partition]CleanRead{tp0: tc.read})
+			if MarshalOffsets(got) != MarshalOffsets(tc.want) {
+				t.Fatalf("CleanAfter = %s, want %s", MarshalOffsets(got), MarshalOffsets(tc.want))
+			}
+			if MarshalOffsets(tc.current) != before {
+				t.Fatal("CleanAfter changed its input")
+			}
+		})
+	}
+}
+
 func TestClaimOf(t *testing.T) {
 	read := map[Partition]Span{
 		tp0: {From: 10, HasFrom: true, To: 20}, // new records: claimed
