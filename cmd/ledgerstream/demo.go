@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 )
 
@@ -113,7 +114,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	fmt.Fprintln(out, "Streaming stopped")
 	fmt.Fprintln(out)
 
-	rep, err := buildReport(ctx, g)
+	rep, err := buildReport(ctx, g, audit.AsOf{})
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	}
 	if validate {
 		fmt.Fprintln(out, "\nValidation:")
-		res, err := verify(ctx, g, r.pipeline, true)
+		res, err := verify(ctx, g, r.pipeline, true, audit.AsOf{})
 		if err != nil {
 			return err
 		}

@@ -88,7 +88,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	addSecurityFlags(f, &g.sec)
 
-	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newDemoCmd(g), newRejectsCmd(g), newBenchCmd(g),
+	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newHistoryCmd(g), newDemoCmd(g), newRejectsCmd(g), newBenchCmd(g),
 		newMaintainCmd(g), newContractCmd(g))
 	return root
 }

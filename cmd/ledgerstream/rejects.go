@@ -15,8 +15,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/apache/iceberg-go/catalog"
-	"github.com/apache/iceberg-go/table"
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
@@ -29,55 +27,6 @@ import (
 // RepublishedHeader is the header `rejects republish` adds to each message it sends again:
 // topic/partition/offset of the reject it came from.
 const RepublishedHeader = "ledgerstream.republished-from"
-
-// rejectsTable is the rejects table as verify and report need it: the snapshot read and
-// how far, per partition, it is known complete.
-type rejectsTable struct {
-	ident      table.Identifier
-	exists     bool
-	snapshotID int64
-	complete   map[report.TopicPartition]int64
-}
-
-// loadRejectsTable finds the rejects table of the ledger ident and, for pipeline, how far it
-// is complete: per partition, the larger of its own offsets map and the ledger's Clean map
-// (batches without rejects move only the latter; see engine.Engine.rejectsFrom).
-func loadRejectsTable(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, pipeline string, clean engine.Offsets) (rejectsTable, error) {
-	rt := rejectsTable{ident: iceberg.RejectsIdent(ident), complete: map[report.TopicPartition]int64{}}
-	snaps, err := cat.Snapshots(ctx, rt.ident)
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		return rt, nil // a ledger written before the rejects table existed
-	}
-	if err != nil {
-		return rt, err
-	}
-	rt.exists = true
-	if len(snaps) > 0 {
-		rt.snapshotID = snaps[0].SnapshotID
-	}
-	var own engine.Offsets
-	for _, s := range snaps {
-		if s.Pipeline == pipeline {
-			own = s.Offsets
-			break
-		}
-	}
-	for _, m := range []engine.Offsets{own, clean} {
-		for p, off := range m {
-			tp := report.TopicPartition{Topic: p.Topic, Partition: p.Partition}
-			rt.complete[tp] = max(rt.complete[tp], off)
-		}
-	}
-	return rt, nil
-}
-
-// scan reads the rejects table at the snapshot loadRejectsTable found.
-func (rt rejectsTable) scan(ctx context.Context, cat *iceberg.Catalog, fn func(ledger.RejectRow, time.Time) error) error {
-	if !rt.exists || rt.snapshotID == 0 {
-		return nil
-	}
-	return cat.ScanRejects(ctx, rt.ident, rt.snapshotID, fn)
-}
 
 func newRejectsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

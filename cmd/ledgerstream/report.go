@@ -3,22 +3,36 @@ package main
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
 
 func newReportCmd(g *globals) *cobra.Command {
 	var asJSON, full bool
+	var asOf string
+	var txns []string
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Print the ledger summary, the duplicate check, the latest 10 transactions and the rejects by reason",
-		Args:  cobra.NoArgs,
+		Long: `Prints the notebook's report on the ledger: the summary by (transaction_type, currency),
+the duplicate check, the latest 10 transactions, and the rejects by reason.
+
+--as-of answers from the ledger as it was at an RFC 3339 time or a snapshot id (see
+'ledgerstream history'); --transaction tells where transactions came from, as
+'ledgerstream history --transaction' does.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := buildReport(cmd.Context(), g)
+			at, err := audit.ParseAsOf(asOf)
+			if err != nil {
+				return err
+			}
+			if len(txns) > 0 {
+				return findTransactions(cmd.Context(), cmd.OutOrStdout(), g, at, txns, nil, asJSON)
+			}
+			rep, err := buildReport(cmd.Context(), g, at)
 			if err != nil {
 				return err
 			}
@@ -27,6 +41,8 @@ func newReportCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().BoolVar(&full, "full", false, "print whole cells, not cut at 20 characters as Spark's show() does")
+	cmd.Flags().StringVar(&asOf, "as-of", "", "report the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
+	cmd.Flags().StringSliceVar(&txns, "transaction", nil, "instead of the report, show which snapshot, batch and source record brought these transaction ids in (comma-separated or repeated)")
 	return cmd
 }
 
@@ -40,33 +56,17 @@ func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
 	return rep.WriteText(w)
 }
 
-// buildReport scans the ledger table once and builds the report, with the rejects table's
-// counts by reason when there is one.
-func buildReport(ctx context.Context, g *globals) (*report.Report, error) {
+// buildReport scans the ledger table as of at once and builds the report, with the rejects
+// table's counts by reason when there is one.
+func buildReport(ctx context.Context, g *globals, at audit.AsOf) (*report.Report, error) {
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
 	}
 	defer cat.Close()
-	b := report.NewBuilder(0)
-	if err := cat.ScanLedger(ctx, ident, 0, func(row ledger.Row, processed time.Time) error {
-		b.Add(row, processed)
-		return nil
-	}); err != nil {
+	v, err := audit.Open(ctx, cat, ident, at)
+	if err != nil {
 		return nil, err
 	}
-	rep := b.Report()
-	rejects, err := loadRejectsTable(ctx, cat, ident, "", nil)
-	if err != nil || !rejects.exists {
-		return rep, err
-	}
-	var tally report.RejectTally
-	if err := rejects.scan(ctx, cat, func(row ledger.RejectRow, _ time.Time) error {
-		tally.Add(row)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	rep.Rejects = tally.Summary()
-	return rep, nil
+	return v.Report(ctx)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
@@ -17,7 +18,7 @@ import (
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var asJSON, tableOnly bool
-	var pipeline string
+	var pipeline, asOf string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the ledger: the notebook's validations and, against the topic, exactly once",
@@ -27,10 +28,17 @@ with read_committed up to the offsets the pipeline committed: every message ther
 exactly one of the ledger (once, at its source position, with its hash) and the rejects
 table (with the reason its content or the ledger's history gives), no transaction_id
 appears twice in the ledger, and nothing in either table is absent from the topic.
-Exits 1 naming the first failed check.`,
+Exits 1 naming the first failed check.
+
+--as-of checks the ledger as it was at an RFC 3339 time or a snapshot id (see
+'ledgerstream history'), reconciled up to the offsets the pipeline had committed then.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := verify(cmd.Context(), g, pipeline, !tableOnly)
+			at, err := audit.ParseAsOf(asOf)
+			if err != nil {
+				return err
+			}
+			res, err := verify(cmd.Context(), g, pipeline, !tableOnly, at)
 			if err != nil {
 				return err
 			}
@@ -40,6 +48,7 @@ Exits 1 naming the first failed check.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().BoolVar(&tableOnly, "table-only", false, "run only the notebook's validations, without reading the topic")
 	cmd.Flags().StringVar(&pipeline, "pipeline", "exactly-once-processor", "pipeline whose committed offsets bound the reconciliation")
+	cmd.Flags().StringVar(&asOf, "as-of", "", "check the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
 	return cmd
 }
 
@@ -72,29 +81,20 @@ func (v *verifyResult) write(w io.Writer, asJSON bool) error {
 	return nil
 }
 
-// verify scans the ledger once for the notebook's validations and the reconciliation, and
-// reads the topic when withTopic is set.
-func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*verifyResult, error) {
+// verify scans the ledger as of at once for the notebook's validations and the
+// reconciliation, and reads the topic when withTopic is set: the reconciliation is bounded
+// by the offsets the pipeline had committed as of at.
+func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at audit.AsOf) (*verifyResult, error) {
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
 	}
 	defer cat.Close()
-	snaps, err := cat.Snapshots(ctx, ident)
+	v, err := audit.Open(ctx, cat, ident, at)
 	if err != nil {
 		return nil, err
 	}
-	var committed, clean engine.Offsets
-	var snapshotID int64
-	if len(snaps) > 0 {
-		snapshotID = snaps[0].SnapshotID // scan the snapshot whose history we just read
-	}
-	for _, s := range snaps {
-		if s.Pipeline == pipeline {
-			committed, clean = s.Offsets, s.Clean
-			break
-		}
-	}
+	committed, _ := v.Committed(pipeline)
 	b := report.NewBuilder(0)
 	bounds := make(map[report.TopicPartition]int64, len(committed))
 	for p, off := range committed {
@@ -102,18 +102,12 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*
 	}
 	// The rejects table is read only to reconcile with the topic; a ledger without one
 	// (written before it existed) is reconciled as such (nil bounds).
-	var rejects rejectsTable
 	var rejectsAt map[report.TopicPartition]int64
 	if withTopic {
-		if rejects, err = loadRejectsTable(ctx, cat, ident, pipeline, clean); err != nil {
-			return nil, err
-		}
-		if rejects.exists {
-			rejectsAt = rejects.complete
-		}
+		rejectsAt = v.RejectsComplete(pipeline)
 	}
 	rec := report.NewReconciler(bounds, rejectsAt)
-	if err := cat.ScanLedger(ctx, ident, snapshotID, func(row ledger.Row, processed time.Time) error {
+	if err := v.ScanLedger(ctx, func(row ledger.Row, processed time.Time) error {
 		b.Add(row, processed)
 		// Rows another writer loaded from elsewhere (a backfill) are not this topic's to
 		// reconcile; the notebook's checks above still cover them.
@@ -128,7 +122,7 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool) (*
 	if !withTopic {
 		return res, nil
 	}
-	if err := rejects.scan(ctx, cat, func(row ledger.RejectRow, _ time.Time) error {
+	if err := v.ScanRejects(ctx, func(row ledger.RejectRow, _ time.Time) error {
 		rec.AddReject(row)
 		return nil
 	}); err != nil {

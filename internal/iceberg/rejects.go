@@ -228,6 +228,11 @@ func (e *RejectEncoder) Encode(rows []ledger.RejectRow, processed time.Time) arr
 // returned as is. A table (or snapshot) from before source_offset_last existed is read
 // without it: it holds no gap rows.
 func (c *Catalog) ScanRejects(ctx context.Context, rejectsIdent table.Identifier, snapshotID int64, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
+	return c.ScanRejectsWhere(ctx, rejectsIdent, snapshotID, nil, fn)
+}
+
+// ScanRejectsWhere is ScanRejects for the rows that match filter only (nil: all).
+func (c *Catalog) ScanRejectsWhere(ctx context.Context, rejectsIdent table.Identifier, snapshotID int64, filter ice.BooleanExpression, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
 	fields := []string{
 		ColSourceTopic, ColSourcePartition, ColSourceOffset, ColKey, ColValue, ColValueSize,
 		ColValueSHA256, ColKafkaTimestamp, ColReason, ColMessage, ColTransactionID, ColRejectedAt,
@@ -239,7 +244,7 @@ func (c *Catalog) ScanRejects(ctx context.Context, rejectsIdent table.Identifier
 	if _, ok := scanSchema(tbl.Metadata(), snapshotID).FindFieldByName(ColSourceOffsetLast); ok {
 		fields = append(fields, ColSourceOffsetLast)
 	}
-	return c.scanBatches(ctx, rejectsIdent, snapshotID, fields, func(rec arrow.RecordBatch) error { return eachRejectRow(rec, fn) })
+	return c.scanBatchesWhere(ctx, rejectsIdent, snapshotID, filter, fields, func(rec arrow.RecordBatch) error { return eachRejectRow(rec, fn) })
 }
 
 // scanSchema is the schema a scan of snapshotID (0: main's head) reads with: the

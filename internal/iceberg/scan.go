@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
@@ -20,16 +21,31 @@ import (
 // stays bounded by a few batches whatever the table's size. The strings in the row are
 // copies, safe to keep. An error from fn stops the scan and is returned as is.
 func (c *Catalog) ScanLedger(ctx context.Context, ident table.Identifier, snapshotID int64, fn func(row ledger.Row, processed time.Time) error) error {
-	return c.scanBatches(ctx, ident, snapshotID, []string{
-		ColTransactionID, ColAccountFrom, ColAccountTo, ColAmount, ColCurrency, ColTransactionType,
-		ColTransactionHash, ColEventTimestamp, ColProcessingTime, ColSourceTopic, ColSourcePartition,
-		ColSourceOffset}, func(rec arrow.RecordBatch) error { return eachLedgerRow(rec, fn) })
+	return c.scanBatches(ctx, ident, snapshotID, ledgerColumns, func(rec arrow.RecordBatch) error { return eachLedgerRow(rec, fn) })
 }
+
+// ScanLedgerWhere is ScanLedger for the rows that match filter only (e.g.
+// iceberg.IsIn(iceberg.Reference(ColTransactionID), ids...)): files whose column bounds
+// exclude every match are not read.
+func (c *Catalog) ScanLedgerWhere(ctx context.Context, ident table.Identifier, snapshotID int64, filter ice.BooleanExpression, fn func(row ledger.Row, processed time.Time) error) error {
+	return c.scanBatchesWhere(ctx, ident, snapshotID, filter, ledgerColumns, func(rec arrow.RecordBatch) error { return eachLedgerRow(rec, fn) })
+}
+
+// ledgerColumns are the columns ScanLedger reads: the whole row.
+var ledgerColumns = []string{
+	ColTransactionID, ColAccountFrom, ColAccountTo, ColAmount, ColCurrency, ColTransactionType,
+	ColTransactionHash, ColEventTimestamp, ColProcessingTime, ColSourceTopic, ColSourcePartition,
+	ColSourceOffset}
 
 // scanBatches reads the columns fields of table ident at snapshotID (0: main's head) and
 // calls fn for each record batch, which it releases after fn. A table without snapshots has
 // no batches.
 func (c *Catalog) scanBatches(ctx context.Context, ident table.Identifier, snapshotID int64, fields []string, fn func(arrow.RecordBatch) error) error {
+	return c.scanBatchesWhere(ctx, ident, snapshotID, nil, fields, fn)
+}
+
+// scanBatchesWhere is scanBatches for the rows that match filter (nil: all).
+func (c *Catalog) scanBatchesWhere(ctx context.Context, ident table.Identifier, snapshotID int64, filter ice.BooleanExpression, fields []string, fn func(arrow.RecordBatch) error) error {
 	tbl, err := c.LoadTable(ctx, ident)
 	if err != nil {
 		return err
@@ -38,6 +54,9 @@ func (c *Catalog) scanBatches(ctx context.Context, ident table.Identifier, snaps
 		return nil // no snapshot, no rows
 	}
 	opts := []table.ScanOption{table.WithSelectedFields(fields...)}
+	if filter != nil {
+		opts = append(opts, table.WithRowFilter(filter))
+	}
 	if snapshotID != 0 {
 		opts = append(opts, table.WithSnapshotID(snapshotID))
 	}

@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/report"
+)
+
+// View is the ledger and its rejects table as of one moment: the snapshot of each to read,
+// and the history behind them. Report and verify read the tables through a View, so that
+// the same code answers for now and for any past moment.
+type View struct {
+	cat   *iceberg.Catalog
+	ident table.Identifier
+
+	// AsOf is the moment asked for (zero: now).
+	AsOf AsOf
+	// Ledger is the ledger's snapshot as of the moment (zero SnapshotID: the table has no
+	// snapshot, and is empty).
+	Ledger iceberg.SnapshotInfo
+	// History is main's history ending at Ledger, newest first (Ledger is History[0]).
+	History []iceberg.SnapshotInfo
+
+	// RejectsExists says whether the ledger has a rejects table (ledgers written before it
+	// existed have none).
+	RejectsExists bool
+	// Rejects is the rejects table's snapshot as of the moment (zero SnapshotID: none yet).
+	Rejects iceberg.SnapshotInfo
+	// RejectsHistory is the rejects table's history ending at Rejects, newest first.
+	RejectsHistory []iceberg.SnapshotInfo
+}
+
+// Open reads the histories of the ledger ident and its rejects table and resolves a in
+// them. A moment before the ledger's first snapshot, or a snapshot the history no longer
+// holds, is a *HistoryError naming the oldest moment still available; so is a moment the
+// rejects table's history no longer reaches.
+func Open(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, a AsOf) (*View, error) {
+	v := &View{cat: cat, ident: ident, AsOf: a}
+	history, err := cat.Snapshots(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	var moment time.Time // zero: now
+	switch {
+	case len(history) == 0 && !a.IsZero():
+		return nil, &HistoryError{Table: identName(ident), AsOf: a}
+	case len(history) > 0:
+		i := 0
+		if !a.IsZero() {
+			if i, moment, err = resolve(identName(ident), history, a); err != nil {
+				return nil, err
+			}
+		}
+		v.Ledger, v.History = history[i], history[i:]
+	}
+
+	rident := iceberg.RejectsIdent(ident)
+	rhistory, err := cat.Snapshots(ctx, rident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return v, nil // a ledger written before the rejects table existed
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.RejectsExists = true
+	if len(rhistory) == 0 {
+		return v, nil
+	}
+	i := 0
+	if !moment.IsZero() {
+		var ok bool
+		if i, ok = at(rhistory, moment); !ok {
+			oldest := rhistory[len(rhistory)-1]
+			if oldest.ParentID != 0 {
+				// The rejects table had snapshots then, but they were expired.
+				return nil, &HistoryError{Table: identName(rident), AsOf: AsOf{Time: moment}, Oldest: oldest, Expired: true}
+			}
+			return v, nil // the rejects table was still empty
+		}
+	}
+	v.Rejects, v.RejectsHistory = rhistory[i], rhistory[i:]
+	return v, nil
+}
+
+// Committed returns pipeline's offsets map and Clean map as of the view: those of its newest
+// snapshot in the ledger's history (nil when it had committed nothing yet).
+func (v *View) Committed(pipeline string) (offsets, clean engine.Offsets) {
+	if s, ok := newestOf(v.History, pipeline); ok {
+		return s.Offsets, s.Clean
+	}
+	return nil, nil
+}
+
+// RejectsComplete returns, per partition, how far the rejects table is known complete for
+// pipeline as of the view: the larger of its own offsets map and the ledger's Clean map
+// (batches without rejects move only the latter). Nil when there is no rejects table.
+func (v *View) RejectsComplete(pipeline string) map[report.TopicPartition]int64 {
+	if !v.RejectsExists {
+		return nil
+	}
+	complete := map[report.TopicPartition]int64{}
+	var own engine.Offsets
+	if s, ok := newestOf(v.RejectsHistory, pipeline); ok {
+		own = s.Offsets
+	}
+	_, clean := v.Committed(pipeline)
+	for _, m := range []engine.Offsets{own, clean} {
+		for p, off := range m {
+			tp := report.TopicPartition{Topic: p.Topic, Partition: p.Partition}
+			complete[tp] = max(complete[tp], off)
+		}
+	}
+	return complete
+}
+
+// ScanLedger calls fn for every row of the ledger as of the view.
+func (v *View) ScanLedger(ctx context.Context, fn func(row ledger.Row, processed time.Time) error) error {
+	if v.Ledger.SnapshotID == 0 {
+		return nil
+	}
+	return v.cat.ScanLedger(ctx, v.ident, v.Ledger.SnapshotID, fn)
+}
+
+// ScanRejects calls fn for every row of the rejects table as of the view.
+func (v *View) ScanRejects(ctx context.Context, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
+	if v.Rejects.SnapshotID == 0 {
+		return nil
+	}
+	return v.cat.ScanRejects(ctx, iceberg.RejectsIdent(v.ident), v.Rejects.SnapshotID, fn)
+}
+
+// Report scans the view once and builds the report, with the rejects table's counts by
+// reason when there is one.
+func (v *View) Report(ctx context.Context) (*report.Report, error) {
+	b := report.NewBuilder(0)
+	if err := v.ScanLedger(ctx, func(row ledger.Row, processed time.Time) error {
+		b.Add(row, processed)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rep := b.Report()
+	if !v.RejectsExists {
+		return rep, nil
+	}
+	var tally report.RejectTally
+	if err := v.ScanRejects(ctx, func(row ledger.RejectRow, _ time.Time) error {
+		tally.Add(row)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rep.Rejects = tally.Summary()
+	return rep, nil
+}
+
+// newestOf returns the newest snapshot of pipeline in history (newest first).
+func newestOf(history []iceberg.SnapshotInfo, pipeline string) (iceberg.SnapshotInfo, bool) {
+	for _, s := range history {
+		if s.Pipeline == pipeline {
+			return s, true
+		}
+	}
+	return iceberg.SnapshotInfo{}, false
+}
+
+func identName(id table.Identifier) string { return strings.Join(id, ".") }
