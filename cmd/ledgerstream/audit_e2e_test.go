@@ -14,13 +14,13 @@ type historyOutput struct {
 		SnapshotID   int64     `json:"snapshot_id"`
 		ParentID     int64     `json:"parent_id"`
 		CommittedAt  time.Time `json:"committed_at"`
-		Kind         string `json:"kind"`
-		Table        string `json:"table"`
-		Pipeline     string `json:"pipeline"`
-		Batch        int64  `json:"batch"`
-		RowsAdded    int64  `json:"rows_added"`
-		RejectsAdded int64  `json:"rejects_added"`
-		FilesAdded   int64  `json:"files_added"`
+		Kind         string    `json:"kind"`
+		Table        string    `json:"table"`
+		Pipeline     string    `json:"pipeline"`
+		Batch        int64     `json:"batch"`
+		RowsAdded    int64     `json:"rows_added"`
+		RejectsAdded int64     `json:"rejects_added"`
+		FilesAdded   int64     `json:"files_added"`
 		Offsets      []struct {
 			Topic     string `json:"topic"`
 			Partition int32  `json:"partition"`

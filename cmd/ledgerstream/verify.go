@@ -94,7 +94,10 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	if err != nil {
 		return nil, err
 	}
-	committed, _ := v.Committed(pipeline)
+	committed, _, err := v.Committed(pipeline)
+	if err != nil {
+		return nil, err
+	}
 	b := report.NewBuilder(0)
 	bounds := make(map[report.TopicPartition]int64, len(committed))
 	for p, off := range committed {
@@ -104,7 +107,9 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	// (written before it existed) is reconciled as such (nil bounds).
 	var rejectsAt map[report.TopicPartition]int64
 	if withTopic {
-		rejectsAt = v.RejectsComplete(pipeline)
+		if rejectsAt, err = v.RejectsComplete(pipeline); err != nil {
+			return nil, err
+		}
 	}
 	rec := report.NewReconciler(bounds, rejectsAt)
 	if err := v.ScanLedger(ctx, func(row ledger.Row, processed time.Time) error {

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -92,34 +93,43 @@ func Open(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, a A
 }
 
 // Committed returns pipeline's offsets map and Clean map as of the view: those of its newest
-// snapshot in the ledger's history (nil when it had committed nothing yet).
-func (v *View) Committed(pipeline string) (offsets, clean engine.Offsets) {
-	if s, ok := newestOf(v.History, pipeline); ok {
-		return s.Offsets, s.Clean
+// snapshot in the ledger's history (nil when it had committed nothing yet). The error wraps
+// engine.ErrHistoryTruncated when the history was expired before any snapshot of pipeline.
+func (v *View) Committed(pipeline string) (offsets, clean engine.Offsets, err error) {
+	s, found, err := iceberg.NewestOfPipeline(v.History, pipeline)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s as of %s, pipeline %s: %w", identName(v.ident), v.AsOf, pipeline, err)
 	}
-	return nil, nil
+	if !found {
+		return nil, nil, nil
+	}
+	return s.Offsets, s.Clean, nil
 }
 
 // RejectsComplete returns, per partition, how far the rejects table is known complete for
-// pipeline as of the view: the larger of its own offsets map and the ledger's Clean map
-// (batches without rejects move only the latter). Nil when there is no rejects table.
-func (v *View) RejectsComplete(pipeline string) map[report.TopicPartition]int64 {
+// pipeline as of the view (engine.RejectsComplete of its own offsets map and the ledger's
+// Clean map). Nil when there is no rejects table.
+func (v *View) RejectsComplete(pipeline string) (map[report.TopicPartition]int64, error) {
 	if !v.RejectsExists {
-		return nil
+		return nil, nil
+	}
+	_, clean, err := v.Committed(pipeline)
+	if err != nil {
+		return nil, err
+	}
+	s, _, err := iceberg.NewestOfPipeline(v.RejectsHistory, pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("%s as of %s, pipeline %s: %w", identName(iceberg.RejectsIdent(v.ident)), v.AsOf, pipeline, err)
 	}
 	complete := map[report.TopicPartition]int64{}
-	var own engine.Offsets
-	if s, ok := newestOf(v.RejectsHistory, pipeline); ok {
-		own = s.Offsets
-	}
-	_, clean := v.Committed(pipeline)
-	for _, m := range []engine.Offsets{own, clean} {
-		for p, off := range m {
-			tp := report.TopicPartition{Topic: p.Topic, Partition: p.Partition}
-			complete[tp] = max(complete[tp], off)
+	for _, m := range []engine.Offsets{s.Offsets, clean} {
+		for p := range m {
+			if off, ok := engine.RejectsComplete(p, s.Offsets, clean); ok {
+				complete[report.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
+			}
 		}
 	}
-	return complete
+	return complete, nil
 }
 
 // ScanLedger calls fn for every row of the ledger as of the view.
