@@ -79,6 +79,8 @@ func (e *Engine) add(b *batch, recs []Record) error {
 		return nil
 	}
 	decoded := e.decode(recs)
+	// Held while the records are classified: the read positions, the tables' states and the
+	// index they are classified against must not move under them (Resume moves all three).
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// Records come in runs of one partition: its position and span are looked up once a
@@ -279,8 +281,7 @@ func (e *Engine) dropLost(ctx context.Context, b *batch, assigned []Partition) O
 	for _, p := range assigned {
 		owned[p] = true
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.Lock() // the assignment counts, which Resume moves
 	var lost []Partition
 	for p, s := range b.spans {
 		// A partition lost and assigned back during the batch counts as lost too: Resume
@@ -290,15 +291,19 @@ func (e *Engine) dropLost(ctx context.Context, b *batch, assigned []Partition) O
 			lost = append(lost, p)
 		}
 	}
+	e.mu.Unlock()
 	if len(lost) == 0 {
 		return nil
 	}
 	SortPartitions(lost)
 	e.log.Warn("partitions lost during the batch; dropping it and re-reading the partitions still owned",
 		"lost", fmt.Sprint(lost))
+	// Deleting the files is storage I/O: not under the lock.
 	if err := b.stage.discard(ctx); err != nil {
 		e.log.Warn("could not delete the dropped batch's files; maintain will collect them", "error", err)
 	}
+	e.mu.Lock() // the read positions and the tables' states rewindLocked reads
+	defer e.mu.Unlock()
 	return e.rewindLocked(b)
 }
 

@@ -128,6 +128,8 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch) (Offsets, error) {
 func (e *Engine) planLedger(ctx context.Context, lc *ledgerCommit) (Outcome, []Partition, error) {
 	b := lc.b
 	waited := false
+	// Held while the verdict is taken and the rows are classified again: both read the
+	// ledger's state and the index, which Resume moves. Released only to wait for a part.
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for {
@@ -205,6 +207,8 @@ func (e *Engine) dropStaged(ctx context.Context, lc *ledgerCommit, what string) 
 func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, error) {
 	table := e.sinks.Ledger
 	b := lc.b
+	// Held across the catalog commit: the ledger's state and the index change together
+	// with it, and Resume reads both (see commitLedger). Released before the back-off.
 	e.mu.Lock()
 	base := e.ledger
 	if e.sinks.Index != nil && e.indexed != base.SnapshotID {
@@ -246,7 +250,7 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	if err := e.clock.Sleep(ctx, backoff(lc.attempts)); err != nil {
 		return false, fmt.Errorf("commit batch %d to %s: %w", c.Batch, table.Name(), err)
 	}
-	e.mu.Lock()
+	e.mu.Lock() // the read-back replaces the state Resume reads
 	defer e.mu.Unlock()
 	st, err := table.Load(ctx)
 	if err != nil {

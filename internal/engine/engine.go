@@ -206,7 +206,7 @@ func (e *Engine) progressLocked() Progress {
 // on the current snapshot instead of conflicting once on a stale one. Offsets do not move:
 // a table's state is its pipeline's newest snapshot, whatever came after.
 func (e *Engine) Refresh(ctx context.Context) error {
-	e.mu.Lock()
+	e.mu.Lock() // as in Resume: a load replaces both states at once
 	defer e.mu.Unlock()
 	return e.loadLocked(ctx)
 }
@@ -215,6 +215,8 @@ func (e *Engine) Refresh(ctx context.Context) error {
 // tables say, read fresh, never at Kafka's group offsets.
 func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error) {
 	e.fault(FaultInRebalance)
+	// Held across the loads and the index sync (catalog I/O, unavoidably): the loop must not
+	// classify or commit against states and an index that are half brought up to date.
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.loadLocked(ctx); err != nil {
@@ -366,7 +368,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 // prepare makes sure the tables' states are known and the index reflects the ledger
 // before a batch classifies records against it.
 func (e *Engine) prepare(ctx context.Context) error {
-	e.mu.Lock()
+	e.mu.Lock() // as in Resume: the states and the index move together
 	defer e.mu.Unlock()
 	if !e.known {
 		if err := e.loadLocked(ctx); err != nil {
