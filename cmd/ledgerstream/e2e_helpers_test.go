@@ -48,12 +48,13 @@ func TestMain(m *testing.M) {
 
 // binary returns the path of the ledgerstream binary, building it on first use. The build
 // is lazy so that a run selecting no end-to-end test pays nothing for it, and shared so
-// that every test of the run drives the same binary.
+// that every test of the run drives the same binary. It is built with -tags faults, for
+// run's hidden --fault and --stage-ahead-rows (faults.go).
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildPath = filepath.Join(e2eBinDir, "ledgerstream")
-		cmd := exec.Command("go", "build", "-o", buildPath, ".")
+		cmd := exec.Command("go", "build", "-tags", "faults", "-o", buildPath, ".")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

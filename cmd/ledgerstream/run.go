@@ -9,10 +9,6 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
-	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,12 +31,11 @@ type runFlags struct {
 	workerID        string
 	sessionTimeout  time.Duration
 	maxMessageBytes int
-	fault           string
 	indexDir        string
 	cpuProfile      string
 	memoryLimitMiB  int64
-	stageAheadRows  int
-	ops             opsFlags // metrics, progress, automatic maintenance
+	faults          faultFlags // test builds only (go:build faults): faults.go
+	ops             opsFlags   // metrics, progress, automatic maintenance
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -88,10 +83,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.StringVar(&r.workerID, "worker-id", "", "stable worker id for static group membership (group.instance.id)")
 	f.DurationVar(&r.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent worker")
 	f.IntVar(&r.maxMessageBytes, "max-message-bytes", 1<<20, "larger messages are rejected as too_large")
-	f.StringVar(&r.fault, "fault", "", "testing only: die like kill -9 at a fault point, as POINT or POINT@N (the Nth time)")
-	_ = f.MarkHidden("fault")
-	f.IntVar(&r.stageAheadRows, "stage-ahead-rows", 0, "tuning and tests: accepted rows a batch gathers before writing them while it reads on (0 = 25,000)")
-	_ = f.MarkHidden("stage-ahead-rows")
+	addFaultFlags(f, &r.faults)
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	f.Int64Var(&r.memoryLimitMiB, "memory-limit-mib", 0, "soft limit of the Go runtime's memory, MiB (0 = 128 MiB + 2 KiB per --max-batch-records; -1 = none; GOMEMLIMIT, when set, wins)")
 	addOpsFlags(f, &r.ops)
@@ -124,10 +116,6 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		starting = engine.OffsetLatest
 	default:
 		return nil, fmt.Errorf("--starting-offsets must be earliest or latest, not %q", r.startingOffsets)
-	}
-	fault, err := parseFault(r.fault)
-	if err != nil {
-		return nil, err
 	}
 	var sched pipeline.Schedule
 	if r.ops.maintainEvery > 0 || r.ops.maintainEveryN > 0 {
@@ -168,16 +156,17 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 			Pipeline:        r.pipeline,
 			Trigger:         r.trigger,
 			MaxBatchRecords: batch,
-			StageAheadRows:  r.stageAheadRows,
 			AvailableNow:    r.availableNow,
 			StartingOffsets: starting,
 			Rules:           &rules,
-			Fault:           fault,
 			Logger:          slog.Default(),
 		},
 		MetricsListen: r.ops.metricsListen,
 		Maintain:      sched,
 		Logger:        slog.Default(),
+	}
+	if err := r.faults.apply(&cfg.Engine); err != nil {
+		return nil, err
 	}
 	if r.availableNow && r.ops.progress {
 		p := newProgress(os.Stderr)
@@ -200,36 +189,6 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		st.Records.Load(), took.Round(time.Millisecond), float64(st.Records.Load())/max(took.Seconds(), 1e-9),
 		st.Accepted.Load(), st.Batches.Load(), st.Rejected.Load(), st.Conflicts.Load(), st.Fenced.Load())
 	return st, err
-}
-
-// parseFault turns --fault POINT[@N] into a hook that kills the process, as kill -9 would,
-// the Nth time the engine reaches POINT. Empty means no faults.
-func parseFault(spec string) (func(string), error) {
-	if spec == "" {
-		return nil, nil
-	}
-	point, nth := spec, 1
-	if i := strings.IndexByte(spec, '@'); i >= 0 {
-		n, err := strconv.Atoi(spec[i+1:])
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("--fault %q: want POINT or POINT@N with N >= 1", spec)
-		}
-		point, nth = spec[:i], n
-	}
-	switch point {
-	case engine.FaultAfterFetch, engine.FaultAfterStage, engine.FaultAfterCommit, engine.FaultInRebalance, engine.FaultAfterAdvised:
-	default:
-		return nil, fmt.Errorf("--fault: unknown fault point %q", point)
-	}
-	var seen atomic.Int64 // points are reached from the loop and from the rebalance callback
-	return func(at string) {
-		if at != point || seen.Add(1) < int64(nth) {
-			return
-		}
-		slog.Warn("fault point reached: killing the process", "point", at)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // SIGKILL cannot be caught; wait for it
-	}, nil
 }
 
 // memoryLimit is the soft memory limit run sets, or -1 to leave the runtime's. The Go heap

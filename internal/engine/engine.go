@@ -21,7 +21,8 @@ type Config struct {
 	// MaxBatchRecords caps the records of one batch (Spark's maxOffsetsPerTrigger); it also
 	// bounds memory. 0 means DefaultMaxBatchRecords.
 	MaxBatchRecords int
-	// AvailableNow makes Run process what the topic holds when it starts, then return.
+	// AvailableNow makes Step report the run over once what the topic held when it started
+	// is committed.
 	AvailableNow bool
 	// StartingOffsets is where a partition the table has never seen starts:
 	// OffsetEarliest or OffsetLatest.
@@ -31,7 +32,7 @@ type Config struct {
 	// StageAheadRows is how many accepted rows a batch gathers before it starts writing
 	// them while it reads on (see stager). 0 means 25,000.
 	StageAheadRows int
-	// CommitAttempts bounds the commit retries of one batch before Run fails. 0 means 20.
+	// CommitAttempts bounds the commit retries of one batch before Step fails. 0 means 20.
 	CommitAttempts int
 	// Fault, when set, is called at each named fault point (see the Fault* constants). Tests
 	// make it kill the process there. Nil in production.
@@ -55,7 +56,7 @@ const (
 	FaultAfterAdvised = "after-advised" // everything done for the batch
 )
 
-// Stats are the engine's running totals. Safe to read while Run runs.
+// Stats are the engine's running totals. Safe to read while Step runs.
 type Stats struct {
 	Records   atomic.Int64 // data records read (control records excluded)
 	Accepted  atomic.Int64 // rows committed to the ledger
@@ -250,24 +251,11 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	return start, nil
 }
 
-// Run consumes from src and commits to the tables until ctx ends (then it commits what it
-// holds and returns nil), or, with AvailableNow, until every owned partition has reached
-// the end offsets it had when the run began. An error means the worker must stop; its
-// uncommitted work is safe to redo.
-func (e *Engine) Run(ctx context.Context, src Source) error {
-	for {
-		done, err := e.Step(ctx, src)
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-	}
-}
-
-// Step gathers one batch, commits it, and says whether the run is over. Run calls it in
-// a loop; tests call it to go one batch at a time.
+// Step gathers one batch, commits it, and says whether the run is over: ctx ended (the
+// batch committed what it held) or, with AvailableNow, every owned partition reached the
+// end offsets it had when the run began. An error means the worker must stop; its
+// uncommitted work is safe to redo. The loop that calls it, with what happens between
+// batches, is internal/pipeline's; tests call it to go one batch at a time.
 func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	if err := e.prepare(ctx); err != nil {
 		if ctx.Err() != nil {

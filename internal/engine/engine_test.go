@@ -110,6 +110,16 @@ func (w *world) worker(cfg engine.Config) *worker {
 	return &worker{w: w, eng: e, src: newSource(w.log, w.clock, e.Resume)}
 }
 
+// runToEnd steps until the run is over, as internal/pipeline's loop does.
+func runToEnd(ctx context.Context, e *engine.Engine, src engine.Source) error {
+	for {
+		done, err := e.Step(ctx, src)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
 // crashAt returns a config whose fault hook kills the worker at the named point.
 func crashAt(point string) engine.Config {
 	return engine.Config{Fault: func(at string) {
@@ -248,7 +258,7 @@ func TestScenarioAvailableNowStopsAtTheEnd(t *testing.T) {
 	k := w.worker(engine.Config{AvailableNow: true, MaxBatchRecords: 10})
 	k.src.perFetch = 4
 	k.src.assign(t, p0, p1)
-	if err := k.eng.Run(context.Background(), k.src); err != nil {
+	if err := runToEnd(context.Background(), k.eng, k.src); err != nil {
 		t.Fatal(err)
 	}
 	w.wantOffsets(engine.Offsets{p0: 26, p1: 7})
@@ -272,7 +282,7 @@ func TestScenarioStopCommitsWhatWasRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	k.src.perFetch = 3
 	cancel()
-	if err := k.eng.Run(ctx, k.src); err != nil {
+	if err := runToEnd(ctx, k.eng, k.src); err != nil {
 		t.Fatal(err)
 	}
 	w.reconcile()

@@ -94,8 +94,14 @@ func TestEngineMetricsMatchStats(t *testing.T) {
 	}
 	eng := engine.New(engine.Config{Pipeline: "p", Trigger: 50 * time.Millisecond, MaxBatchRecords: 40, AvailableNow: true},
 		engine.Sinks{Ledger: &memTable{}})
-	if err := eng.Run(context.Background(), src); err != nil {
-		t.Fatal(err)
+	for {
+		done, err := eng.Step(context.Background(), src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done {
+			break
+		}
 	}
 	st := eng.Stats()
 	if st.Rejected.Load() == 0 || st.Accepted.Load() == 0 {
