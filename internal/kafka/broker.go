@@ -72,6 +72,7 @@ type Broker struct {
 	addr    string
 	dataDir string
 	sasl    bool
+	lock    *dirLock // held on dataDir while the broker runs
 }
 
 // StartBroker starts an embedded broker and returns once it accepts connections and its
@@ -150,10 +151,20 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if len(cfg.Users) > 0 {
 		opts = append(opts, kfake.EnableSASL())
 	}
+	var lock *dirLock
 	if cfg.DataDir != "" {
+		// One broker per log, and only a log that reads back as one sequence of records.
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if err := checkLog(cfg.DataDir); err != nil {
+			lock.Close()
+			return nil, err
+		}
 		// kfake reloads saved users over the configured ones; the configured ones must win
 		// (a changed password takes effect, a removed user is gone).
 		if err := removeIfExists(filepath.Join(cfg.DataDir, saslStateFile)); err != nil {
+			lock.Close()
 			return nil, fmt.Errorf("kafka: broker: %w", err)
 		}
 	}
@@ -165,9 +176,10 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("kafka: start embedded broker on %s: %w", listen, err)
 	}
-	b := &Broker{cluster: cluster, addr: cluster.ListenAddrs()[0], dataDir: cfg.DataDir, sasl: len(cfg.Users) > 0}
+	b := &Broker{cluster: cluster, addr: cluster.ListenAddrs()[0], dataDir: cfg.DataDir, sasl: len(cfg.Users) > 0, lock: lock}
 
 	// SeedTopics applies only to a fresh DataDir: on a restart kfake reloads the saved
 	// state and ignores it. Create any topic still missing; existing topics keep their
@@ -208,6 +220,7 @@ func (b *Broker) Close() {
 		// clear. A kill -9 skips this, but kfake only writes the file at a clean stop.
 		_ = removeIfExists(filepath.Join(b.dataDir, saslStateFile))
 	}
+	b.lock.Close() // after kfake has saved its state
 }
 
 // ensureTopics creates the topics that do not exist yet, in-process (no client, so it
