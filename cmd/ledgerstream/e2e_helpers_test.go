@@ -264,8 +264,11 @@ func newStack(t *testing.T, brokers string) stack {
 // args is the command line of subcommand sub on this stack, then extra.
 func (s stack) args(sub string, extra ...string) []string {
 	a := []string{sub, "--brokers", s.brokers, "--topic", s.topic, "--table", s.table, "--data-dir", s.dataDir}
-	if sub == "run" || sub == "verify" {
+	switch sub {
+	case "run", "verify":
 		a = append(a, "--pipeline", s.pipeline)
+	case "produce":
+		a = append(a, "--create-topic") // tests give each stack a topic of its own
 	}
 	return append(a, extra...)
 }

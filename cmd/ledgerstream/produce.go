@@ -2,26 +2,37 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
 // produceFlags are the producer's settings, shared by produce and demo.
 type produceFlags struct {
-	count      int
-	rate       float64
-	seed       int64
-	duplicates float64
-	malformed  float64
+	count       int
+	rate        float64
+	seed        int64
+	duplicates  float64
+	malformed   float64
+	firstID     int  // -1: after the highest transaction_id already on the topic
+	createTopic bool // create a missing topic instead of refusing
 }
+
+// tailScan is how many of each partition's last records produce reads to find the highest
+// transaction_id there. A run's highest id is among its last messages (ids grow; only
+// duplicates, which reach back at most 1024 messages, come after it).
+const tailScan = 2048
 
 func newProduceCmd(g *globals) *cobra.Command {
 	var p produceFlags
@@ -31,7 +42,14 @@ func newProduceCmd(g *globals) *cobra.Command {
 		Long: `Sends --count generated transactions (the reference notebook's producer: accounts
 ACC1000-ACC9999, amounts 10.00-10000.00, USD/EUR/GBP, four types, timestamp now in UTC)
 keyed by transaction_id through an idempotent producer. --seed makes the data
-reproducible; --duplicates and --malformed mix in retries and bad messages.`,
+reproducible; --duplicates and --malformed mix in retries and bad messages.
+
+Transaction ids are TXN + 8 digits. By default a run continues after the highest id
+already on the topic (read from the last records of each partition), so a second run
+adds new transactions. --first-id N starts at TXN<N> instead: --first-id 0 with an
+earlier run's --seed re-sends that run's transactions, which the ledger refuses as
+duplicate (the same content) or conflicting_duplicate (another content); the dedup
+demonstration. A topic that does not exist is an error unless --create-topic is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := produce(cmd.Context(), g, p, cmd.OutOrStdout())
@@ -44,7 +62,22 @@ reproducible; --duplicates and --malformed mix in retries and bad messages.`,
 	f.Int64Var(&p.seed, "seed", 0, "random seed (0 = a new one each run)")
 	f.Float64Var(&p.duplicates, "duplicates", 0, "fraction of messages that re-send an earlier transaction")
 	f.Float64Var(&p.malformed, "malformed", 0, "fraction of messages that break a validation rule")
+	f.IntVar(&p.firstID, "first-id", -1, "number of the first transaction_id, TXN<N> (-1 = after the highest one already on the topic)")
+	f.BoolVar(&p.createTopic, "create-topic", false, "create the topic (the cluster's default partitions) when it does not exist")
+	limitProduceFlags(f, "count")
+	flagRange(f, "first-id", "-1", strconv.Itoa(ledger.MaxTransactionNumber))
 	return cmd
+}
+
+// limitProduceFlags gives the producer's flags their ranges; count is the name of the
+// transaction count flag (demo calls it --transactions).
+func limitProduceFlags(f *pflag.FlagSet, count string) {
+	flagRange(f, count, "1", strconv.Itoa(ledger.MaxTransactionNumber+1))
+	if f.Lookup("rate") != nil {
+		flagRange(f, "rate", "0", unbounded)
+		flagRange(f, "duplicates", "0", "1")
+		flagRange(f, "malformed", "0", "1")
+	}
 }
 
 // produce sends the transactions and prints progress lines to out.
@@ -52,12 +85,17 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 	if p.seed == 0 {
 		p.seed = time.Now().UnixNano()
 	}
-	prod, err := kafka.NewProducer(g.kafkaConfig())
+	kc := g.kafkaConfigBounded()
+	first, err := firstTransaction(ctx, kc, g.topic, p, out)
+	if err != nil {
+		return kafka.ProduceStats{}, err
+	}
+	prod, err := kafka.NewProducer(kc)
 	if err != nil {
 		return kafka.ProduceStats{}, err
 	}
 	defer prod.Close()
-	gen := ledger.NewGenerator(p.seed, ledger.GeneratorOptions{Duplicates: p.duplicates, Malformed: p.malformed})
+	gen := ledger.NewGenerator(p.seed, ledger.GeneratorOptions{Duplicates: p.duplicates, Malformed: p.malformed, FirstID: first})
 	msgs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
 		for range p.count {
 			m := gen.Next(time.Now())
@@ -66,7 +104,7 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 			}
 		}
 	})
-	fmt.Fprintf(out, "Producing %d financial transactions to %s (seed %d)...\n", p.count, g.topic, p.seed)
+	fmt.Fprintf(out, "Producing %d financial transactions to %s (seed %d, ids from TXN%08d)...\n", p.count, g.topic, p.seed, first)
 	progress := newProgress(out)
 	st, err := prod.Produce(ctx, g.topic, msgs, kafka.ProduceOptions{
 		Rate: p.rate,
@@ -79,10 +117,54 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 		},
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return st, &exitError{code: 130, msg: fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", st.Acked, p.count, g.topic)}
+		}
 		return st, fmt.Errorf("produce: %d of %d acknowledged: %w", st.Acked, p.count, err)
 	}
 	fmt.Fprintf(out, "Produced %d transactions to %s in %s\n", st.Acked, g.topic, st.Elapsed.Round(time.Millisecond))
 	return st, nil
+}
+
+// firstTransaction checks that the topic exists (or creates it, with --create-topic) and
+// picks the number of the first transaction_id: --first-id, or one past the highest
+// TXN id in the last records of each partition. A --first-id that reaches back into ids
+// already sent is said out loud: those messages will be refused as duplicates.
+func firstTransaction(ctx context.Context, kc kafka.ClientConfig, topic string, p produceFlags, out io.Writer) (int, error) {
+	if _, err := kafka.TopicPartitions(ctx, kc, topic); err != nil {
+		if !errors.Is(err, kafka.ErrNoTopic) || !p.createTopic {
+			return 0, err
+		}
+		if err := kafka.CreateTopic(ctx, kc, topic); err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(out, "Created topic %s\n", topic)
+	}
+	highest := -1
+	if _, err := kafka.ReadTail(ctx, kc, topic, tailScan, func(r engine.Record) error {
+		if n, ok := ledger.TransactionNumber(r.Key); ok {
+			highest = max(highest, n)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("produce: find the highest transaction_id on %s: %w", topic, err)
+	}
+	first := p.firstID
+	switch {
+	case first < 0:
+		first = highest + 1
+		if highest >= 0 {
+			fmt.Fprintf(out, "The topic already holds ids up to TXN%08d: continuing after it (--first-id chooses)\n", highest)
+		}
+	case first <= highest:
+		fmt.Fprintf(out, "Note: --first-id %d re-sends ids already on the topic (up to TXN%08d): the ledger refuses each repeat as duplicate (same content) or conflicting_duplicate (other content)\n",
+			first, highest)
+	}
+	if last := first + p.count - 1; last > ledger.MaxTransactionNumber {
+		return 0, fmt.Errorf("produce: ids TXN%08d to %d would pass TXN%08d, the last the TXN + 8 digits shape allows: lower --count or choose --first-id",
+			first, last, ledger.MaxTransactionNumber)
+	}
+	return first, nil
 }
 
 // dataPath is a folder under the data directory.

@@ -106,7 +106,16 @@ type ClientConfig struct {
 	// Logger receives the client's own log lines (warnings and errors only, unless its
 	// handler enables debug). Nil discards them.
 	Logger *slog.Logger
+
+	// ConnectTimeout, when positive, bounds the first contact: a client that reaches no
+	// broker within it fails with ErrUnreachable naming the addresses, instead of
+	// retrying for ever (franz-go's way, right for a long-running service that should wait
+	// a broker out, wrong for a command a person waits on). Zero keeps retrying.
+	ConnectTimeout time.Duration
 }
+
+// ErrUnreachable reports that no bootstrap server answered within ConnectTimeout.
+var ErrUnreachable = errors.New("kafka: no broker reachable")
 
 // ErrNoBrokers reports a ClientConfig without bootstrap servers.
 var ErrNoBrokers = errors.New("kafka: no brokers configured")
@@ -149,20 +158,49 @@ func (c ClientConfig) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new client for %v: %w", c.Brokers, err)
 	}
-	if c.TLS != nil || c.SASL != nil {
+	if c.TLS != nil || c.SASL != nil || c.ConnectTimeout > 0 {
 		// franz-go retries a failed handshake or authentication for ever, so a wrong
 		// password or CA would hang a command instead of failing it. Try once up front and
-		// fail on authentication errors only; an unreachable broker is left to the
-		// client's retries, as without security.
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		perr := cl.Ping(ctx)
+		// fail on authentication errors; an unreachable broker fails only with a
+		// ConnectTimeout, and is otherwise left to the client's retries.
+		wait := c.ConnectTimeout
+		if wait <= 0 {
+			wait = 20 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		perr := pingUntil(ctx, cl, c)
 		cancel()
-		if perr != nil && isAuthFailure(perr, c) {
+		switch {
+		case perr == nil:
+		case isAuthFailure(perr, c):
 			cl.Close()
 			return nil, fmt.Errorf("kafka: connect to %v: %w", c.Brokers, ExplainError(perr, c))
+		case c.ConnectTimeout > 0:
+			cl.Close()
+			return nil, fmt.Errorf("%w at %s within %s (--connect-timeout): %v; check --brokers and that the cluster is up",
+				ErrUnreachable, strings.Join(c.Brokers, ","), c.ConnectTimeout, perr)
 		}
 	}
 	return cl, nil
+}
+
+// pingUntil pings until a broker answers, authentication fails, or ctx ends, and returns
+// the last error (the cause, such as "connection refused", rather than only the deadline).
+func pingUntil(ctx context.Context, cl *kgo.Client, c ClientConfig) error {
+	for {
+		err := cl.Ping(ctx)
+		if err == nil || isAuthFailure(err, c) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second): // franz-go logs each failed dial: not too often
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // isAuthFailure reports whether err (from a first contact) is a TLS or SASL refusal.

@@ -92,6 +92,9 @@ func (p *Producer) Produce(ctx context.Context, topic string, records iter.Seq2[
 		}
 		failed.Add(1)
 		stop.Store(true)
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return // one "stopped" for the whole run below, not one line per record
+		}
 		errMu.Lock()
 		if len(errs) < maxReportedErrors {
 			errs = append(errs, fmt.Errorf("partition %d: %w", r.Partition, err))
@@ -166,8 +169,11 @@ func (p *Producer) Produce(ctx context.Context, topic string, records iter.Seq2[
 	if flushErr != nil {
 		err = errors.Join(err, fmt.Errorf("kafka: flush %s: %w", topic, flushErr))
 	}
+	if ctxErr == nil && final.Failed > 0 {
+		ctxErr = ctx.Err() // records failed by the cancellation after the loop ended
+	}
 	if ctxErr != nil && err == nil {
-		err = fmt.Errorf("kafka: produce to %s stopped after %d records: %w", topic, final.Sent, ctxErr)
+		err = fmt.Errorf("kafka: produce to %s stopped after %d records were sent (%d acknowledged): %w", topic, final.Sent, final.Acked, ctxErr)
 	}
 	return final, err
 }

@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -22,9 +24,31 @@ import (
 // still open before it leaves aborted records just below the last stable offset and its
 // abort marker above it, and read_committed then shows nothing at the end offset's
 // predecessor, so the read waits. Bound the call with ctx.
+//
+// A topic the cluster does not have is ErrUnknownTopic, not an empty read.
 func ReadTopic(ctx context.Context, cfg ClientConfig, topic string, fn func(engine.Record) error) (engine.Offsets, error) {
 	st, err := ReadTopicState(ctx, cfg, topic, fn)
 	if err != nil {
+		return nil, err
+	}
+	return st.End, nil
+}
+
+// ReadTail is ReadTopic limited to the last n offsets of each partition (those below its
+// last stable offset): what a producer needs to see where earlier runs left off.
+func ReadTail(ctx context.Context, cfg ClientConfig, topic string, n int64, fn func(engine.Record) error) (engine.Offsets, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("kafka: read the tail of %s: want n > 0, not %d", topic, n)
+	}
+	st, err := DescribeTopic(ctx, cfg, topic)
+	if err != nil {
+		return nil, explainNoTopic(err, cfg, topic)
+	}
+	starts := make(engine.Offsets, len(st.Start))
+	for p, s := range st.Start {
+		starts[p] = max(s, st.End[p]-n)
+	}
+	if err := readRange(ctx, cfg, topic, starts, st.End, fn); err != nil {
 		return nil, err
 	}
 	return st.End, nil
@@ -38,6 +62,7 @@ func ReadTopicState(ctx context.Context, cfg ClientConfig, topic string, fn func
 		return TopicState{Topic: topic}, err
 	}
 	st, err := describeTopic(ctx, kadm.NewClient(admCl), topic)
+	err = explainNoTopic(err, cfg, topic)
 	admCl.Close()
 	if err != nil {
 		return st, err
@@ -123,4 +148,25 @@ func readRange(ctx context.Context, cfg ClientConfig, topic string, starts, ends
 		}
 	}
 	return nil
+}
+
+// TopicPartitions returns how many partitions topic has, or an error wrapping ErrNoTopic
+// (naming the topic and the brokers) when the cluster has no such topic. It never creates
+// the topic.
+func TopicPartitions(ctx context.Context, cfg ClientConfig, topic string) (int, error) {
+	st, err := DescribeTopic(ctx, cfg, topic)
+	if err != nil {
+		return 0, explainNoTopic(err, cfg, topic)
+	}
+	return int(st.Partitions), nil
+}
+
+// explainNoTopic turns ErrNoTopic into a message for a person: which topic, on which
+// cluster, and what to do.
+func explainNoTopic(err error, cfg ClientConfig, topic string) error {
+	if !errors.Is(err, ErrNoTopic) {
+		return err
+	}
+	return fmt.Errorf("kafka: %w: %q on %s (check --topic; `ledgerstream produce --create-topic` creates it)",
+		ErrNoTopic, topic, strings.Join(cfg.Brokers, ","))
 }

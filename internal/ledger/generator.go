@@ -20,6 +20,30 @@ type GeneratorOptions struct {
 	// MaxMessageBytes+1 (the broker must accept such a message). Values below the size of a
 	// normal message (about 250 bytes) give messages that are not too large at all.
 	Oversize int
+	// FirstID is the number of the first transaction_id: fresh message i carries
+	// TXN%08d of FirstID+i. A producer continuing an earlier run's topic starts after the
+	// highest number there, so that its transactions are new ones and not duplicates.
+	FirstID int
+}
+
+// MaxTransactionNumber is the largest number a generated transaction_id (TXN + 8 digits)
+// can carry.
+const MaxTransactionNumber = 99_999_999
+
+// TransactionNumber returns n for a generated transaction_id "TXN" + 8 digits, and false
+// for anything else.
+func TransactionNumber(id []byte) (int, bool) {
+	if len(id) != 11 || string(id[:3]) != "TXN" {
+		return 0, false
+	}
+	n := 0
+	for _, c := range id[3:] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // Message is one generated Kafka record and what the pipeline must make of it.
@@ -38,8 +62,8 @@ type Message struct {
 
 // Generator produces the seed's stream of financial transactions, deterministically for a seed:
 // message i depends only on the seed, i, and the times passed to Next (a duplicate repeats the
-// time of its original, as a retry would). Fresh message i carries transaction_id TXN%08d of i;
-// a duplicate carries its original's. It is not safe for concurrent use.
+// time of its original, as a retry would). Fresh message i carries transaction_id TXN%08d of
+// FirstID+i; a duplicate carries its original's. It is not safe for concurrent use.
 type Generator struct {
 	seed  uint64
 	opts  GeneratorOptions
@@ -55,6 +79,7 @@ const dupWindow = 1024
 func NewGenerator(seed int64, opts GeneratorOptions) *Generator {
 	clamp := func(f float64) float64 { return min(max(f, 0), 1) }
 	opts.Duplicates, opts.Malformed = clamp(opts.Duplicates), clamp(opts.Malformed)
+	opts.FirstID = min(max(opts.FirstID, 0), MaxTransactionNumber)
 	return &Generator{seed: uint64(seed), opts: opts, buf: make([]byte, 0, 512)}
 }
 
@@ -173,7 +198,7 @@ func (g *Generator) txn(i int, now time.Time) txn {
 		time:     now,
 	}
 	copy(t.id[:], "TXN")
-	n := i % 100_000_000
+	n := (g.opts.FirstID + i) % (MaxTransactionNumber + 1)
 	for k := 10; k >= 3; k-- {
 		t.id[k] = byte('0' + n%10)
 		n /= 10
