@@ -63,7 +63,13 @@ in one run: raw consume (records fetched and discarded), transform only, Parquet
 only, the exactly-once pipeline end to end (run --available-now as its own process, with
 its peak RSS), produce-to-visible latency at a fixed offered rate with a 1 s trigger, and
 the peak RSS of a larger catch-up. verify runs after each pipeline run and must pass.
-Results are appended as JSON lines to --results so runs can be compared.`,
+Results are appended as JSON lines to --results so runs can be compared (default
+<user cache dir>/ledgerstream/bench-results.jsonl, e.g. ~/.cache/ledgerstream/…: not in
+the checkout; "none" appends nowhere).
+
+Exit status: 0 when every stage ran and every target was met; 2 when every stage ran
+(verify passing after each pipeline run) but a target was not met, named on stderr; 1
+when a stage failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return bench(cmd.Context(), g, f, cmd.OutOrStdout())
@@ -74,7 +80,7 @@ Results are appended as JSON lines to --results so runs can be compared.`,
 	fl.IntVar(&f.catchup, "catchup-records", 5_000_000, "backlog of the peak-RSS catch-up (0 skips it)")
 	fl.IntVar(&f.rate, "rate", 50_000, "offered rate of the steady-state latency stage (0 skips it)")
 	fl.DurationVar(&f.steady, "steady-duration", 20*time.Second, "how long the steady-state stage produces")
-	fl.StringVar(&f.results, "results", "bench-results.jsonl", "append results to this file")
+	fl.StringVar(&f.results, "results", "", `append results to this JSON lines file (default <user cache dir>/ledgerstream/bench-results.jsonl; "none" = nowhere)`)
 	fl.BoolVar(&f.keep, "keep", false, "keep the benchmark's data directory")
 	fl.Float64Var(&f.targetRate, "target-rate", 400_000, "end-to-end target, transactions/s")
 	fl.Float64Var(&f.targetRatio, "target-ratio", 0.5, "end-to-end target as a fraction of raw consume")
@@ -167,7 +173,7 @@ func bench(ctx context.Context, g *globals, f benchFlags, out io.Writer) error {
 		return err
 	}
 	if len(b.failed) > 0 {
-		return &exitError{code: 1, msg: "bench: not met: " + strings.Join(b.failed, "; ")}
+		return &exitError{code: 2, msg: "bench: not met: " + strings.Join(b.failed, "; ")}
 	}
 	return nil
 }
@@ -228,10 +234,11 @@ func (b *benchRun) print() {
 }
 
 func (b *benchRun) save() error {
-	if b.f.results == "" {
-		return nil
+	path, err := benchResultsPath(b.f.results)
+	if path == "" || err != nil {
+		return err
 	}
-	f, err := os.OpenFile(b.f.results, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("bench results: %w", err)
 	}
@@ -242,8 +249,29 @@ func (b *benchRun) save() error {
 			return err
 		}
 	}
-	fmt.Fprintf(b.out, "\nresults appended to %s\n", b.f.results)
+	fmt.Fprintf(b.out, "\nresults appended to %s\n", path)
 	return nil
+}
+
+// benchResultsPath is where --results appends: the flag's file, "" for "none", or by
+// default a file in the user's cache directory, so that a bench run from a checkout leaves
+// nothing in it.
+func benchResultsPath(flag string) (string, error) {
+	switch flag {
+	case "none":
+		return "", nil
+	case "":
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("bench results: no cache directory (%w): pass --results FILE", err)
+		}
+		dir = filepath.Join(dir, "ledgerstream")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("bench results: %w", err)
+		}
+		return filepath.Join(dir, "bench-results.jsonl"), nil
+	}
+	return flag, nil
 }
 
 // machine describes the machine for the results.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,7 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "loopback host:port to listen on (port 0 picks a free one)")
 	cmd.Flags().StringVar(&advertise, "advertise", "", "loopback host:port clients are told to connect to, when not --listen (a proxy in front of the broker)")
 	cmd.Flags().IntVar(&partitions, "partitions", 3, "partitions of the topic when the broker creates it")
+	flagRange(cmd.Flags(), "partitions", "1", strconv.Itoa(maxPartitions))
 	addBrokerSecurityFlags(cmd.Flags(), &sec)
 	return cmd
 }

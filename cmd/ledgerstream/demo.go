@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 )
 
@@ -21,9 +26,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 		r                 runFlags
 		validate, cleanup bool
 		partitions        int
-		trigger, duration seconds
 	)
-	trigger, duration = seconds(10*time.Second), seconds(35*time.Second)
+	r.trigger, r.duration = 10*time.Second, 35*time.Second
+	p.firstID = -1 // a demo on an existing data directory adds new transactions
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "The reference notebook in one command: broker, produce, stream, report, validate",
@@ -35,14 +40,19 @@ validations (exit 1 if one fails). Everything lives in a fresh directory unless
 checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enable_cleanup).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r.trigger, r.duration = time.Duration(trigger), time.Duration(duration)
 			return demo(cmd.Context(), cmd, g, p, r, partitions, validate, cleanup)
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&p.count, "transactions", 200, "transactions to produce")
-	f.Var(&trigger, "trigger", "micro-batch interval (a duration, or seconds)")
-	f.Var(&duration, "duration", "how long to stream (a duration, or seconds)")
+	f.DurationVar(&r.trigger, "trigger", r.trigger, "micro-batch interval, with a unit (10s)")
+	f.DurationVar(&r.duration, "duration", r.duration, "how long to stream, with a unit (35s)")
+	// The notebook's *_seconds parameters take bare seconds; --trigger and --duration take a
+	// unit, as run's do, so that "--trigger 5" means the same (an error) everywhere.
+	f.Var((*seconds)(&r.trigger), "checkpoint-interval-seconds", "the notebook's name for --trigger, in seconds")
+	f.Var((*seconds)(&r.duration), "streaming-duration-seconds", "the notebook's name for --duration, in seconds")
+	_ = f.MarkHidden("checkpoint-interval-seconds")
+	_ = f.MarkHidden("streaming-duration-seconds")
 	f.BoolVar(&validate, "validate", true, "run the validations; exit 1 if one fails")
 	f.BoolVar(&cleanup, "cleanup", false, "drop the ledger table at the end")
 	f.Int64Var(&p.seed, "seed", 0, "random seed for the data (0 = a new one)")
@@ -53,10 +63,10 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 		switch name {
 		case "num-transactions", "num_transactions":
 			name = "transactions"
-		case "checkpoint-interval-seconds", "checkpoint_interval_seconds":
-			name = "trigger"
-		case "streaming-duration-seconds", "streaming_duration_seconds":
-			name = "duration"
+		case "checkpoint_interval_seconds":
+			name = "checkpoint-interval-seconds"
+		case "streaming_duration_seconds":
+			name = "streaming-duration-seconds"
 		case "enable-validation", "enable_validation":
 			name = "validate"
 		case "enable-cleanup", "enable_cleanup":
@@ -64,6 +74,11 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 		}
 		return pflag.NormalizedName(name)
 	})
+	limitProduceFlags(f, "transactions")
+	limitDurations(f, "trigger", "checkpoint-interval-seconds")
+	flagRange(f, "duration", "1ms", unbounded)
+	flagRange(f, "streaming-duration-seconds", "1ms", unbounded)
+	flagRange(f, "partitions", "1", strconv.Itoa(maxPartitions))
 	return cmd
 }
 
@@ -96,6 +111,11 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	fmt.Fprintf(out, "  data dir    %s\n", dataPath(g, ""))
 	fmt.Fprintf(out, "  table       %s\n  topic       %s\n\n", g.table, g.topic)
 
+	if existing, err := demoExisting(ctx, g); err != nil {
+		return err
+	} else if existing != "" {
+		fmt.Fprintf(out, "%s\n\n", existing)
+	}
 	if _, err := produce(ctx, g, p, out); err != nil {
 		return err
 	}
@@ -103,7 +123,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	fmt.Fprintf(out, "   Trigger: a batch every %s; offsets committed atomically with each Iceberg snapshot\n", r.trigger)
 	fmt.Fprintf(out, "   Processing for %s...\n", r.duration)
 	rctx, cancel := context.WithTimeout(ctx, r.duration)
-	_, err = runPipeline(rctx, g, r, out)
+	st, err := runPipeline(rctx, g, r, out)
 	cancel()
 	if err != nil {
 		return err
@@ -112,6 +132,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 		return ctx.Err()
 	}
 	fmt.Fprintln(out, "Streaming stopped")
+	fmt.Fprintln(out, thisRun(st, p.count))
 	fmt.Fprintln(out)
 
 	rep, err := buildReport(ctx, g, audit.AsOf{})
@@ -151,6 +172,42 @@ func dropLedger(ctx context.Context, g *globals) error {
 	}
 	defer cat.Close()
 	return dropTables(ctx, cat, ident)
+}
+
+// demoExisting describes what an existing data directory already holds, so that the
+// report (of the whole ledger) is not mistaken for this run's; "" for a fresh one.
+func demoExisting(ctx context.Context, g *globals) (string, error) {
+	if _, err := os.Stat(filepath.Join(dataPath(g, ""), "catalog.db")); err != nil || g.catalog != "" {
+		return "", nil
+	}
+	rep, err := buildReport(ctx, g, audit.AsOf{})
+	if err != nil || rep.Rows == 0 {
+		return "", nil //nolint:nilerr // nothing there yet is not an error here
+	}
+	return fmt.Sprintf("The data directory already holds a ledger of %d rows: this run adds new transactions (ids after the highest on the topic), and the report below covers the whole ledger.", rep.Rows), nil
+}
+
+// thisRun says what became of this run's records: rows committed, and rejects by reason.
+func thisRun(st *engine.Stats, produced int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "This run: %d transactions produced, %d records read, %d rows committed, %d rejected",
+		produced, st.Records.Load(), st.Accepted.Load(), st.Rejected.Load())
+	by := st.RejectedBy()
+	reasons := slices.Sorted(maps.Keys(by))
+	for i, r := range reasons {
+		sep := ", "
+		if i == 0 {
+			sep = " ("
+		}
+		fmt.Fprintf(&b, "%s%d %s", sep, by[r], r)
+	}
+	if len(reasons) > 0 {
+		b.WriteString("; `ledgerstream rejects list` shows them)")
+	}
+	if rest := int64(produced) - st.Records.Load(); rest > 0 {
+		fmt.Fprintf(&b, "; %d not read within --duration", rest)
+	}
+	return b.String()
 }
 
 // seconds is a duration flag that also takes a bare number of seconds, as the notebook's

@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,7 +32,13 @@ type globals struct {
 	warehouse string
 	logFormat string
 	logLevel  string
-	sec       securityFlags // TLS, SASL, secrets, REST and S3 settings: security.go
+	// connectTimeout bounds the first contact with Kafka for commands a person waits on
+	// (produce, verify, run --available-now, rejects republish); a streaming run waits.
+	connectTimeout time.Duration
+	// readOnly: the command only reads the catalog and must create nothing (report,
+	// verify, rejects, maintain --dry-run); see markReadOnly.
+	readOnly bool
+	sec      securityFlags // TLS, SASL, secrets, REST and S3 settings: security.go
 }
 
 // exitError carries a process exit code without printing more than its message.
@@ -66,16 +74,22 @@ func newRoot() *cobra.Command {
 		Short:         "Stream financial transactions from Kafka into an Iceberg ledger, exactly once",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionText(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(cmd); err != nil {
 				return err
 			}
+			if err := checkRanges(cmd); err != nil {
+				return err
+			}
+			g.readOnly = cmd.Annotations[readOnlyAnnotation] == "true"
 			if err := g.setupLogging(); err != nil {
 				return err
 			}
 			return g.sec.resolve(g.catalog)
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}")
 	f := root.PersistentFlags()
 	f.String("config", "", "YAML file of flag values (keys are flag names); env LEDGERSTREAM_CONFIG")
 	f.StringVar(&g.brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated")
@@ -86,11 +100,38 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.warehouse, "warehouse", "", "warehouse: a local path, file://…, or s3://bucket/prefix (default <data-dir>/warehouse)")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&g.connectTimeout, "connect-timeout", 30*time.Second, "produce, verify, run --available-now and rejects republish fail when no Kafka broker answers within this")
+	flagRange(f, "connect-timeout", "100ms", "1h")
 	addSecurityFlags(f, &g.sec)
 
 	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newHistoryCmd(g), newDemoCmd(g), newRejectsCmd(g), newBenchCmd(g),
 		newMaintainCmd(g), newContractCmd(g))
+	markReadOnly(root, "report", "verify", "rejects")
 	return root
+}
+
+// readOnlyAnnotation marks a command that only reads the catalog: it opens it read-only,
+// so that a mistyped --data-dir is an error rather than a new empty ledger.
+const readOnlyAnnotation = "ledgerstream/read-only"
+
+// markReadOnly marks the named subcommands of root, and theirs (rejects republish writes
+// to Kafka, never to the catalog), as only reading the catalog.
+func markReadOnly(root *cobra.Command, names ...string) {
+	var mark func(*cobra.Command)
+	mark = func(c *cobra.Command) {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[readOnlyAnnotation] = "true"
+		for _, sub := range c.Commands() {
+			mark(sub)
+		}
+	}
+	for _, c := range root.Commands() {
+		if slices.Contains(names, c.Name()) {
+			mark(c)
+		}
+	}
 }
 
 // setupLogging installs the slog handler the flags ask for, on stderr.
@@ -122,6 +163,14 @@ func (g *globals) kafkaConfig() kafka.ClientConfig {
 	return kafka.ClientConfig{Brokers: brokers, Logger: slog.Default(), TLS: g.sec.kafkaTLSConfig, SASL: g.sec.kafkaSASL}
 }
 
+// kafkaConfigBounded is kafkaConfig for a command a person waits on: it fails after
+// --connect-timeout when no broker answers, instead of retrying for ever.
+func (g *globals) kafkaConfigBounded() kafka.ClientConfig {
+	c := g.kafkaConfig()
+	c.ConnectTimeout = g.connectTimeout
+	return c
+}
+
 // icebergConfig is the catalog configuration the flags describe.
 func (g *globals) icebergConfig() iceberg.Config {
 	dir := g.dataDir
@@ -129,5 +178,6 @@ func (g *globals) icebergConfig() iceberg.Config {
 		dir = abs
 	}
 	return iceberg.Config{CatalogURI: g.catalog, Warehouse: g.warehouse, DataDir: dir,
-		Password: g.sec.catalogPass, REST: g.sec.rest, S3: iceberg.S3Config{Endpoint: g.sec.s3Endpoint, Region: g.sec.s3Region}}
+		Password: g.sec.catalogPass, REST: g.sec.rest, S3: iceberg.S3Config{Endpoint: g.sec.s3Endpoint, Region: g.sec.s3Region},
+		ReadOnly: g.readOnly}
 }

@@ -37,6 +37,11 @@ func addMaintainFlags(f *pflag.FlagSet, m *maintainFlags, prefix string) {
 	f.Int64Var(&m.targetFileSize, prefix+"target-file-size", 0, "compaction target file size in bytes (0 = the table's write.target-file-size-bytes)")
 	f.IntVar(&m.minInputFiles, prefix+"min-input-files", iceberg.DefaultMinInputFiles, "fewest small files worth a compaction rewrite")
 	f.StringVar(&m.steps, prefix+"steps", strings.Join(maintainSteps, ","), "steps to run, comma-separated: "+strings.Join(maintainSteps, ", "))
+	flagRange(f, prefix+"retain-last", "1", unbounded)
+	flagRange(f, prefix+"older-than", "0s", unbounded)
+	flagRange(f, prefix+"orphan-older-than", "0s", unbounded)
+	flagRange(f, prefix+"target-file-size", "0", unbounded)
+	flagRange(f, prefix+"min-input-files", "1", unbounded)
 }
 
 func (m maintainFlags) options(dryRun bool) (iceberg.MaintainOptions, error) {
@@ -92,6 +97,7 @@ what would be done.`,
 			if err != nil {
 				return err
 			}
+			g.readOnly = dryRun // a dry run creates nothing, not even an empty catalog
 			ident, cat, err := openLedger(cmd.Context(), g)
 			if err != nil {
 				return err

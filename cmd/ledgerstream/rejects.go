@@ -93,15 +93,15 @@ func (r *rejectView) MarshalJSON() ([]byte, error) {
 		Offset         int64      `json:"source_offset"`
 		Reason         string     `json:"reason"`
 		Message        string     `json:"message"`
-		TransactionID  string     `json:"transaction_id,omitempty"`
+		TransactionID  string     `json:"transaction_id"`
 		Key            *bytesJSON `json:"key"`
 		Value          *bytesJSON `json:"value"`
 		ValueSize      int64      `json:"value_size"`
 		ValueTruncated bool       `json:"value_truncated"`
-		ValueSHA256    string     `json:"value_sha256,omitempty"`
+		ValueSHA256    string     `json:"value_sha256"`
 		Headers        []header   `json:"headers"`
-		KafkaTimestamp time.Time  `json:"kafka_timestamp,omitzero"`
-		RejectedAt     time.Time  `json:"rejected_at,omitzero"`
+		KafkaTimestamp time.Time  `json:"kafka_timestamp"`
+		RejectedAt     time.Time  `json:"rejected_at"`
 	}{r.position(), r.SourceTopic, r.SourcePartition, r.SourceOffset, string(r.Reason), r.Message, r.TransactionID,
 		newBytesJSON(r.Key), newBytesJSON(r.Value), r.ValueSize, r.truncated(), r.ValueSHA256, hs, r.KafkaTimestamp, r.RejectedAt})
 }
@@ -158,6 +158,9 @@ func newRejectsListCmd(g *globals) *cobra.Command {
 		Short: "List rejects in source position order",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkReason(reason); err != nil {
+				return err
+			}
 			rows, err := readRejects(cmd.Context(), g, func(r *ledger.RejectRow) bool {
 				return reason == "" || string(r.Reason) == reason
 			})
@@ -173,6 +176,7 @@ func newRejectsListCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "only rejects with this reason code")
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many rows (0 = all)")
+	flagRange(cmd.Flags(), "limit", "0", unbounded)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	return cmd
 }
@@ -329,6 +333,9 @@ their whole value is not there to send.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (reason == "") == (len(args) == 0) {
 				return errors.New("republish: give either --reason or positions, not both nor neither")
+			}
+			if err := checkReason(reason); err != nil {
+				return err
 			}
 			keep := func(r *ledger.RejectRow) bool { return string(r.Reason) == reason }
 			if len(args) > 0 {

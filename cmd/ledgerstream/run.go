@@ -87,6 +87,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	f.Int64Var(&r.memoryLimitMiB, "memory-limit-mib", 0, "soft limit of the Go runtime's memory, MiB (0 = 128 MiB + 2 KiB per --max-batch-records; -1 = none; GOMEMLIMIT, when set, wins)")
 	addOpsFlags(f, &r.ops)
+	limitRunFlags(f)
 }
 
 // opsFlags are run's operational settings: metrics, progress and automatic maintenance.

@@ -55,7 +55,7 @@ Exits 1 naming the first failed check.
 // verifyResult is the outcome of verify: the notebook's checks and the reconciliation.
 type verifyResult struct {
 	Checks    []report.Check         `json:"checks"`
-	Reconcile *report.Reconciliation `json:"reconciliation,omitempty"`
+	Reconcile *report.Reconciliation `json:"reconciliation"` // null with --table-only
 }
 
 func (v *verifyResult) write(w io.Writer, asJSON bool) error {

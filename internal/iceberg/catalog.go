@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -67,7 +68,15 @@ type Config struct {
 	REST RESTConfig
 	// S3 configures an s3:// warehouse.
 	S3 S3Config
+
+	// ReadOnly is for commands that only read (report, verify, rejects list, a dry run):
+	// Open then creates nothing. A SQLite catalog file that does not exist is
+	// ErrNoLedger instead of a new empty catalog, and no warehouse folder is made.
+	ReadOnly bool
 }
+
+// ErrNoLedger reports a read-only Open of a SQLite catalog that does not exist.
+var ErrNoLedger = errors.New("no ledger")
 
 // RESTConfig is the REST catalog's authentication, routing and TLS. Token and Credential
 // are secrets: the CLI reads them from files or the environment, never from flags.
@@ -155,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		}
 		uri = "sqlite:" + filepath.Join(cfg.DataDir, "catalog.db")
 	}
-	warehouse, err := warehouseLocation(cfg)
+	warehouse, err := warehouseLocation(cfg, !cfg.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +180,9 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	if strings.HasPrefix(warehouse, "s3") || cfg.S3 != (S3Config{}) {
 		s3Properties(cfg.S3, props)
 	}
+	if err := checkWarehouse(ctx, warehouse, props); err != nil {
+		return nil, err
+	}
 
 	switch {
 	case strings.HasPrefix(uri, "sqlite:"):
@@ -178,8 +190,12 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		if path == "" {
 			return nil, fmt.Errorf("iceberg: open catalog %q: empty SQLite path", uri)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("iceberg: open catalog %q: %w", uri, err)
+		if cfg.ReadOnly {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w at %s: run `ledgerstream run` first, or pass --data-dir (or --catalog) to point at one", ErrNoLedger, path)
+			}
+		} else if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("iceberg: open catalog %q: %w", uri, explainNotWritable(filepath.Dir(path), err))
 		}
 		if warehouse == "" {
 			return nil, fmt.Errorf("iceberg: open catalog %q: no warehouse (set Warehouse or DataDir)", uri)
@@ -188,7 +204,12 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("iceberg: open SQLite catalog %s: %w", path, err)
 		}
-		return newSQLCatalog(db, name, sqlcat.SQLite, "sqlite", warehouse, props)
+		c, err := newSQLCatalog(db, name, sqlcat.SQLite, "sqlite", warehouse, props)
+		if err != nil {
+			// SQLite writes a lock file and a write-ahead log beside the catalog, readers too.
+			return nil, explainNotWritable(filepath.Dir(path), err)
+		}
+		return c, nil
 
 	case strings.HasPrefix(uri, "postgres://"), strings.HasPrefix(uri, "postgresql://"):
 		if warehouse == "" {
@@ -239,7 +260,7 @@ func newSQLCatalog(db *sql.DB, name string, dialect sqlcat.SupportedDialect, kin
 
 // warehouseLocation resolves the warehouse to an absolute local path (iceberg-go's local
 // FileIO takes plain paths), or passes other schemes (s3://…) through.
-func warehouseLocation(cfg Config) (string, error) {
+func warehouseLocation(cfg Config, create bool) (string, error) {
 	w := cfg.Warehouse
 	if w == "" {
 		if cfg.DataDir == "" {
@@ -260,10 +281,29 @@ func warehouseLocation(cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("iceberg: warehouse %q: %w", w, err)
 	}
+	if !create {
+		return abs, nil
+	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("iceberg: warehouse %q: %w", w, err)
+		return "", fmt.Errorf("iceberg: warehouse %q: %w", w, explainNotWritable(abs, err))
 	}
 	return abs, nil
+}
+
+// explainNotWritable adds to err, when dir (or its nearest existing parent) cannot be
+// written to, which folder and why: a read-only file system or missing permission.
+func explainNotWritable(dir string, err error) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, serr := os.Stat(d); serr == nil {
+			if aerr := syscall.Access(d, 2 /* W_OK */); aerr != nil {
+				return fmt.Errorf("%w (the folder %s is not writable: %v; ledgerstream keeps its catalog's lock and log files there: use a writable --data-dir)", err, d, aerr)
+			}
+			return err
+		}
+		if parent := filepath.Dir(d); parent == d {
+			return err
+		}
+	}
 }
 
 // restOptions are the iceberg-go REST options cfg asks for.

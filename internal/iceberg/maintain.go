@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -89,37 +90,62 @@ func (o *MaintainOptions) defaults() {
 	}
 }
 
-// MaintainResult is what Maintain did, or would do with DryRun.
+// MaintainResult is what Maintain did, or would do with DryRun. Its JSON form (maintain
+// --json) has snake_case names and every field, lists and maps empty rather than null.
 type MaintainResult struct {
-	Table  string
-	DryRun bool
+	Table  string `json:"table"`
+	DryRun bool   `json:"dry_run"`
 	// PropertiesSet are the maintenance properties added to a table that lacked them.
-	PropertiesSet map[string]string `json:",omitempty"`
+	PropertiesSet map[string]string `json:"properties_set"`
 
 	Compaction struct {
-		Groups                    int
-		InputFiles, OutputFiles   int
-		InputBytes, OutputBytes   int64
-		FilesBefore, SkippedFiles int
-	}
+		Groups       int   `json:"groups"`
+		InputFiles   int   `json:"input_files"`
+		OutputFiles  int   `json:"output_files"`
+		InputBytes   int64 `json:"input_bytes"`
+		OutputBytes  int64 `json:"output_bytes"`
+		FilesBefore  int   `json:"files_before"`
+		SkippedFiles int   `json:"skipped_files"`
+	} `json:"compaction"`
 	Manifests struct {
-		Before, After int
-	}
+		Before int `json:"before"`
+		After  int `json:"after"`
+	} `json:"manifests"`
 	Expiry struct {
-		SnapshotsBefore int
-		Expired         []int64
+		SnapshotsBefore int     `json:"snapshots_before"`
+		Expired         []int64 `json:"expired"`
 		// Protected maps each pipeline to its newest snapshot, which expiry kept.
-		Protected map[string]int64
+		Protected map[string]int64 `json:"protected"`
 		// Retained is how many snapshots of main's history were kept.
-		Retained int
-	}
+		Retained int `json:"retained"`
+	} `json:"expiry"`
 	Orphans struct {
-		Files   []string
-		Bytes   int64
-		Deleted int
-	}
+		Files   []string `json:"files"`
+		Bytes   int64    `json:"bytes"`
+		Deleted int      `json:"deleted"`
+	} `json:"orphans"`
 	// Conflicts counts maintenance commits retried because another writer committed first.
-	Conflicts int
+	Conflicts int `json:"conflicts"`
+}
+
+// MarshalJSON writes r with empty lists and maps instead of null, so that a reader can
+// count without checking for null first.
+func (r *MaintainResult) MarshalJSON() ([]byte, error) {
+	type plain MaintainResult // without this method
+	c := plain(*r)
+	if c.PropertiesSet == nil {
+		c.PropertiesSet = map[string]string{}
+	}
+	if c.Expiry.Expired == nil {
+		c.Expiry.Expired = []int64{}
+	}
+	if c.Expiry.Protected == nil {
+		c.Expiry.Protected = map[string]int64{}
+	}
+	if c.Orphans.Files == nil {
+		c.Orphans.Files = []string{}
+	}
+	return json.Marshal(c)
 }
 
 // Maintain merges manifests, compacts small data files, expires snapshots and removes orphan

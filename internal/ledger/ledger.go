@@ -61,6 +61,11 @@ const (
 	ReasonLostBeforeProcessing Reason = "lost_before_processing"
 )
 
+// Reasons lists every reason code, in the order above.
+var Reasons = []Reason{ReasonMalformedJSON, ReasonMissingField, ReasonBadField, ReasonBadAmount, ReasonNonPositiveAmount,
+	ReasonBadCurrency, ReasonBadType, ReasonBadTimestamp, ReasonTooLarge, ReasonTombstone, ReasonDuplicate,
+	ReasonConflictingDuplicate}
+
 // Reject says why a message was refused.
 type Reject struct {
 	Reason  Reason

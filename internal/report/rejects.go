@@ -47,14 +47,15 @@ func (t *RejectTally) Summary() *RejectSummary {
 	return s
 }
 
-// text lays the summary out as show() does, after a heading.
-func (s *RejectSummary) text(numRows, truncate int) string {
+// text lays the summary out as show() does, after a heading. Reason codes are never cut:
+// they are meant to be copied into `rejects list --reason`.
+func (s *RejectSummary) text(numRows, _ int) string {
 	rows := make([][]string, 0, len(s.ByReason))
 	for _, r := range s.ByReason {
 		rows = append(rows, []string{r.Reason, strconv.FormatInt(r.Count, 10)})
 	}
 	return "\nRejects by Reason: " + strconv.FormatInt(s.Total, 10) + " rejected\n" +
-		showString([]string{"reason", "count"}, rows, max(numRows, len(rows)), truncate) + "\n"
+		showString([]string{"reason", "count"}, rows, max(numRows, len(rows)), 0) + "\n"
 }
 
 // Show lays out a table as Spark's DataFrame.show() does: every row, cells cut at 20

@@ -59,12 +59,13 @@ type Report struct {
 
 	// FirstProcessed and LastProcessed bound the processing_time of the rows (zero when
 	// there are none). The notebook does not print them; they tell how fresh the ledger is.
-	FirstProcessed time.Time `json:"first_processing_time,omitzero"`
-	LastProcessed  time.Time `json:"last_processing_time,omitzero"`
+	// In JSON: first_processing_time and last_processing_time, null when zero (MarshalJSON).
+	FirstProcessed time.Time `json:"-"`
+	LastProcessed  time.Time `json:"-"`
 
 	// Rejects counts the rejects table's rows by reason; nil when it was not read (the
 	// caller fills it from a RejectTally).
-	Rejects *RejectSummary `json:"rejects,omitempty"`
+	Rejects *RejectSummary `json:"rejects"`
 }
 
 // SummaryRow is one row of the summary query.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // WriteText prints the report as the notebook printed it: each heading, then the query
@@ -73,12 +74,21 @@ func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 type reportJSON Report
 
 // MarshalJSON encodes the report with, besides its fields, "duplicate_count": the
-// notebook's "N duplicates found", i.e. len(Duplicates).
+// notebook's "N duplicates found", i.e. len(Duplicates); and the processing time range,
+// null for an empty ledger.
 func (r *Report) MarshalJSON() ([]byte, error) {
+	orNull := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
 	return json.Marshal(struct {
 		*reportJSON
-		DuplicateCount int `json:"duplicate_count"`
-	}{(*reportJSON)(r), len(r.Duplicates)})
+		DuplicateCount int        `json:"duplicate_count"`
+		FirstProcessed *time.Time `json:"first_processing_time"`
+		LastProcessed  *time.Time `json:"last_processing_time"`
+	}{(*reportJSON)(r), len(r.Duplicates), orNull(r.FirstProcessed), orNull(r.LastProcessed)})
 }
 
 // WriteJSON prints the report as one indented JSON document (every row of every part, not
