@@ -326,20 +326,36 @@ func TestEndToEndKcat(t *testing.T) {
 	}
 }
 
-// TestDemo: the one-command demo runs the whole pipeline and its validations pass.
+// TestDemo: the one-command demo runs the whole pipeline and its validations pass; run
+// again on the same data directory, it adds 200 new transactions (not 200 duplicates) and
+// says what became of them.
 func TestDemo(t *testing.T) {
 	skipIfShort(t)
 	t.Parallel()
-	out := runCmd(t, "demo", "demo", "--duration", "8s", "--trigger", "2s", "--data-dir", t.TempDir())
+	dir := t.TempDir()
+	out := runCmd(t, "demo", "demo", "--duration", "8s", "--trigger", "2s", "--data-dir", dir)
 	for _, want := range []string{
 		"Transaction Ledger Summary:",
 		"Duplicate Check: 0 duplicates found",
 		"Latest 10 Transactions:",
+		"This run: 200 transactions produced, 200 records read, 200 rows committed, 0 rejected",
 		"PASS exactly_once",
 		"All validations passed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	out = runCmd(t, "demo again", "demo", "--duration", "8s", "--trigger", "2s", "--data-dir", dir)
+	for _, want := range []string{
+		"The data directory already holds a ledger of 200 rows",
+		"ids from TXN00000200",
+		"This run: 200 transactions produced, 200 records read, 200 rows committed, 0 rejected",
+		"Processed 400 transactions",
+		"All validations passed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second demo on %s lacks %q:\n%s", dir, want, out)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -184,5 +185,37 @@ func BenchmarkGenerator(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		g.Next(genStart)
+	}
+}
+
+// Reasons lists every code declared: --reason is checked against it.
+func TestReasonsComplete(t *testing.T) {
+	src, err := os.ReadFile("ledger.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := regexp.MustCompile(`(?m)^\s+Reason\w+\s+Reason = "(\w+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(declared) != len(Reasons) {
+		t.Fatalf("ledger.go declares %d reason codes, Reasons lists %d", len(declared), len(Reasons))
+	}
+	for i, m := range declared {
+		if string(Reasons[i]) != m[1] {
+			t.Errorf("Reasons[%d] = %s, declared %s", i, Reasons[i], m[1])
+		}
+	}
+}
+
+// FirstID shifts the ids, and only the ids.
+func TestGeneratorFirstID(t *testing.T) {
+	now := time.Date(2025, 1, 16, 10, 0, 0, 0, time.UTC)
+	a, b := NewGenerator(7, GeneratorOptions{}), NewGenerator(7, GeneratorOptions{FirstID: 500})
+	for i := range 3 {
+		ma, mb := a.Next(now), b.Next(now)
+		if n, ok := TransactionNumber(mb.Key); !ok || n != 500+i {
+			t.Errorf("message %d: key %s, want TXN%08d", i, mb.Key, 500+i)
+		}
+		if !bytes.Equal(bytes.Replace(ma.Value, ma.Key, mb.Key, 1), mb.Value) {
+			t.Errorf("message %d differs beyond its id:\n%s\n%s", i, ma.Value, mb.Value)
+		}
 	}
 }

@@ -64,7 +64,7 @@ const (
 // Reasons lists every reason code, in the order above.
 var Reasons = []Reason{ReasonMalformedJSON, ReasonMissingField, ReasonBadField, ReasonBadAmount, ReasonNonPositiveAmount,
 	ReasonBadCurrency, ReasonBadType, ReasonBadTimestamp, ReasonTooLarge, ReasonTombstone, ReasonDuplicate,
-	ReasonConflictingDuplicate}
+	ReasonConflictingDuplicate, ReasonLostBeforeProcessing}
 
 // Reject says why a message was refused.
 type Reject struct {
