@@ -288,7 +288,7 @@ func TestProduceMissingTopic(t *testing.T) {
 	addr := startBrokerInProcess(t, "tx")
 	common := []string{"--brokers", addr, "--topic", "nosuch", "--data-dir", t.TempDir(), "--count", "3"}
 	_, err := runCLI(t, append([]string{"produce"}, common...)...)
-	if !errors.Is(err, kafka.ErrUnknownTopic) || !strings.Contains(err.Error(), `"nosuch" on `+addr) || !strings.Contains(err.Error(), "--create-topic") {
+	if !errors.Is(err, kafka.ErrNoTopic) || !strings.Contains(err.Error(), `"nosuch" on `+addr) || !strings.Contains(err.Error(), "--create-topic") {
 		t.Fatalf("produce to a missing topic: err = %v", err)
 	}
 	out, err := runCLI(t, append([]string{"produce", "--create-topic"}, common...)...)

@@ -119,9 +119,9 @@ type Reconciliation struct {
 	First []string `json:"first_discrepancies"`
 	// Gaps lists the ranges lost before processing: recorded ones (accounted for) and
 	// unrecorded ones (discrepancies), by partition and offset.
-	Gaps []OffsetRange `json:"lost_before_processing,omitempty"`
+	Gaps []OffsetRange `json:"lost_before_processing"`
 	// Recreated says why the topic is not the one the tables' offsets name; "" when it is.
-	Recreated string `json:"topic_recreated,omitempty"`
+	Recreated string `json:"topic_recreated_reason"` // not topic_recreated: Discrepancies has that one
 }
 
 // NewReconciler returns a Reconciler bounded by the pipeline's committed offsets (next
