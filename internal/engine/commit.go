@@ -64,6 +64,9 @@ type ledgerCommit struct {
 	stagedInFlight bool
 	// stagedOnce: the batch's files were written once (FaultAfterStage has fired).
 	stagedOnce bool
+	// planned is the ledger snapshot the last plan settled the claim on: an attempt
+	// commits only on that state (see attemptLedger).
+	planned int64
 }
 
 // commitLedger commits the batch's rows with the merged offsets map, conditional on the
@@ -152,6 +155,7 @@ func (e *Engine) planLedger(ctx context.Context, lc *ledgerCommit) (Outcome, []P
 		// to (e.indexed), but the commit is conditional on base, which a read-back or a
 		// partition assignment during the batch (Resume) may have moved on: commits made in
 		// between, another worker's with ids this batch holds too, must be checked.
+		lc.planned = base.SnapshotID
 		if e.sinks.Index == nil || e.indexed == base.SnapshotID {
 			return Retry, nil, nil
 		}
@@ -211,9 +215,11 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	// with it, and Resume reads both (see commitLedger). Released before the back-off.
 	e.mu.Lock()
 	base := e.ledger
-	if e.sinks.Index != nil && e.indexed != base.SnapshotID {
-		// A Resume reloaded the ledger while the batch was being staged: the table moved,
-		// a commit on the planned state would only conflict. Plan on the new one.
+	if base.SnapshotID != lc.planned {
+		// A Resume reloaded the ledger while the batch was being staged. The verdict and
+		// the classification were taken on the state planned on; a commit conditional on
+		// the new one would succeed without them (over another worker's commit of these
+		// partitions, say). Plan again.
 		e.mu.Unlock()
 		return false, nil
 	}
@@ -304,6 +310,7 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 	for attempt := 1; ; attempt++ {
 		e.mu.Lock()
 		claim, rows := e.planRejectsLocked(b)
+		planned, plannedLedger := e.reject.SnapshotID, e.ledger.SnapshotID
 		e.mu.Unlock()
 		if len(claim) == 0 {
 			return nil
@@ -313,6 +320,17 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 			return fmt.Errorf("stage %d rejects in %s: %w", len(rows), table.Name(), err)
 		}
 		e.mu.Lock()
+		if e.reject.SnapshotID != planned || e.ledger.SnapshotID != plannedLedger {
+			// A Resume reloaded the tables while the rejects were being staged: what is
+			// missing was decided on the old states, and a commit conditional on the new
+			// one could write rejects another worker has written since. Plan again.
+			e.mu.Unlock()
+			if err := table.Discard(ctx, staged); err != nil {
+				e.log.Warn("could not delete superseded files; maintain will collect them", "error", err)
+			}
+			attempt--
+			continue
+		}
 		base := e.reject
 		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1, Offsets: Merge(base.Offsets, claim)}
 		next, err := table.Commit(ctx, base, staged, c)

@@ -34,6 +34,8 @@ type world struct {
 	seq     int
 	// stageAhead, when set, is every worker's StageAheadRows (unless its config says).
 	stageAhead int
+	// noIndex makes workers without a transaction id index.
+	noIndex bool
 	// want is the fate of every data record produced, by "p/offset": "" for a ledger row,
 	// else the reason code of its reject.
 	want map[string]ledger.Reason
@@ -106,7 +108,11 @@ func (w *world) worker(cfg engine.Config) *worker {
 	if cfg.StageAheadRows == 0 {
 		cfg.StageAheadRows = w.stageAhead
 	}
-	e := engine.New(cfg, engine.Sinks{Ledger: w.ledger, Rejects: w.rejects, Index: &fakeIndex{ledger: w.ledger}})
+	sinks := engine.Sinks{Ledger: w.ledger, Rejects: w.rejects, Index: &fakeIndex{ledger: w.ledger}}
+	if w.noIndex {
+		sinks.Index = nil
+	}
+	e := engine.New(cfg, sinks)
 	return &worker{w: w, eng: e, src: newSource(w.log, w.clock, e.Resume)}
 }
 
@@ -409,4 +415,50 @@ func TestScenarioRefreshAfterMaintenance(t *testing.T) {
 		w.wantOffsets(engine.Offsets{p0: 5})
 		w.reconcile()
 	}
+}
+
+// A partition assigned while a batch's files are being written makes the worker reload the
+// tables (Resume). The batch's verdict was taken on the states before; a commit conditional
+// on the reloaded ones must wait for a new verdict. Here another worker committed the same
+// partition meanwhile: the ledger commit is fenced instead of doubled (with or without an
+// index), and the rejects commit finds nothing missing instead of writing a reject twice.
+func TestScenarioReloadWhileStagingPlansAgain(t *testing.T) {
+	for _, noIndex := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ledger, no index %v", noIndex), func(t *testing.T) {
+			w := newWorld(t)
+			w.noIndex = noIndex
+			a := w.worker(engine.Config{})
+			a.src.assign(t, p0)
+			w.produce(p0, 3)
+			w.ledger.onStage = func() {
+				b := w.worker(engine.Config{})
+				b.src.assign(t, p0)
+				b.step()
+				a.src.assign(t, p1) // a reloads the ledger: b's commit
+			}
+			a.step()
+			if got := a.eng.Stats().Fenced.Load(); got != 1 {
+				t.Errorf("fenced %d, want 1", got)
+			}
+			w.reconcile()
+		})
+	}
+	t.Run("rejects", func(t *testing.T) {
+		w := newWorld(t)
+		a := w.worker(engine.Config{})
+		a.src.assign(t, p0)
+		w.produce(p0, 1)
+		w.produceBad(p0)
+		w.rejects.onStage = func() {
+			b := w.worker(engine.Config{})
+			b.src.assign(t, p0) // resumes below a's ledger commit, for the rejects table
+			b.step()
+			a.src.assign(t, p1) // a reloads the tables: b's rejects commit
+		}
+		a.step()
+		if n := len(w.rejects.snaps); n != 1 {
+			t.Errorf("%d rejects snapshots, want 1 (b's)", n)
+		}
+		w.reconcile()
+	})
 }

@@ -257,6 +257,9 @@ type fakeTable[R any] struct {
 	// observe, when set, is told of every commit, refused or not, and every foreign commit
 	// (the transcripts print them). Called with mu held.
 	observe func(event string)
+	// onStage, when set, runs once at the start of the next Stage: what happens elsewhere
+	// while a worker writes its files.
+	onStage func()
 }
 
 func (t *fakeTable[R]) tellLocked(format string, args ...any) {
@@ -318,6 +321,13 @@ func (t *fakeTable[R]) stateLocked(pipeline string) engine.TableState {
 }
 
 func (t *fakeTable[R]) Stage(_ context.Context, rows []R, _ time.Time) (engine.Staged, error) {
+	t.mu.Lock()
+	f := t.onStage
+	t.onStage = nil
+	t.mu.Unlock()
+	if f != nil {
+		f()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.staged++
