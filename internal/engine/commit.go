@@ -77,7 +77,8 @@ type ledgerCommit struct {
 //     the batch may commit, bring its classification up to that state (the index and a
 //     re-classification, which may change its rows);
 //  2. stage (no lock): write the rows not written yet, as Parquet;
-//  3. attempt (e.mu): the conditional commit on that state;
+//  3. attempt (e.mu): the conditional commit on that state, or back to 1 when a Resume
+//     reloaded the ledger since the plan (the verdict holds for the state it was taken on);
 //  4. after a failure: back off on the clock (no lock), read the ledger back (e.mu), plan
 //     again.
 //
