@@ -1,9 +1,17 @@
 package iceberg
 
 import (
+	"context"
 	"fmt"
+	"strings"
+	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
@@ -111,4 +119,265 @@ func ContractPartitionSpec(c *ledger.Contract, schema *ice.Schema) (ice.Partitio
 		return ice.PartitionSpec{}, fmt.Errorf("iceberg: partition spec of the contract: %w", err)
 	}
 	return spec, nil
+}
+
+// ContractEncoder turns rows decoded by a custom contract into Arrow record batches of the
+// table's current schema: each column is found by name among the contract's fields and
+// the columns every ledger has; a column the contract no longer names (an optional field
+// since dropped) is written as nulls. It is not safe for concurrent use.
+type ContractEncoder struct {
+	mem    memory.Allocator
+	schema *arrow.Schema
+	cols   []columnSource
+}
+
+// columnSource says where a table column's values come from.
+type columnSource struct {
+	field int    // index in the contract's fields, or -1
+	fixed string // one of the columns every ledger has, when field is -1
+	typ   ledger.Type
+}
+
+// NewContractEncoder returns the encoder of contract c for a table of schema (the table's
+// current one, with its field ids). A nil mem means the Go allocator.
+func NewContractEncoder(mem memory.Allocator, schema *ice.Schema, c *ledger.Contract) (*ContractEncoder, error) {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	sc, err := table.SchemaToArrowSchema(schema, nil, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg: contract Arrow schema: %w", err)
+	}
+	e := &ContractEncoder{mem: mem, schema: sc}
+	for _, f := range schema.Fields() {
+		src := columnSource{field: c.FieldIndex(f.Name)}
+		if src.field >= 0 {
+			src.typ = c.Fields[src.field].Type
+			if !IcebergType(src.typ).Equals(f.Type) {
+				return nil, fmt.Errorf("iceberg: column %q is %s in the table, but %s in the contract", f.Name, f.Type, src.typ)
+			}
+		} else {
+			switch f.Name {
+			case ColTransactionHash, ColExtras, ColProcessingTime, ColSourceTopic, ColSourcePartition, ColSourceOffset:
+				src.fixed = f.Name
+			default:
+				if f.Required {
+					return nil, fmt.Errorf("iceberg: the table has a required column %q that the contract does not name", f.Name)
+				}
+				src.fixed = "" // written as nulls
+			}
+		}
+		e.cols = append(e.cols, src)
+	}
+	return e, nil
+}
+
+// Schema is the Arrow schema of the batches Encode returns.
+func (e *ContractEncoder) Schema() *arrow.Schema { return e.schema }
+
+// Encode returns one record batch holding rows (each with Custom set), processing_time =
+// processed for all of them. The caller owns the batch (Release it).
+func (e *ContractEncoder) Encode(rows []ledger.Row, processed time.Time) arrow.RecordBatch {
+	b := array.NewRecordBuilder(e.mem, e.schema)
+	defer b.Release()
+	n := len(rows)
+	for ci, src := range e.cols {
+		fb := b.Field(ci)
+		fb.Reserve(n)
+		if src.field < 0 {
+			switch src.fixed {
+			case ColTransactionHash, ColExtras, ColSourceTopic:
+				sb := fb.(*array.StringBuilder)
+				for i := range rows {
+					switch r := &rows[i]; src.fixed {
+					case ColTransactionHash:
+						sb.Append(r.TransactionHash)
+					case ColSourceTopic:
+						sb.Append(r.SourceTopic)
+					default:
+						if r.Custom == nil || r.Custom.Extras == "" {
+							sb.AppendNull()
+						} else {
+							sb.Append(r.Custom.Extras)
+						}
+					}
+				}
+			case ColProcessingTime:
+				tb := fb.(*array.TimestampBuilder)
+				for range rows {
+					if processed.IsZero() {
+						tb.AppendNull()
+					} else {
+						tb.UnsafeAppend(arrow.Timestamp(processed.UnixMicro()))
+					}
+				}
+			case ColSourcePartition:
+				pb := fb.(*array.Int32Builder)
+				for i := range rows {
+					pb.UnsafeAppend(rows[i].SourcePartition)
+				}
+			case ColSourceOffset:
+				ob := fb.(*array.Int64Builder)
+				for i := range rows {
+					ob.UnsafeAppend(rows[i].SourceOffset)
+				}
+			default:
+				fb.AppendNulls(n)
+			}
+			continue
+		}
+		for i := range rows {
+			v := rows[i].Custom.Values[src.field]
+			if !v.Valid {
+				fb.AppendNull()
+				continue
+			}
+			switch src.typ.Kind {
+			case ledger.TypeString:
+				fb.(*array.StringBuilder).Append(v.Str)
+			case ledger.TypeLong:
+				fb.(*array.Int64Builder).UnsafeAppend(v.Int)
+			case ledger.TypeInt:
+				fb.(*array.Int32Builder).UnsafeAppend(int32(v.Int))
+			case ledger.TypeBoolean:
+				fb.(*array.BooleanBuilder).UnsafeAppend(v.Int != 0)
+			case ledger.TypeDecimal:
+				hi, lo := v.Decimal128()
+				fb.(*array.Decimal128Builder).UnsafeAppend(decimal128.New(hi, lo))
+			case ledger.TypeDate:
+				fb.(*array.Date32Builder).UnsafeAppend(arrow.Date32(v.Int))
+			case ledger.TypeTimestampTz, ledger.TypeTimestamp:
+				fb.(*array.TimestampBuilder).UnsafeAppend(arrow.Timestamp(v.Int))
+			}
+		}
+	}
+	return b.NewRecordBatch()
+}
+
+// ScanContract reads a ledger written with custom contract c at snapshotID (0: main's head)
+// and calls fn for every row: Custom holds the contract's columns (a column the table does
+// not have yet reads as null), TransactionID the key, TransactionHash the hash, EventTime the
+// report time column. Strings are copies, safe to keep.
+func (c *Catalog) ScanContract(ctx context.Context, ident table.Identifier, snapshotID int64, ct *ledger.Contract, fn func(row ledger.Row, processed time.Time) error) error {
+	tbl, err := c.LoadTable(ctx, ident)
+	if err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	for _, f := range tbl.Schema().Fields() {
+		present[f.Name] = true
+	}
+	cols := []string{ColTransactionHash, ColProcessingTime, ColSourceTopic, ColSourcePartition, ColSourceOffset}
+	if present[ColExtras] {
+		cols = append(cols, ColExtras)
+	}
+	for _, f := range ct.Fields {
+		if present[f.Name] {
+			cols = append(cols, f.Name)
+		}
+	}
+	return c.scanBatches(ctx, ident, snapshotID, cols, func(rec arrow.RecordBatch) error {
+		return eachContractRow(rec, ct, fn)
+	})
+}
+
+func eachContractRow(rec arrow.RecordBatch, ct *ledger.Contract, fn func(ledger.Row, time.Time) error) error {
+	bc := &batchColumns{rec: rec}
+	hash, topic := bc.str(ColTransactionHash), bc.str(ColSourceTopic)
+	part, off := bc.int32s(ColSourcePartition), bc.int64s(ColSourceOffset)
+	proc := typed[*array.Timestamp](bc, ColProcessingTime, "a timestamp")
+	var extras stringColumn
+	if len(rec.Schema().FieldIndices(ColExtras)) == 1 {
+		extras = bc.str(ColExtras)
+	}
+	fields := make([]arrow.Array, len(ct.Fields))
+	for i, f := range ct.Fields {
+		if len(rec.Schema().FieldIndices(f.Name)) == 1 {
+			fields[i] = bc.col(f.Name)
+		}
+	}
+	if err := bc.err(); err != nil {
+		return err
+	}
+	procTime, err := timestampConverter(proc)
+	if err != nil {
+		return err
+	}
+	key, timeAt := ct.FieldIndex(ct.Key), ct.FieldIndex(ct.Report.Time)
+	for i := 0; i < int(rec.NumRows()); i++ {
+		cols := &ledger.Columns{Values: make([]ledger.Value, len(ct.Fields))}
+		for j, a := range fields {
+			if a == nil || a.IsNull(i) {
+				continue
+			}
+			v, err := valueAt(a, i)
+			if err != nil {
+				return fmt.Errorf("iceberg: scan: column %q: %w", ct.Fields[j].Name, err)
+			}
+			cols.Values[j] = v
+		}
+		if extras != nil && !extras.IsNull(i) {
+			cols.Extras = strings.Clone(extras.Value(i))
+		}
+		r := ledger.Row{Custom: cols, TransactionHash: strings.Clone(hash.Value(i)),
+			TransactionID:   ledger.Canonical(ct.Fields[key].Type, cols.Values[key]),
+			SourceTopic:     strings.Clone(topic.Value(i)),
+			SourcePartition: part.Value(i), SourceOffset: off.Value(i)}
+		if timeAt >= 0 && cols.Values[timeAt].Valid {
+			if ct.Fields[timeAt].Type.Kind == ledger.TypeDate {
+				r.EventTime = time.Unix(cols.Values[timeAt].Int*86400, 0).UTC()
+			} else {
+				r.EventTime = time.UnixMicro(cols.Values[timeAt].Int).UTC()
+			}
+		}
+		if err := fn(r, procTime(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valueAt reads a non-null value of a contract column from an Arrow array.
+func valueAt(a arrow.Array, i int) (ledger.Value, error) {
+	switch a := a.(type) {
+	case stringColumn:
+		return ledger.Value{Valid: true, Str: strings.Clone(a.Value(i))}, nil
+	case *array.Int64:
+		return ledger.Value{Valid: true, Int: a.Value(i)}, nil
+	case *array.Int32:
+		return ledger.Value{Valid: true, Int: int64(a.Value(i))}, nil
+	case *array.Boolean:
+		v := ledger.Value{Valid: true}
+		if a.Value(i) {
+			v.Int = 1
+		}
+		return v, nil
+	case *array.Decimal128:
+		d := a.Value(i)
+		return ledger.Value{Valid: true, Int: int64(d.LowBits()), Hi: d.HighBits()}, nil
+	case *array.Date32:
+		return ledger.Value{Valid: true, Int: int64(a.Value(i))}, nil
+	case *array.Timestamp:
+		conv, err := timestampConverter(a)
+		if err != nil {
+			return ledger.Value{}, err
+		}
+		return ledger.Value{Valid: true, Int: conv(i).UnixMicro()}, nil
+	}
+	return ledger.Value{}, fmt.Errorf("unexpected Arrow type %s", a.DataType())
+}
+
+// NewContractSink returns the Sink of pipeline on the ledger ident written with contract ct
+// (EnsureLedger first): rows are encoded by a ContractEncoder against the table's current
+// schema. For the default contract it is NewSink.
+func (c *Catalog) NewContractSink(ctx context.Context, ident table.Identifier, pipeline string, ct *ledger.Contract) (*Sink, error) {
+	if ct.IsDefault() {
+		return c.NewSink(ctx, ident, pipeline)
+	}
+	tbl, err := c.LoadTable(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	schema := tbl.Schema()
+	return newTableSinkOn(c, ident, pipeline, tbl, func() (Encoder[ledger.Row], error) { return NewContractEncoder(nil, schema, ct) })
 }

@@ -1,10 +1,17 @@
 package iceberg
 
 import (
+	"context"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/ledgerstream/ledgerstream/internal/engine"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
@@ -81,5 +88,206 @@ func TestContractSchema(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "event_timestamp_day=day(event_timestamp)" || got[1] != "currency=identity(currency)" {
 		t.Fatalf("partition spec %v", got)
+	}
+}
+
+// decodeAll decodes messages with contract ct, failing on a reject, and numbers their
+// source offsets from first.
+func decodeAll(t testing.TB, ct *ledger.Contract, first int64, msgs ...string) []ledger.Row {
+	t.Helper()
+	rules := ledger.Rules{Contract: ct}
+	var rows []ledger.Row
+	for i, m := range msgs {
+		r, rej := rules.Decode([]byte(m))
+		if rej != nil {
+			t.Fatalf("%s: %v", m, rej)
+		}
+		r.SourceTopic, r.SourcePartition, r.SourceOffset = "payments", 0, first+int64(i)
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// TestContractTableRoundTrip writes a ledger with the example contract (partitioned by day
+// and currency), reads it back by ScanContract, then evolves the contract (a new optional
+// field, a new enum value, unknown_fields) and checks that the old rows read the new column
+// as null, the field ids of the old columns did not move, and a refused evolution changes
+// nothing.
+func TestContractTableRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	cat := openSQLite(t)
+	ident := table.Identifier{"pay", "ledger"}
+	ct := exampleContract(t)
+	tbl, got, err := cat.EnsureLedger(ctx, ident, ct)
+	if err != nil || got != ct {
+		t.Fatalf("ensure ledger: %v", err)
+	}
+	if spec := tbl.Spec(); spec.NumFields() != 2 {
+		t.Fatalf("partition spec %v", spec)
+	}
+	sink, err := cat.NewContractSink(ctx, ident, testPipeline, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(id, cur, day, extra string) string {
+		return `{"id":"` + id + `","payer":{"account":"ACC1234"},"payee":{"account":"ACC5678"},"amount":{"value":"10.5","currency":"` + cur +
+			`"},"merchant":{"id":7},"created_at":"2025-01-` + day + `T10:00:00Z"` + extra + `}`
+	}
+	rows := decodeAll(t, ct, 0, msg("P1", "USD", "16", ""), msg("P2", "EUR", "16", `,"note":"x"`), msg("P3", "USD", "17", ""))
+	st, err := stageCommit(t, sink, mustLoad(t, sink), rows, 1, engine.Offsets{{Topic: "payments", Partition: 0}: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One file per partition the batch touched: (16, USD), (16, EUR), (17, USD).
+	tbl, err = cat.LoadTable(ctx, ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tbl.CurrentSnapshot().Summary.Properties["added-data-files"]; n != "3" {
+		t.Errorf("added data files = %s, want 3 (one per partition)", n)
+	}
+
+	read := func(c *ledger.Contract) map[string]ledger.Row {
+		out := map[string]ledger.Row{}
+		if err := cat.ScanContract(ctx, ident, 0, c, func(r ledger.Row, _ time.Time) error { out[r.TransactionID] = r; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	back := read(ct)
+	if len(back) != 3 {
+		t.Fatalf("read %d rows", len(back))
+	}
+	for _, r := range rows {
+		b := back[r.TransactionID]
+		if b.TransactionHash != r.TransactionHash || b.SourceOffset != r.SourceOffset || !b.EventTime.Equal(r.EventTime) ||
+			!reflect.DeepEqual(b.Custom, r.Custom) {
+			t.Errorf("%s read back as %+v %+v, wrote %+v %+v", r.TransactionID, b, b.Custom, r, r.Custom)
+		}
+	}
+	if back["P2"].Custom.Extras != `{"note":"x"}` {
+		t.Errorf("extras %q", back["P2"].Custom.Extras)
+	}
+	ids := func() map[string]int {
+		tbl, err := cat.LoadTable(ctx, ident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, f := range tbl.Schema().Fields() {
+			m[f.Name] = f.ID
+		}
+		return m
+	}
+	before := ids()
+
+	// Refused: another type; nothing changes.
+	changed, err := ledger.ParseContract([]byte(strings.Replace(string(ct.YAML()), "type: long", "type: string", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cat.EnsureLedger(ctx, ident, changed); err == nil || !strings.Contains(err.Error(), `field "merchant_id" changes type from long to string`) ||
+		!strings.Contains(err.Error(), "new table") {
+		t.Fatalf("a type change: %v", err)
+	}
+	// Accepted: a new optional field, a new enum value.
+	y := strings.Replace(string(ct.YAML()), "JPY]", "JPY, CHF]", 1)
+	y = strings.Replace(y, "partition:", "  - {name: channel, path: meta.channel, type: string, enum: [web, pos]}\npartition:", 1)
+	evolved, err := ledger.ParseContract([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := cat.EnsureLedger(ctx, ident, evolved); err != nil || got != evolved {
+		t.Fatalf("evolve: %v", err)
+	}
+	after := ids()
+	for name, id := range before {
+		if after[name] != id {
+			t.Errorf("column %s moved from id %d to %d", name, id, after[name])
+		}
+	}
+	if after["channel"] <= 14 {
+		t.Errorf("new column channel has id %d, want a new one", after["channel"])
+	}
+	// The table now keeps the evolved contract.
+	tbl, _ = cat.LoadTable(ctx, ident)
+	if kept, err := TableContract(tbl); err != nil || string(kept.YAML()) != string(evolved.YAML()) {
+		t.Fatalf("kept contract: %v\n%s", err, kept.YAML())
+	}
+	// New rows with the new column and the new enum value; old rows read it as null.
+	sink2, err := cat.NewContractSink(ctx, ident, testPipeline, evolved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows2 := decodeAll(t, evolved, 3, msg("P4", "CHF", "18", `,"meta":{"channel":"web"}`))
+	if _, err := stageCommit(t, sink2, st, rows2, 2, engine.Offsets{{Topic: "payments", Partition: 0}: 4}); err != nil {
+		t.Fatal(err)
+	}
+	back = read(evolved)
+	ch := evolved.FieldIndex("channel")
+	if len(back) != 4 || back["P1"].Custom.Values[ch].Valid || back["P4"].Custom.Values[ch].Str != "web" {
+		t.Fatalf("after evolution: %d rows, P1 channel %+v, P4 channel %+v", len(back), back["P1"].Custom.Values[ch], back["P4"].Custom.Values[ch])
+	}
+	// The index reads the contract's key column.
+	var keys []string
+	err = cat.NewContractLedgerIDs(ident, nil, evolved).ReadAll(ctx, mainSnapshotID(tbl.Metadata()), func(id string, _ engine.Owner) error {
+		keys = append(keys, id)
+		return nil
+	})
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("ids %v %v", keys, err)
+	}
+}
+
+func TestEvolve(t *testing.T) {
+	base := exampleContract(t)
+	y := string(base.YAML())
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"key", "key: payment_id", "key: payer", `the key changes from "payment_id" to "payer"`},
+		{"hash", "hash: [payment_id, payer, payee, amount, currency]", "hash: [payment_id, payer, amount, currency]", "the hash columns change"},
+		{"removed", "  - name: captured\n    type: boolean\n", "", `field "captured" is removed`},
+		{"type", "type: decimal(18,2)", "type: decimal(18,3)", `field "amount" changes type from decimal(18,2) to decimal(18,3)`},
+		{"path", "path: payee.account", "path: payee.iban", `field "payee" changes its path`},
+		{"new required", "partition:", "  - {name: fee, type: long, required: true}\npartition:", `new field "fee" is required`},
+		{"partition", "day(event_timestamp)", "month(event_timestamp)", "partition evolution is not supported"},
+		{"hash optional", "    path: payee.account\n    type: string\n    required: true\n", "    path: payee.account\n    type: string\n", "hash column \"payee\" must be required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(y, tc.from) {
+				t.Fatalf("the example's YAML has no %q:\n%s", tc.from, y)
+			}
+			next, err := ledger.ParseContract([]byte(strings.Replace(y, tc.from, tc.to, 1)))
+			if err == nil {
+				_, err = Evolve(base, next)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want a refusal saying %q, got %v", tc.want, err)
+			}
+		})
+	}
+	accepted := []struct{ name, from, to, want string }{
+		{"enum value", "JPY]", "JPY, CHF]", `field "currency": enum`},
+		{"relaxed pattern", "^ACC[0-9]{4,}$", "^ACC[0-9]{3,}$", `field "payer": pattern`},
+		{"range", "min_exclusive: 0", "min: 0", "min 0 instead of none, min_exclusive none instead of 0"},
+		{"optional", "    path: merchant.id\n    type: long\n", "    path: merchant.id\n    type: long\n    required: true\n", `field "merchant_id" becomes required`},
+		{"unknown fields", "unknown_fields: keep", "unknown_fields: reject", "unknown_fields reject instead of keep"},
+	}
+	for _, tc := range accepted {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(y, tc.from) {
+				t.Fatalf("the example's YAML has no %q:\n%s", tc.from, y)
+			}
+			next, err := ledger.ParseContract([]byte(strings.Replace(y, tc.from, tc.to, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := Evolve(base, next)
+			if err != nil || !strings.Contains(strings.Join(ev.Changes, "; "), tc.want) {
+				t.Fatalf("want an accepted change saying %q, got %v %v", tc.want, ev.Changes, err)
+			}
+		})
 	}
 }

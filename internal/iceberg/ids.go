@@ -3,12 +3,15 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
 // LedgerIDs reads what the transaction-id index needs of the ledger (transaction_id,
@@ -17,18 +20,27 @@ import (
 type LedgerIDs struct {
 	cat   *Catalog
 	ident table.Identifier
-	sink  *Sink // optional: its table, when current enough, saves a catalog round trip
+	sink  *Sink  // optional: its table, when current enough, saves a catalog round trip
+	key   string // the key column: transaction_id, or a custom contract's key
 }
 
 // NewLedgerIDs returns the id reader of the ledger ident. sink, when not nil, is the
 // ledger's sink in this process: the snapshots it just loaded or committed are read from
 // its metadata instead of the catalog's.
 func (c *Catalog) NewLedgerIDs(ident table.Identifier, sink *Sink) *LedgerIDs {
-	return &LedgerIDs{cat: c, ident: ident, sink: sink}
+	return &LedgerIDs{cat: c, ident: ident, sink: sink, key: ColTransactionID}
+}
+
+// NewContractLedgerIDs is NewLedgerIDs for a ledger written with contract ct: the index
+// keeps ct's key column.
+func (c *Catalog) NewContractLedgerIDs(ident table.Identifier, sink *Sink, ct *ledger.Contract) *LedgerIDs {
+	return &LedgerIDs{cat: c, ident: ident, sink: sink, key: ct.Key}
 }
 
 // idColumns are the columns the index reads: a fraction of a ledger row.
-var idColumns = []string{ColTransactionID, ColTransactionHash, ColSourceTopic, ColSourcePartition, ColSourceOffset}
+func (l *LedgerIDs) idColumns() []string {
+	return []string{l.key, ColTransactionHash, ColSourceTopic, ColSourcePartition, ColSourceOffset}
+}
 
 // table returns the ledger's table with head in its metadata.
 func (l *LedgerIDs) table(ctx context.Context, head int64) (*table.Table, error) {
@@ -73,8 +85,8 @@ func (l *LedgerIDs) ReadAll(ctx context.Context, head int64, fn func(id string, 
 	if head == 0 {
 		return nil
 	}
-	return l.cat.scanBatches(ctx, l.ident, head, idColumns, func(rec arrow.RecordBatch) error {
-		return eachID(rec, fn)
+	return l.cat.scanBatches(ctx, l.ident, head, l.idColumns(), func(rec arrow.RecordBatch) error {
+		return eachID(rec, l.key, fn)
 	})
 }
 
@@ -128,16 +140,16 @@ func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64
 	if len(tasks) == 0 {
 		return nil
 	}
-	_, batches, err := tbl.Scan(table.WithSelectedFields(idColumns...), table.WithSnapshotID(head)).ReadTasks(ctx, tasks)
+	_, batches, err := tbl.Scan(table.WithSelectedFields(l.idColumns()...), table.WithSnapshotID(head)).ReadTasks(ctx, tasks)
 	if err != nil {
 		return fmt.Errorf("iceberg: read ids of %s: %w", identString(l.ident), err)
 	}
-	return eachBatch(identString(l.ident), batches, func(rec arrow.RecordBatch) error { return eachID(rec, fn) })
+	return eachBatch(identString(l.ident), batches, func(rec arrow.RecordBatch) error { return eachID(rec, l.key, fn) })
 }
 
-func eachID(rec arrow.RecordBatch, fn func(string, engine.Owner) error) error {
+func eachID(rec arrow.RecordBatch, key string, fn func(string, engine.Owner) error) error {
 	c := &batchColumns{rec: rec}
-	id, hash, topic := c.str(ColTransactionID), c.str(ColTransactionHash), c.str(ColSourceTopic)
+	id, hash, topic := keyColumn(c, key), c.str(ColTransactionHash), c.str(ColSourceTopic)
 	part, off := c.int32s(ColSourcePartition), c.int64s(ColSourceOffset)
 	if err := c.err(); err != nil {
 		return err
@@ -151,3 +163,25 @@ func eachID(rec arrow.RecordBatch, fn func(string, engine.Owner) error) error {
 	}
 	return nil
 }
+
+// keyColumn reads the key column as strings: a long or int key as its decimal digits, the
+// canonical string the contract decoder gives it.
+func keyColumn(c *batchColumns, key string) stringColumn {
+	switch a := c.col(key).(type) {
+	case *array.Int64:
+		return intStrings[int64]{a}
+	case *array.Int32:
+		return intStrings[int32]{a}
+	}
+	return c.str(key)
+}
+
+type intArray[T int32 | int64] interface {
+	arrow.Array
+	Value(int) T
+}
+
+// intStrings shows an integer column as strings.
+type intStrings[T int32 | int64] struct{ intArray[T] }
+
+func (a intStrings[T]) Value(i int) string { return strconv.FormatInt(int64(a.intArray.Value(i)), 10) }

@@ -96,11 +96,19 @@ func newTableSink[R any](ctx context.Context, c *Catalog, ident table.Identifier
 	if pipeline == "" {
 		return nil, errors.New("iceberg: sink: empty pipeline id")
 	}
-	enc, err := newEnc() // fails early on a schema mismatch
+	tbl, err := c.EnsureTable(ctx, ident, schema)
 	if err != nil {
 		return nil, err
 	}
-	tbl, err := c.EnsureTable(ctx, ident, schema)
+	return newTableSinkOn(c, ident, pipeline, tbl, newEnc)
+}
+
+// newTableSinkOn returns the sink of an existing table.
+func newTableSinkOn[R any](c *Catalog, ident table.Identifier, pipeline string, tbl *table.Table, newEnc func() (Encoder[R], error)) (*TableSink[R], error) {
+	if pipeline == "" {
+		return nil, errors.New("iceberg: sink: empty pipeline id")
+	}
+	enc, err := newEnc() // fails early on a schema mismatch
 	if err != nil {
 		return nil, err
 	}
