@@ -38,7 +38,47 @@ func newContractCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(check, def)
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the contract the ledger (--table) is written with, and its current schema",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ident, cat, err := openLedger(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			tbl, err := cat.LoadTable(cmd.Context(), ident)
+			if err != nil {
+				return err
+			}
+			c, err := iceberg.TableContract(tbl)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			where := "kept in the table's property " + iceberg.PropertyContract
+			if _, ok := tbl.Properties()[iceberg.PropertyContract]; !ok {
+				where = "the default: the table has no " + iceberg.PropertyContract + " property"
+			}
+			fmt.Fprintf(w, "# The contract of %s (%s):\n%s\n", g.table, where, c.YAML())
+			fmt.Fprintf(w, "# Its current schema (field ids are stable across evolutions):\n")
+			for _, f := range tbl.Schema().Fields() {
+				req := "optional"
+				if f.Required {
+					req = "required"
+				}
+				fmt.Fprintf(w, "#  %3d  %-20s %-16s %s\n", f.ID, f.Name, f.Type, req)
+			}
+			spec := tbl.Spec()
+			for _, f := range spec.Fields() {
+				src, _ := tbl.Schema().FindColumnName(f.SourceID())
+				fmt.Fprintf(w, "# partition %d %s = %s(%s)\n", f.FieldID, f.Name, f.Transform, src)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(check, def, show)
 	return cmd
 }
 

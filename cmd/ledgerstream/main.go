@@ -38,6 +38,7 @@ type globals struct {
 	// readOnly: the command only reads the catalog and must create nothing (report,
 	// verify, rejects, maintain --dry-run); see markReadOnly.
 	readOnly bool
+	contract string        // --contract: a contract file, "" for the table's own
 	sec      securityFlags // TLS, SASL, secrets, REST and S3 settings: security.go
 }
 
@@ -98,6 +99,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.dataDir, "data-dir", "./ledgerstream-data", "home of the default SQLite catalog (catalog.db) and warehouse/")
 	f.StringVar(&g.catalog, "catalog", "", "Iceberg catalog: sqlite:PATH | postgres://… | http(s)://… (default sqlite:<data-dir>/catalog.db)")
 	f.StringVar(&g.warehouse, "warehouse", "", "warehouse: a local path, file://…, or s3://bucket/prefix (default <data-dir>/warehouse)")
+	f.StringVar(&g.contract, "contract", "", "YAML file of the ledger contract: your messages' fields, checks, key, hash and partitioning (default: the table's own; the notebook's for a new table); see `ledgerstream contract`")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&g.connectTimeout, "connect-timeout", 30*time.Second, "produce, verify, run --available-now and rejects republish fail when no Kafka broker answers within this")

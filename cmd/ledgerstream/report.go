@@ -64,6 +64,9 @@ func buildReport(ctx context.Context, g *globals, at audit.AsOf) (*report.Report
 		return nil, err
 	}
 	defer cat.Close()
+	if _, err := ledgerContract(ctx, g, cat, ident); err != nil {
+		return nil, err // a --contract that is not the table's
+	}
 	v, err := audit.Open(ctx, cat, ident, at)
 	if err != nil {
 		return nil, err

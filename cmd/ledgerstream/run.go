@@ -131,6 +131,10 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		return nil, err
 	}
 	defer cat.Close()
+	contract, err := g.contractFlag()
+	if err != nil {
+		return nil, err
+	}
 	rules := ledger.DefaultRules()
 	rules.MaxMessageBytes = r.maxMessageBytes
 	batch := r.maxBatchRecords
@@ -148,6 +152,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	cfg := pipeline.Config{
 		Catalog:        cat,
 		Table:          ident,
+		Contract:       contract,
 		Kafka:          g.kafkaConfig(),
 		Topic:          g.topic,
 		WorkerID:       r.workerID,

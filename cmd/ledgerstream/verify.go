@@ -98,7 +98,10 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	if err != nil {
 		return nil, err
 	}
-	b := report.NewBuilder(0)
+	if _, err := ledgerContract(ctx, g, cat, ident); err != nil {
+		return nil, err // a --contract that is not the table's
+	}
+	b := report.NewContractBuilder(v.Contract, 0)
 	bounds := make(map[report.TopicPartition]int64, len(committed))
 	for p, off := range committed {
 		bounds[report.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
@@ -134,6 +137,14 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 		return nil, err
 	}
 	rules := ledger.DefaultRules()
+	rules.Contract = v.Contract
+	var earlier []*ledger.Rules
+	for _, c := range v.Earlier {
+		r := ledger.DefaultRules()
+		r.Contract = c
+		earlier = append(earlier, &r)
+	}
+	rec.SetEarlierRules(earlier)
 	topic, err := kafka.ReadTopicState(ctx, g.kafkaConfig(), g.topic, func(r engine.Record) error {
 		if !r.Control {
 			rec.AddRecord(report.TopicPartition{Topic: r.Topic, Partition: r.Partition.Partition}, r.Offset, r.Value, &rules)

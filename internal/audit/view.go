@@ -38,6 +38,11 @@ type View struct {
 	Rejects iceberg.SnapshotInfo
 	// RejectsHistory is the rejects table's history ending at Rejects, newest first.
 	RejectsHistory []iceberg.SnapshotInfo
+
+	// Contract is the contract the ledger is written with (the default one for a table
+	// that does not exist yet), Earlier the ones it was written with before, oldest first.
+	Contract *ledger.Contract
+	Earlier  []*ledger.Contract
 }
 
 // Open reads the histories of the ledger ident and its rejects table and resolves a in
@@ -45,9 +50,19 @@ type View struct {
 // holds, is a *HistoryError naming the oldest moment still available; so is a moment the
 // rejects table's history no longer reaches.
 func Open(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, a AsOf) (*View, error) {
-	v := &View{cat: cat, ident: ident, AsOf: a}
+	v := &View{cat: cat, ident: ident, AsOf: a, Contract: ledger.DefaultContract()}
 	history, err := cat.Snapshots(ctx, ident)
 	if err != nil {
+		return nil, err
+	}
+	if tbl, err := cat.LoadTable(ctx, ident); err == nil {
+		if v.Contract, err = iceberg.TableContract(tbl); err != nil {
+			return nil, err
+		}
+		if v.Earlier, err = iceberg.EarlierContracts(tbl); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, catalog.ErrNoSuchTable) {
 		return nil, err
 	}
 	var moment time.Time // zero: now
@@ -132,12 +147,12 @@ func (v *View) RejectsComplete(pipeline string) (map[report.TopicPartition]int64
 	return complete, nil
 }
 
-// ScanLedger calls fn for every row of the ledger as of the view.
+// ScanLedger calls fn for every row of the ledger as of the view, read by its contract.
 func (v *View) ScanLedger(ctx context.Context, fn func(row ledger.Row, processed time.Time) error) error {
 	if v.Ledger.SnapshotID == 0 {
 		return nil
 	}
-	return v.cat.ScanLedger(ctx, v.ident, v.Ledger.SnapshotID, fn)
+	return v.cat.ScanRows(ctx, v.ident, v.Ledger.SnapshotID, v.Contract, fn)
 }
 
 // ScanRejects calls fn for every row of the rejects table as of the view.
@@ -151,7 +166,7 @@ func (v *View) ScanRejects(ctx context.Context, fn func(row ledger.RejectRow, re
 // Report scans the view once and builds the report, with the rejects table's counts by
 // reason when there is one.
 func (v *View) Report(ctx context.Context) (*report.Report, error) {
-	b := report.NewBuilder(0)
+	b := report.NewContractBuilder(v.Contract, 0)
 	if err := v.ScanLedger(ctx, func(row ledger.Row, processed time.Time) error {
 		b.Add(row, processed)
 		return nil

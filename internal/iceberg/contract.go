@@ -381,3 +381,12 @@ func (c *Catalog) NewContractSink(ctx context.Context, ident table.Identifier, p
 	schema := tbl.Schema()
 	return newTableSinkOn(c, ident, pipeline, tbl, func() (Encoder[ledger.Row], error) { return NewContractEncoder(nil, schema, ct) })
 }
+
+// ScanRows is ScanLedger for a ledger written with contract ct: ScanLedger for the default
+// contract, ScanContract for a custom one.
+func (c *Catalog) ScanRows(ctx context.Context, ident table.Identifier, snapshotID int64, ct *ledger.Contract, fn func(row ledger.Row, processed time.Time) error) error {
+	if ct.IsDefault() {
+		return c.ScanLedger(ctx, ident, snapshotID, fn)
+	}
+	return c.ScanContract(ctx, ident, snapshotID, ct, fn)
+}

@@ -30,6 +30,35 @@ func TableContract(tbl *table.Table) (*ledger.Contract, error) {
 	return c, nil
 }
 
+// PropertyEarlierContract prefixes the table properties that keep the contracts a ledger was
+// written with before its current one: <prefix>1 is the first.
+const PropertyEarlierContract = "ledgerstream.contract.earlier."
+
+// EarlierContracts returns the contracts the table was written with before its current one,
+// oldest first.
+func EarlierContracts(tbl *table.Table) ([]*ledger.Contract, error) {
+	var out []*ledger.Contract
+	for i, text := range earlierContracts(tbl) {
+		c, err := ledger.ParseContract([]byte(text))
+		if err != nil {
+			return nil, fmt.Errorf("iceberg: earlier contract %d of the table does not parse: %w", i+1, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func earlierContracts(tbl *table.Table) []string {
+	var out []string
+	for i := 1; ; i++ {
+		text, ok := tbl.Properties()[fmt.Sprintf("%s%d", PropertyEarlierContract, i)]
+		if !ok {
+			return out
+		}
+		out = append(out, text)
+	}
+}
+
 // EnsureLedger returns the ledger table ident and the contract to write it with. A missing
 // table is created with given's schema, partition spec and properties (given nil: the
 // default contract). An existing table keeps its contract when given is nil or says the
@@ -37,11 +66,19 @@ func TableContract(tbl *table.Table) (*ledger.Contract, error) {
 // (see Evolve): its new columns are added and the new contract is kept, in one commit. A
 // change that is not is refused with an error that says why and what to do.
 func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, given *ledger.Contract) (*table.Table, *ledger.Contract, error) {
-	if given == nil {
-		given = ledger.DefaultContract()
-	}
 	name := identString(ident)
 	tbl, err := c.cat.LoadTable(ctx, ident)
+	if given == nil {
+		if err == nil {
+			have, err := TableContract(tbl)
+			if err != nil {
+				return nil, nil, fmt.Errorf("iceberg: ledger %s: %w", name, err)
+			}
+			given = have
+		} else {
+			given = ledger.DefaultContract()
+		}
+	}
 	if errors.Is(err, catalog.ErrNoSuchTable) {
 		if err := c.EnsureNamespace(ctx, catalog.NamespaceFromIdent(ident)); err != nil {
 			return nil, nil, err
@@ -99,7 +136,11 @@ func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, give
 			return nil, nil, fmt.Errorf("iceberg: ledger %s: add the contract's new columns: %w", name, err)
 		}
 	}
-	if err := tx.SetProperties(ice.Properties{PropertyContract: string(given.YAML())}); err != nil {
+	props := ice.Properties{PropertyContract: string(given.YAML())}
+	// The contract in force until now joins the earlier ones: verify judges a record by the
+	// contract it was processed with.
+	props[fmt.Sprintf("%s%d", PropertyEarlierContract, len(earlierContracts(tbl))+1)] = string(have.YAML())
+	if err := tx.SetProperties(props); err != nil {
 		return nil, nil, fmt.Errorf("iceberg: ledger %s: keep the new contract: %w", name, err)
 	}
 	tbl, err = tx.Commit(ctx)

@@ -141,6 +141,17 @@ type Decimal struct {
 
 func (d *Decimal) String() string { return d.text }
 
+// Sign returns -1, 0 or +1.
+func (d *Decimal) Sign() int {
+	switch {
+	case d.v.negative():
+		return -1
+	case d.v.hi == 0 && d.v.lo == 0:
+		return 0
+	}
+	return 1
+}
+
 // digits counts the decimal digits of the unscaled value's magnitude (its precision).
 func (d *Decimal) digits() int {
 	v := d.v

@@ -20,6 +20,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/metrics"
 )
 
@@ -30,6 +31,10 @@ type Config struct {
 	// Table is the ledger; its rejects table is iceberg.RejectsIdent(Table). Both are
 	// created when missing.
 	Table table.Identifier
+	// Contract is what the messages look like and what the ledger makes of them (see
+	// iceberg.EnsureLedger): nil means the table's own, or the default contract for a new
+	// table; another contract than the table's must be an evolution it accepts.
+	Contract *ledger.Contract
 	// Kafka says how to reach the cluster, Topic what to consume.
 	Kafka kafka.ClientConfig
 	Topic string
@@ -73,10 +78,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		log = slog.Default()
 	}
 	cat, ident := cfg.Catalog, cfg.Table
-	if _, err := cat.EnsureTable(ctx, ident, iceberg.LedgerSchema()); err != nil {
+	_, contract, err := cat.EnsureLedger(ctx, ident, cfg.Contract)
+	if err != nil {
 		return Result{}, err
 	}
-	sinks, closeSinks, err := openSinks(ctx, cfg, log)
+	sinks, closeSinks, err := openSinks(ctx, cfg, contract, log)
 	if err != nil {
 		return Result{}, err
 	}
@@ -87,6 +93,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if ecfg.Logger == nil {
 		ecfg.Logger = log
 	}
+	rules := ledger.DefaultRules()
+	if ecfg.Rules != nil {
+		rules = *ecfg.Rules
+	}
+	rules.Contract = contract
+	ecfg.Rules = &rules
 	eng := engine.New(ecfg, sinks)
 	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
 		Client:         cfg.Kafka,
@@ -112,9 +124,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // worker's transaction id index file, <index-dir>/<table>~<pipeline>[~<worker>].idx. The
 // index file is locked: two workers on one machine need distinct worker ids (or index
 // directories). Call the returned func when done.
-func openSinks(ctx context.Context, cfg Config, log *slog.Logger) (engine.Sinks, func() error, error) {
+func openSinks(ctx context.Context, cfg Config, contract *ledger.Contract, log *slog.Logger) (engine.Sinks, func() error, error) {
 	pipeline := cfg.Engine.Pipeline
-	sink, err := cfg.Catalog.NewSink(ctx, cfg.Table, pipeline)
+	sink, err := cfg.Catalog.NewContractSink(ctx, cfg.Table, pipeline, contract)
 	if err != nil {
 		return engine.Sinks{}, nil, err
 	}
@@ -123,7 +135,7 @@ func openSinks(ctx context.Context, cfg Config, log *slog.Logger) (engine.Sinks,
 		return engine.Sinks{}, nil, err
 	}
 	path := filepath.Join(cfg.IndexDir, dedup.FileName(identName(cfg.Table), pipeline, cfg.WorkerID))
-	idx, err := dedup.Open(path, cfg.Catalog.NewLedgerIDs(cfg.Table, sink), dedup.Options{Logger: log})
+	idx, err := dedup.Open(path, cfg.Catalog.NewContractLedgerIDs(cfg.Table, sink, contract), dedup.Options{Logger: log})
 	if err != nil {
 		return engine.Sinks{}, nil, err
 	}

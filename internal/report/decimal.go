@@ -83,6 +83,13 @@ func (s *int128) add(x int64) {
 	s.hi += x>>63 + int64(carry)
 }
 
+// addWide adds the 128-bit two's-complement value hi:lo.
+func (s *int128) addWide(hi int64, lo uint64) {
+	var carry uint64
+	s.lo, carry = bits.Add64(s.lo, lo, 0)
+	s.hi += hi + int64(carry)
+}
+
 // big returns s as a big.Int.
 func (s int128) big() *big.Int {
 	v := new(big.Int).SetInt64(s.hi)

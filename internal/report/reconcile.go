@@ -33,6 +33,7 @@ const CheckExactlyOnce = "exactly_once"
 // committed offsets that is missing from the ledger, doubled, or altered, and every ledger
 // row the topic does not account for. Memory is O(rows): a source position and a hash per row.
 type Reconciler struct {
+	earlier     []*ledger.Rules          // rules of the ledger's earlier contracts (SetEarlierRules)
 	committed   map[TopicPartition]int64 // the ledger's offsets map
 	rejectsAt   map[TopicPartition]int64 // how far the rejects table is complete; nil: no rejects table
 	rows        map[position][32]byte
@@ -234,6 +235,22 @@ type pendingRecord struct {
 	hash string
 }
 
+// SetEarlierRules gives the rules of the contracts the ledger was written with before the
+// one AddRecord is given, oldest first: a record whose outcome in the tables the current
+// rules contradict is judged by the latest earlier rules that agree with it.
+func (r *Reconciler) SetEarlierRules(rules []*ledger.Rules) { r.earlier = rules }
+
+// agrees reports whether a decoding outcome matches what the tables hold for a record.
+func agrees(rej *ledger.Reject, inLedger, inRejects bool, reason ledger.Reason) bool {
+	switch {
+	case rej == nil:
+		return inLedger || inRejects && (reason == ledger.ReasonDuplicate || reason == ledger.ReasonConflictingDuplicate)
+	case inRejects:
+		return rej.Reason == reason
+	}
+	return !inLedger
+}
+
 // AddRecord feeds one data record of the topic (control records must not be fed).
 func (r *Reconciler) AddRecord(tp TopicPartition, offset int64, value []byte, rules *ledger.Rules) {
 	f := r.part(tp)
@@ -256,6 +273,16 @@ func (r *Reconciler) AddRecord(tp TopicPartition, offset int64, value []byte, ru
 		r.seen[pos] = true
 	}
 	reject, inRejects := r.rejects[pos]
+	if len(r.earlier) > 0 && !agrees(rej, inLedger, inRejects, reject.Reason) {
+		// The table's contract changed since: judge the record by the contract it was
+		// processed with, if an earlier one gives what the tables hold.
+		for i := len(r.earlier) - 1; i >= 0; i-- {
+			if erow, erej := r.earlier[i].Decode(value); agrees(erej, inLedger, inRejects, reject.Reason) {
+				row, rej = erow, erej
+				break
+			}
+		}
+	}
 	if inRejects {
 		r.seenRejects[pos] = true
 	}

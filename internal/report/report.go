@@ -66,15 +66,26 @@ type Report struct {
 	// Rejects counts the rejects table's rows by reason; nil when it was not read (the
 	// caller fills it from a RejectTally).
 	Rejects *RejectSummary `json:"rejects"`
+
+	// For a ledger written with a custom contract: the report section's group_by columns
+	// and amount column (Summary rows then have Group), and the columns of Latest rows
+	// (which then have Values).
+	GroupBy      []string `json:"group_by,omitempty"`
+	AmountColumn string   `json:"amount_column,omitempty"`
+	Columns      []string `json:"columns,omitempty"`
+	// NoAmountCheck says the contract does not require positive amounts: Validate makes
+	// no positive_amounts check.
+	NoAmountCheck bool `json:"-"`
 }
 
 // SummaryRow is one row of the summary query.
 type SummaryRow struct {
-	TransactionType string  `json:"transaction_type"`
-	Currency        string  `json:"currency"`
-	Count           int64   `json:"txn_count"`
-	Total           Decimal `json:"total_amount"` // decimal(28,2), exact
-	Avg             Decimal `json:"avg_amount"`   // decimal(22,6), half up
+	TransactionType string   `json:"transaction_type,omitempty"`
+	Currency        string   `json:"currency,omitempty"`
+	Group           []string `json:"group,omitempty"` // a custom contract's group_by values
+	Count           int64    `json:"txn_count"`
+	Total           Decimal  `json:"total_amount"` // decimal(28,2), exact
+	Avg             Decimal  `json:"avg_amount"`   // decimal(22,6), half up
 }
 
 // Duplicate is one row of the duplicate check: a transaction hash and how many rows have it.
@@ -92,6 +103,7 @@ type LatestRow struct {
 	Currency        string    `json:"currency"`
 	TransactionType string    `json:"transaction_type"`
 	EventTime       time.Time `json:"event_timestamp"`
+	Values          []string  `json:"values,omitempty"` // a custom contract's columns, canonical strings
 }
 
 // Builder accumulates rows into a Report in one pass. The zero value is ready to use.
@@ -123,6 +135,56 @@ type Builder struct {
 	latest []ledger.Row // at most LatestN, newest first (see newer)
 
 	firstProcessed, lastProcessed time.Time
+
+	contract *ledger.Contract // nil: the notebook's rows
+	groupAt  []int            // the contract's group_by fields
+	amountAt int              // the contract's amount field
+	positive bool             // the contract requires amounts > 0
+}
+
+// NewContractBuilder is NewBuilder for a ledger written with a custom contract c: the
+// summary is by c's report group_by columns over its amount column (exact sums at the
+// column's scale, averages with 4 more digits, half up, as Spark's), the latest rows show
+// every column, and the positive-amount check is made only when the amount column requires
+// amounts above zero. For the default contract it is NewBuilder.
+func NewContractBuilder(c *ledger.Contract, expectedRows int) *Builder {
+	b := NewBuilder(expectedRows)
+	if c.IsDefault() {
+		return b
+	}
+	b.contract = c
+	for _, g := range c.Report.GroupBy {
+		b.groupAt = append(b.groupAt, c.FieldIndex(g))
+	}
+	b.amountAt = c.FieldIndex(c.Report.Amount)
+	f := &c.Fields[b.amountAt]
+	b.positive = f.MinExclusive != nil && f.MinExclusive.Sign() >= 0 || f.Min != nil && f.Min.Sign() > 0
+	return b
+}
+
+// addContractRow is Add's summary part for a row of a custom contract.
+func (b *Builder) addContractRow(row *ledger.Row) {
+	var key strings.Builder
+	for i, at := range b.groupAt {
+		if i > 0 {
+			key.WriteByte(0x1f) // unit separator: canonical strings never hold it
+		}
+		key.WriteString(ledger.Canonical(b.contract.Fields[at].Type, row.Custom.Values[at]))
+	}
+	k := groupKey{typ: key.String()}
+	g := b.groups[k]
+	if g == nil {
+		g = &group{}
+		b.groups[k] = g
+	}
+	g.count++
+	v := row.Custom.Values[b.amountAt]
+	if v.Valid {
+		g.sum.addWide(v.Hi, uint64(v.Int))
+		if b.positive && (v.Hi < 0 || v.Hi == 0 && v.Int == 0) {
+			b.nonPositive++
+		}
+	}
 }
 
 type groupKey struct{ typ, currency string }
@@ -138,18 +200,21 @@ func (b *Builder) Add(row ledger.Row, processed time.Time) {
 		b.init()
 	}
 	b.rows++
-	if row.Amount <= 0 {
-		b.nonPositive++
+	if b.contract != nil && row.Custom != nil {
+		b.addContractRow(&row)
+	} else {
+		if row.Amount <= 0 {
+			b.nonPositive++
+		}
+		g := b.groups[groupKey{row.TransactionType, row.Currency}]
+		if g == nil {
+			// Clone: the caller's strings may alias a scan buffer that is about to be reused.
+			g = &group{}
+			b.groups[groupKey{strings.Clone(row.TransactionType), strings.Clone(row.Currency)}] = g
+		}
+		g.count++
+		g.sum.add(row.Amount)
 	}
-
-	g := b.groups[groupKey{row.TransactionType, row.Currency}]
-	if g == nil {
-		// Clone: the caller's strings may alias a scan buffer that is about to be reused.
-		g = &group{}
-		b.groups[groupKey{strings.Clone(row.TransactionType), strings.Clone(row.Currency)}] = g
-	}
-	g.count++
-	g.sum.add(row.Amount)
 
 	b.addHash(row.TransactionHash)
 	b.addID(row.TransactionID)
@@ -265,6 +330,7 @@ func (b *Builder) insertLatest(row ledger.Row) {
 		SourceTopic:     strings.Clone(row.SourceTopic),
 		SourcePartition: row.SourcePartition,
 		SourceOffset:    row.SourceOffset,
+		Custom:          row.Custom, // a custom contract's scan gives copies
 	}
 	i := len(b.latest)
 	for i > 0 && newer(&row, &b.latest[i-1]) {
@@ -295,21 +361,35 @@ func (b *Builder) Report() *Report {
 		r.DuplicateIDExamples = []string{}
 	}
 
+	scale, avgScale := AmountScale, AvgScale
+	if c := b.contract; c != nil {
+		r.GroupBy, r.AmountColumn, r.NoAmountCheck = c.Report.GroupBy, c.Report.Amount, !b.positive
+		for _, f := range c.Fields {
+			r.Columns = append(r.Columns, f.Name)
+		}
+		scale = c.Fields[b.amountAt].Type.Scale
+		avgScale = scale + AvgScale - AmountScale
+	}
 	for k, g := range b.groups {
 		sum := g.sum.big()
-		r.Summary = append(r.Summary, SummaryRow{
+		row := SummaryRow{
 			TransactionType: k.typ,
 			Currency:        k.currency,
 			Count:           g.count,
-			Total:           Decimal{Unscaled: sum, Scale: AmountScale},
-			Avg:             Decimal{Unscaled: avgUnscaled(sum, g.count), Scale: AvgScale},
-		})
+			Total:           Decimal{Unscaled: sum, Scale: scale},
+			Avg:             Decimal{Unscaled: avgUnscaled(sum, g.count), Scale: avgScale},
+		}
+		if b.contract != nil {
+			row.TransactionType, row.Group = "", strings.Split(k.typ, "\x1f")
+		}
+		r.Summary = append(r.Summary, row)
 	}
 	slices.SortFunc(r.Summary, func(a, b SummaryRow) int {
 		return cmp.Or(
 			cmp.Compare(b.Count, a.Count),
 			strings.Compare(a.TransactionType, b.TransactionType),
 			strings.Compare(a.Currency, b.Currency),
+			slices.Compare(a.Group, b.Group),
 		)
 	})
 
@@ -326,6 +406,14 @@ func (b *Builder) Report() *Report {
 	})
 
 	for _, row := range b.latest {
+		if b.contract != nil && row.Custom != nil {
+			l := LatestRow{TransactionID: row.TransactionID, EventTime: row.EventTime.UTC()}
+			for i, f := range b.contract.Fields {
+				l.Values = append(l.Values, ledger.Canonical(f.Type, row.Custom.Values[i]))
+			}
+			r.Latest = append(r.Latest, l)
+			continue
+		}
 		r.Latest = append(r.Latest, LatestRow{
 			TransactionID:   row.TransactionID,
 			AccountFrom:     row.AccountFrom,

@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,13 +31,20 @@ func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 
 	sb.WriteString("Transaction Ledger Summary:\n")
 	rows := make([][]string, 0, len(r.Summary))
+	header := []string{"transaction_type", "currency", "txn_count", "total_amount", "avg_amount"}
+	if r.Columns != nil {
+		header = append(slices.Clone(r.GroupBy), "txn_count", "total_"+r.AmountColumn, "avg_"+r.AmountColumn)
+	}
 	for _, s := range r.Summary {
+		if r.Columns != nil {
+			rows = append(rows, append(slices.Clone(s.Group), strconv.FormatInt(s.Count, 10), s.Total.String(), s.Avg.String()))
+			continue
+		}
 		rows = append(rows, []string{
 			s.TransactionType, s.Currency, strconv.FormatInt(s.Count, 10), s.Total.String(), s.Avg.String(),
 		})
 	}
-	sb.WriteString(showString(
-		[]string{"transaction_type", "currency", "txn_count", "total_amount", "avg_amount"}, rows, numRows, truncate))
+	sb.WriteString(showString(header, rows, numRows, truncate))
 	sb.WriteString("\n")
 
 	sb.WriteString("\nDuplicate Check: " + strconv.Itoa(len(r.Duplicates)) + " duplicates found\n")
@@ -51,16 +59,29 @@ func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 
 	sb.WriteString("\nLatest " + strconv.Itoa(LatestN) + " Transactions:\n")
 	rows = rows[:0]
+	if r.Columns != nil {
+		for _, l := range r.Latest {
+			rows = append(rows, l.Values)
+		}
+		sb.WriteString(showString(r.Columns, rows, numRows, truncate))
+		sb.WriteString("\n")
+		rows = rows[:0]
+	}
 	for _, l := range r.Latest {
+		if l.Values != nil {
+			continue
+		}
 		rows = append(rows, []string{
 			l.TransactionID, l.AccountFrom, l.AccountTo, l.Amount.String(), l.Currency,
 			l.TransactionType, formatTimestamp(l.EventTime),
 		})
 	}
-	sb.WriteString(showString([]string{
-		"transaction_id", "account_from", "account_to", "amount", "currency", "transaction_type", "event_timestamp",
-	}, rows, numRows, truncate))
-	sb.WriteString("\n")
+	if r.Columns == nil {
+		sb.WriteString(showString([]string{
+			"transaction_id", "account_from", "account_to", "amount", "currency", "transaction_type", "event_timestamp",
+		}, rows, numRows, truncate))
+		sb.WriteString("\n")
+	}
 
 	if r.Rejects != nil {
 		sb.WriteString(r.Rejects.text(numRows, truncate))

@@ -62,6 +62,9 @@ func Validate(r *Report) []Check {
 	}
 	checks = append(checks, c)
 
+	if r.NoAmountCheck {
+		return checks
+	}
 	c = Check{Name: CheckPositiveAmounts, Passed: r.NonPositiveAmounts == 0, Figure: r.NonPositiveAmounts}
 	if c.Passed {
 		c.Detail = "All amounts are positive: rows with amount <= 0: 0"
