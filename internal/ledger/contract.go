@@ -247,7 +247,7 @@ func (c *Contract) HashAt() int { return c.hashAt }
 
 // defaultContractYAML is the notebook's message, as a contract. DefaultContract parses it, so
 // `contract check` of this text prints the notebook's table schema.
-const defaultContractYAML = `# The notebook's transactions (DESIGN §1, §3).
+const defaultContractYAML = `# The notebook's transactions (docs/design.md §1, §3).
 key: transaction_id
 hash: [transaction_id, account_from, account_to, amount, currency]
 fields:
@@ -276,8 +276,8 @@ var defaultContract, defaultCanonical = func() (*Contract, string) {
 	return c, canonical
 }()
 
-// DefaultContract returns the notebook's contract: the seven fields of DESIGN §1, the rules of
-// DESIGN §3, the notebook's hash. Tables written before contracts existed have its schema.
+// DefaultContract returns the notebook's contract: the seven fields of docs/design.md §1, the rules of
+// docs/design.md §3, the notebook's hash. Tables written before contracts existed have its schema.
 func DefaultContract() *Contract { return defaultContract }
 
 // contractFile is the YAML form of a contract.
