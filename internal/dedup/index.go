@@ -4,12 +4,14 @@
 // owning message itself.
 //
 // The ledger is the truth; the index is derived from it and can always be rebuilt from it.
-// It lives in one bbolt file per (table, pipeline, worker) with bounded memory: the ids are
-// on disk, and only a blocked Bloom filter (about 2.5 bytes per id) sits in front of them,
-// so that the common lookup, a new id, never touches the disk. The file records the ledger
-// snapshot it is synced to; Sync then reads only the rows of the snapshots committed since
-// (the data files they added, five columns of them), and rebuilds from a full scan only when
-// that snapshot left main's history (expired, rolled back, or the table was replaced).
+// It lives in one directory per (table, pipeline, worker) with bounded memory: the ids are
+// on disk as sorted runs (store.go), and only a blocked Bloom filter (about 2.5 bytes per
+// id) and the runs' block indexes (about one key per 4 KiB of entries) sit in memory, so
+// that the common lookup, a new id, never touches the disk. The directory records the
+// ledger snapshot it is synced to; Sync then reads only the rows of the snapshots committed
+// since (the data files they added, five columns of them), and rebuilds from a full scan
+// only when that snapshot left main's history (expired, rolled back, or the table was
+// replaced).
 package dedup
 
 import (
@@ -28,8 +30,6 @@ import (
 	"time"
 	"unsafe"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
@@ -47,8 +47,11 @@ type Ledger interface {
 	ReadAll(ctx context.Context, head int64, fn func(id string, o engine.Owner) error) error
 }
 
-// ErrLocked reports that another process holds the index file.
-var ErrLocked = errors.New("dedup: the index file is in use by another process")
+// ErrLocked reports that another process holds the index.
+var ErrLocked = errors.New("dedup: the index is in use by another process")
+
+// errLockTimeout is lockDir's: the lock was still held when the timeout passed.
+var errLockTimeout = errors.New("lock timeout")
 
 // Options tune Open.
 type Options struct {
@@ -62,19 +65,21 @@ type Options struct {
 // Stats count the index's work since Open.
 type Stats struct {
 	Rows       int64 // ids in the index
-	RowsRead   int64 // ledger rows read by Sync (incremental or full)
+	RowsRead   int64 // ledger rows read by Sync or Rebuild: other workers' commits, replays after a crash
+	RowsAdded  int64 // rows recorded by Add: this worker's own commits
 	Rebuilds   int64 // full rebuilds
 	Lookups    int64
 	DiskReads  int64 // lookups that passed the Bloom filter and read the file
 	Conflicts  int64 // ids met again with another owner (kept the first)
 	BloomBytes int64
+	Runs       int64 // sorted run files on disk
 }
 
 // Index is the on-disk transaction id index. It implements engine.Index and is safe for
 // concurrent use (the engine calls it under its own lock; tools may not).
 type Index struct {
 	path   string
-	db     *bolt.DB
+	st     *store
 	ledger Ledger
 	log    *slog.Logger
 
@@ -91,6 +96,7 @@ type Index struct {
 	// from its entries until it is finished, and every other call finishes it first.
 	pending *pendingWrite
 	broken  error // a background write failed: every call returns it
+	closed  bool
 	// beforeWrite, in tests, runs in Add's background write before it starts.
 	beforeWrite func()
 }
@@ -106,22 +112,6 @@ type pendingWrite struct {
 }
 
 var _ engine.Index = (*Index)(nil)
-
-// bbolt layout: bucket ids maps a transaction id to its owner (see encodeOwner); bucket meta
-// holds the sync state, the id count and the topic numbering (topics are few; each owner
-// names its topic by number).
-var (
-	bucketIDs    = []byte("ids")
-	bucketMeta   = []byte("meta")
-	bucketTopics = []byte("topics")
-	keySynced    = []byte("synced")
-	keyApplied   = []byte("applied")
-	keyPartial   = []byte("partial")
-	keyCount     = []byte("count")
-	keyVersion   = []byte("version")
-)
-
-const formatVersion = 1
 
 // FileName is the index file of a (table, pipeline, worker) under an index directory:
 // characters outside [A-Za-z0-9._-] become '_'. worker may be empty.
@@ -142,10 +132,12 @@ func FileName(table, pipeline, worker string) string {
 	return name + ".idx"
 }
 
-// Open opens (creating it and its directory if needed) the index file at path, reading the
-// ledger through l. The file is locked: a second Open of it, in any process, fails with
-// ErrLocked until Close. A file that is not a valid index (torn by a power loss, another
-// format) is moved aside to path+".corrupt" and rebuilt: the ledger holds the truth.
+// Open opens (creating it and its parent if needed) the index directory at path, reading
+// the ledger through l. The index is locked: a second Open of it, in any process, fails
+// with ErrLocked until Close. An index that cannot be read as written (torn by a power
+// loss, a missing run) is moved aside to path+".corrupt" and rebuilt: the ledger holds the
+// truth. A file at path, the single-file index of earlier versions, is deleted and rebuilt
+// the same way.
 func Open(path string, l Ledger, opts Options) (*Index, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 100 * time.Millisecond
@@ -156,66 +148,45 @@ func Open(path string, l Ledger, opts Options) (*Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("dedup: open %s: %w", path, err)
 	}
-	// The initial mapping is address space, not memory: large enough that bbolt need not
-	// remap (copying every node it holds) as the file grows to some 14 million ids.
-	bopts := &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType, InitialMmapSize: 1 << 30}
-	db, err := bolt.Open(path, 0o600, bopts)
-	switch {
-	case errors.Is(err, bolt.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s (give each worker its own --worker-id or --index-dir)", ErrLocked, path)
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+	if info, err := os.Stat(path); err == nil && !info.IsDir() {
+		opts.Logger.Info("transaction id index: replacing the single-file index of an earlier version; rebuilding it from the ledger", "path", path)
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("dedup: open %s: remove the earlier version's index file: %w", path, err)
+		}
+		os.Remove(path + ".bloom")
+	}
+	st, err := openStore(path, opts.LockTimeout, opts.Logger)
+	if errors.Is(err, errCorruptStore) {
 		opts.Logger.Warn("transaction id index unreadable; moving it aside and rebuilding from the ledger", "path", path, "error", err)
+		os.RemoveAll(path + ".corrupt")
 		if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
 			return nil, fmt.Errorf("dedup: open %s: %w (and moving it aside: %w)", path, err, rerr)
 		}
-		db, err = bolt.Open(path, 0o600, bopts)
+		os.Remove(path + ".bloom")
+		st, err = openStore(path, opts.LockTimeout, opts.Logger)
+	}
+	if errors.Is(err, errLockTimeout) {
+		return nil, fmt.Errorf("%w: %s (give each worker its own --worker-id or --index-dir)", ErrLocked, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dedup: open %s: %w", path, err)
 	}
-	x := &Index{path: path, db: db, ledger: l, log: opts.Logger, topics: map[string]uint64{}}
+	x := &Index{path: path, st: st, ledger: l, log: opts.Logger, topics: map[string]uint64{}}
 	if err := x.load(); err != nil {
-		db.Close()
+		st.close()
 		return nil, fmt.Errorf("dedup: open %s: %w", path, err)
 	}
 	return x, nil
 }
 
-// load reads the meta state and builds the Bloom filter from the ids on disk.
+// load takes the recorded state and the Bloom filter (saved, or built from the ids on disk).
 func (x *Index) load() error {
-	err := x.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if v := meta.Get(keyVersion); v == nil {
-			if err := meta.Put(keyVersion, u64(formatVersion)); err != nil {
-				return err
-			}
-		} else if getU64(v) != formatVersion {
-			return fmt.Errorf("index format %d, want %d (delete the file to rebuild it)", getU64(v), formatVersion)
-		}
-		if _, err := tx.CreateBucketIfNotExists(bucketIDs); err != nil {
-			return err
-		}
-		topics, err := tx.CreateBucketIfNotExists(bucketTopics)
-		if err != nil {
-			return err
-		}
-		x.synced, x.count = int64(getU64(meta.Get(keySynced))), int64(getU64(meta.Get(keyCount)))
-		x.applied, x.partial = decodeIDs(meta.Get(keyApplied)), decodeIDs(meta.Get(keyPartial))
-		return topics.ForEach(func(k, v []byte) error {
-			n := getU64(v)
-			for uint64(len(x.names)) <= n {
-				x.names = append(x.names, "")
-			}
-			x.names[n] = string(k)
-			x.topics[string(k)] = n
-			return nil
-		})
-	})
-	if err != nil {
-		return err
+	st := x.st.fileStateNow()
+	x.synced, x.count = st.Synced, st.Count
+	x.applied, x.partial = st.Applied, st.Partial
+	x.names = st.Topics
+	for i, name := range x.names {
+		x.topics[name] = uint64(i)
 	}
 	// A filter saved by a clean Close, if it matches, saves a scan of every key. It is
 	// removed at once: from the first write on it would be stale, and after a crash the
@@ -237,21 +208,10 @@ func (x *Index) load() error {
 func (x *Index) bloomPath() string { return x.path + ".bloom" }
 
 // rebuildFilter sizes a new Bloom filter for twice the ids on disk and fills it with a
-// scan of the keys (sequential reads of the file; about a second at 10 million ids).
+// scan of the keys (sequential reads of the runs).
 func (x *Index) rebuildFilter() error {
 	f := newBloom(int(2 * x.count))
-	err := x.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketIDs).Cursor()
-		n := 0
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			f.add(f.hash(k))
-			if n++; n%(1<<19) == 0 {
-				releasePages(x.db, x.path) // the scan maps the whole file otherwise
-			}
-		}
-		return nil
-	})
-	releasePages(x.db, x.path)
+	err := x.st.forEachKey(func(k []byte) { f.add(f.hash(k)) })
 	if err != nil {
 		return fmt.Errorf("build the Bloom filter: %w", err)
 	}
@@ -260,17 +220,24 @@ func (x *Index) rebuildFilter() error {
 	return nil
 }
 
-// Close saves the Bloom filter beside the file (so that the next Open need not scan every
-// id), closes the file and releases its lock.
+// Close saves the Bloom filter beside the index (so that the next Open need not scan every
+// id), closes the files and releases the lock.
 func (x *Index) Close() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.closed {
+		return nil
+	}
+	x.closed = true
 	if err := x.finishLocked(); err != nil {
-		_ = x.db.Close() // the file does not record the batch: Sync reads it back
+		_ = x.st.close() // the manifest does not record the batch: Sync reads it back
 		return fmt.Errorf("dedup: close %s: %w", x.path, err)
 	}
+	s := x.stats
+	x.log.Info("transaction id index closed", "path", x.path, "ids", x.count, "rows_added", s.RowsAdded,
+		"rows_read", s.RowsRead, "rebuilds", s.Rebuilds, "lookups", s.Lookups, "disk_reads", s.DiskReads, "merges", x.st.mergeCount())
 	serr := x.filter.save(x.bloomPath(), x.count, x.synced)
-	if err := x.db.Close(); err != nil {
+	if err := x.st.close(); err != nil {
 		return fmt.Errorf("dedup: close %s: %w", x.path, err)
 	}
 	if serr != nil {
@@ -279,7 +246,7 @@ func (x *Index) Close() error {
 	return nil
 }
 
-// Path is the index file.
+// Path is the index directory.
 func (x *Index) Path() string { return x.path }
 
 // Synced is the ledger snapshot the index is known complete for (0: none).
@@ -297,6 +264,9 @@ func (x *Index) Stats() Stats {
 	_ = x.finishLocked() // an error is returned by the next call that can return one
 	s := x.stats
 	s.Rows = x.count
+	x.st.mu.RLock()
+	s.Runs = int64(len(x.st.runs))
+	x.st.mu.RUnlock()
 	return s
 }
 
@@ -319,28 +289,21 @@ func (x *Index) Lookup(id string) (engine.Owner, bool, error) {
 		return x.lookupPending(id)
 	}
 	x.stats.DiskReads++
-	var o engine.Owner
-	var found bool
-	err := x.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketIDs).Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		var err error
-		o, err = x.decodeOwner(v)
-		found = err == nil
-		return err
-	})
+	v, found, err := x.st.get([]byte(id))
 	if err != nil {
-		return engine.Owner{}, false, fmt.Errorf("dedup: look up %q: %w", id, err)
+		return engine.Owner{}, false, fmt.Errorf("dedup: look up %q in %s: %w", id, x.path, err)
 	}
 	if !found {
 		return x.lookupPending(id)
 	}
+	o, err := x.decodeOwner(v)
+	if err != nil {
+		return engine.Owner{}, false, fmt.Errorf("dedup: look up %q in %s: %w", id, x.path, err)
+	}
 	return o, true, nil
 }
 
-// lookupPending answers from the write Add left running, if any. The file is asked first:
+// lookupPending answers from the write Add left running, if any. The runs are asked first:
 // an id already there keeps its owner, as the write would keep it.
 func (x *Index) lookupPending(id string) (engine.Owner, bool, error) {
 	p := x.pending
@@ -362,17 +325,17 @@ func (x *Index) lookupPending(id string) (engine.Owner, bool, error) {
 // the synced snapshot (another worker may have committed in between): st is remembered as
 // applied, and the next Sync reads whatever else is missing.
 //
-// The write to the file goes on in the background, off the engine's path (it is most of
-// the index's cost): Lookup sees the rows at once, every other call waits for the write,
-// and its error, if any, is returned by the next call. A crash before the write is done
-// loses nothing: the file does not record st as applied, so Sync reads its rows back from
-// the ledger.
+// The write to disk goes on in the background, off the engine's path: Lookup sees the rows
+// at once, every other call waits for the write, and its error, if any, is returned by the
+// next call. A crash before the write is done loses nothing: the manifest does not record
+// st as applied, so Sync reads its rows back from the ledger.
 func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.finishLocked(); err != nil {
 		return err
 	}
+	x.stats.RowsAdded += int64(len(rows))
 	b := x.newBatch(len(rows))
 	for i := range rows {
 		r := &rows[i]
@@ -385,14 +348,14 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 	if st.SnapshotID != 0 && st.SnapshotID != x.synced && !slices.Contains(applied, st.SnapshotID) {
 		applied = append(slices.Clone(applied), st.SnapshotID)
 	}
-	// When the file will hold every snapshot up to st (the usual case: st was committed on
+	// When the runs will hold every snapshot up to st (the usual case: st was committed on
 	// top of what the index had), the write records st as synced, and the engine's Sync to
 	// st before its next batch has nothing to read and need not wait for the write.
 	synced := x.synced
 	if len(x.partial) == 0 && x.covers(st.SnapshotID, applied) {
 		synced, applied = st.SnapshotID, nil
 	}
-	meta := func(m *bolt.Bucket) error { return m.Put(keyApplied, encodeIDs(applied)) }
+	meta := func(m *fileState) { m.Applied = applied }
 	if synced != x.synced {
 		meta = x.setSynced(synced)
 	}
@@ -410,7 +373,6 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 		}
 		sortEntries(b)
 		p.res = x.apply(b, meta)
-		releasePages(x.db, x.path)
 		if p.res.err != nil {
 			p.res.err = fmt.Errorf("dedup: add %d ids of snapshot %d: %w", len(rows), st.SnapshotID, p.res.err)
 		}
@@ -431,7 +393,7 @@ func (x *Index) finishLocked() error {
 	<-p.done
 	x.pending = nil
 	if err := x.finish(p.b, p.res); err != nil {
-		// The file and the memory may now disagree on what the batch wrote: refuse
+		// The disk and the memory may now disagree on what the batch wrote: refuse
 		// everything until the index is opened again (Sync then reads the batch back).
 		x.broken = err
 		return err
@@ -444,7 +406,7 @@ func (x *Index) finishLocked() error {
 }
 
 // covers says whether every snapshot of head's history since the synced one is in applied,
-// so that the file holds all of head's rows once applied is written. History is in memory
+// so that the runs hold all of head's rows once applied is written. History is in memory
 // right after a commit (the sink's table); an error just means no.
 func (x *Index) covers(head int64, applied []int64) bool {
 	if head == 0 {
@@ -536,17 +498,9 @@ func (x *Index) Sync(ctx context.Context, st engine.TableState) error {
 	return nil
 }
 
-// setSynced is the meta update of a completed sync.
-func (x *Index) setSynced(head int64) func(*bolt.Bucket) error {
-	return func(meta *bolt.Bucket) error {
-		if err := meta.Put(keySynced, u64(uint64(head))); err != nil {
-			return err
-		}
-		if err := meta.Delete(keyPartial); err != nil {
-			return err
-		}
-		return meta.Delete(keyApplied)
-	}
+// setSynced is the state update of a completed sync.
+func (x *Index) setSynced(head int64) func(*fileState) {
+	return func(m *fileState) { m.Synced, m.Partial, m.Applied = head, nil, nil }
 }
 
 // Rebuild throws the index away and reads the whole ledger as of st again.
@@ -559,9 +513,8 @@ func (x *Index) Rebuild(ctx context.Context, st engine.TableState) error {
 	return x.rebuildLocked(ctx, st.SnapshotID)
 }
 
-// rebuildChunk is how many ids a rebuild or a long sync sorts and writes per bbolt
-// transaction: it bounds their memory (about 100 bytes an id, plus bbolt's dirty pages)
-// while keeping inserts mostly sequential.
+// rebuildChunk is how many ids a rebuild or a long sync sorts and writes per run: it
+// bounds their memory (about 100 bytes an id).
 const rebuildChunk = 1 << 18
 
 // chunked returns b.add writing b out every rebuildChunk entries. Those writes record the
@@ -569,6 +522,7 @@ const rebuildChunk = 1 << 18
 // what was synced), so that a crash in between is settled by the next Sync.
 func (x *Index) chunked(b *batch, reading []int64) func(string, engine.Owner) error {
 	return func(id string, o engine.Owner) error {
+		x.stats.RowsRead++
 		if err := b.add(id, o); err != nil {
 			return err
 		}
@@ -581,7 +535,7 @@ func (x *Index) chunked(b *batch, reading []int64) func(string, engine.Owner) er
 				partial = append(partial, id)
 			}
 		}
-		if err := x.write(b, func(meta *bolt.Bucket) error { return meta.Put(keyPartial, encodeIDs(partial)) }); err != nil {
+		if err := x.write(b, func(m *fileState) { m.Partial = partial }); err != nil {
 			return err
 		}
 		x.partial = partial
@@ -593,39 +547,16 @@ func (x *Index) chunked(b *batch, reading []int64) func(string, engine.Owner) er
 func (x *Index) rebuildLocked(ctx context.Context, head int64) error {
 	started := time.Now()
 	x.stats.Rebuilds++
-	// One transaction empties the index and forgets the sync state, so that a crash in
+	// One manifest update empties the index and forgets the sync state, so that a crash in
 	// the middle of the rebuild leaves an index that claims nothing (synced 0).
-	err := x.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketIDs); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-			return err
-		}
-		if _, err := tx.CreateBucket(bucketIDs); err != nil {
-			return err
-		}
-		meta := tx.Bucket(bucketMeta)
-		for _, k := range [][]byte{keySynced, keyApplied, keyPartial, keyCount} {
-			if err := meta.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("dedup: rebuild: %w", err)
+	if err := x.st.reset(fileState{Version: storeVersion, Topics: x.names}); err != nil {
+		return fmt.Errorf("dedup: rebuild %s: %w", x.path, err)
 	}
 	x.synced, x.applied, x.partial, x.count = 0, nil, nil, 0
 	x.filter = newBloom(0)
-	// The file is derived data: skip the per-chunk fsyncs, and sync once at the end (the
-	// last write, which also records the synced snapshot, is a normal synced commit).
-	x.db.NoSync = true
-	defer func() { x.db.NoSync = false }()
 	b := x.newBatch(rebuildChunk)
 	if err := x.ledger.ReadAll(ctx, head, x.chunked(b, []int64{head})); err != nil {
 		return fmt.Errorf("dedup: rebuild from snapshot %d: %w", head, err)
-	}
-	x.db.NoSync = false
-	if err := x.db.Sync(); err != nil {
-		return fmt.Errorf("dedup: rebuild: %w", err)
 	}
 	if err := x.write(b, x.setSynced(head)); err != nil {
 		return fmt.Errorf("dedup: rebuild: %w", err)
@@ -676,7 +607,6 @@ func (b *batch) add(id string, o engine.Owner) error {
 		return errors.New("dedup: empty transaction id")
 	}
 	b.n++
-	b.x.stats.RowsRead++
 	t, ok := b.x.topics[o.Topic]
 	if !ok {
 		if i := slices.Index(b.topics, o.Topic); i >= 0 {
@@ -694,9 +624,9 @@ func (b *batch) add(id string, o engine.Owner) error {
 }
 
 // write puts the batch's entries, in key order, keeping an id's first owner, and applies
-// meta (when not nil) in the same transaction. The in-memory state follows only once the
-// transaction committed.
-func (x *Index) write(b *batch, meta func(*bolt.Bucket) error) error {
+// meta (when not nil) in the same manifest update. The in-memory state follows only once
+// the update is on disk.
+func (x *Index) write(b *batch, meta func(*fileState)) error {
 	sortEntries(b)
 	return x.finish(b, x.apply(b, meta))
 }
@@ -714,57 +644,51 @@ type writeResult struct {
 	err              error
 }
 
-// apply writes a sorted batch in one transaction. It reads x.count and x.names, which only
-// finish changes, and touches no other in-memory state: Add runs it in the background.
-func (x *Index) apply(b *batch, meta func(*bolt.Bucket) error) writeResult {
-	var added, conflicts int64
-	var newKeys [][]byte
-	err := x.db.Update(func(tx *bolt.Tx) error {
-		topics := tx.Bucket(bucketTopics)
-		for i, name := range b.topics {
-			if err := topics.Put([]byte(name), u64(uint64(len(x.names)+i))); err != nil {
-				return err
+// apply writes a sorted batch as one run and one manifest update. It reads the filter,
+// which only finish changes, and touches no in-memory state of x: Add runs it in the
+// background.
+func (x *Index) apply(b *batch, meta func(*fileState)) writeResult {
+	var conflicts int64
+	keys := make([][]byte, 0, len(b.entries))
+	vals := make([][]byte, 0, len(b.entries))
+	g := x.st.getter()
+	var prev entry
+	for _, e := range b.entries {
+		if prev.key != nil && bytes.Equal(prev.key, e.key) {
+			if !bytes.Equal(e.val, prev.val) {
+				conflicts++
 			}
+			continue // the same id twice in one batch: keep the first
 		}
-		ids := tx.Bucket(bucketIDs)
-		// Mostly appends at the end (ids grow) or clustered: a high fill factor keeps the
-		// file small without costing inserts in the middle much.
-		ids.FillPercent = 0.9
-		var prev entry
-		for _, e := range b.entries {
-			if prev.key != nil && bytes.Equal(prev.key, e.key) {
-				if !bytes.Equal(e.val, prev.val) {
+		prev = e
+		// The filter has no false negatives: for an id it has never seen, the lookup is
+		// skipped.
+		if x.filter.mayContain(x.filter.hash(e.key)) {
+			old, ok, err := g.get(e.key)
+			if err != nil {
+				g.done()
+				return writeResult{err: err}
+			}
+			if ok {
+				if !bytes.Equal(old, e.val) {
 					conflicts++
 				}
-				continue // the same id twice in one batch: keep the first
+				continue
 			}
-			prev = e
-			// The filter has no false negatives: for an id it has never seen, the lookup
-			// (a second descent of the tree per id) is skipped.
-			if x.filter.mayContain(x.filter.hash(e.key)) {
-				if old := ids.Get(e.key); old != nil {
-					if !bytes.Equal(old, e.val) {
-						conflicts++
-					}
-					continue
-				}
-			}
-			if err := ids.Put(e.key, e.val); err != nil {
-				return err
-			}
-			added++
-			newKeys = append(newKeys, e.key)
 		}
-		m := tx.Bucket(bucketMeta)
-		if err := m.Put(keyCount, u64(uint64(x.count+added))); err != nil {
-			return err
-		}
-		if meta != nil {
-			return meta(m)
-		}
-		return nil
-	})
-	return writeResult{added: added, conflicts: conflicts, newKeys: newKeys, err: err}
+		keys, vals = append(keys, e.key), append(vals, e.val)
+	}
+	g.done()
+	st := x.st.fileStateNow()
+	st.Count += int64(len(keys))
+	st.Topics = append(st.Topics, b.topics...)
+	if meta != nil {
+		meta(&st)
+	}
+	if err := x.st.write(keys, vals, st); err != nil {
+		return writeResult{err: err}
+	}
+	return writeResult{added: int64(len(keys)), conflicts: conflicts, newKeys: keys}
 }
 
 // finish applies a write's result to the in-memory state.
@@ -846,31 +770,6 @@ func decodeOwner(v []byte, names []string) (engine.Owner, error) {
 		o.Hash = string(p)
 	}
 	return o, nil
-}
-
-func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
-
-func getU64(v []byte) uint64 {
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-func encodeIDs(ids []int64) []byte {
-	var v []byte
-	for _, id := range ids {
-		v = binary.BigEndian.AppendUint64(v, uint64(id))
-	}
-	return v
-}
-
-func decodeIDs(v []byte) []int64 {
-	var ids []int64
-	for ; len(v) >= 8; v = v[8:] {
-		ids = append(ids, int64(binary.BigEndian.Uint64(v)))
-	}
-	return ids
 }
 
 // unsafeString views b as a string without copying; b must not change while it is used.

@@ -390,22 +390,72 @@ func TestHelperHoldIndex(t *testing.T) {
 	fmt.Println("locked as expected:", err)
 }
 
-func TestCorruptFileIsRebuilt(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.idx")
-	if err := os.WriteFile(path, []byte(strings.Repeat("garbage!", 4096)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// TestCorruptIndexIsRebuilt: an index that cannot be read as written is moved aside and
+// rebuilt from the ledger, and so is a file at the index's path (an earlier version's
+// single-file index, or garbage).
+func TestCorruptIndexIsRebuilt(t *testing.T) {
 	f := newFakeLedger()
-	x := openIndex(t, path, f)
 	st := f.commit(1, 0, rowsOf(0, 10, 0, 0))
-	if err := x.Sync(context.Background(), st); err != nil {
-		t.Fatal(err)
+	check := func(t *testing.T, path string) {
+		t.Helper()
+		x := openIndex(t, path, f)
+		if err := x.Sync(context.Background(), st); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := x.Lookup("TXN00000003"); err != nil || !ok {
+			t.Fatalf("id missing: %v", err)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, ok, _ := x.Lookup("TXN00000003"); !ok {
-		t.Fatal("id missing")
-	}
-	if _, err := os.Stat(path + ".corrupt"); err != nil {
-		t.Fatalf("corrupt file not kept aside: %v", err)
+	t.Run("file at the path", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.idx")
+		if err := os.WriteFile(path, []byte(strings.Repeat("garbage!", 4096)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		check(t, path)
+	})
+	for name, damage := range map[string]func(t *testing.T, path string){
+		"manifest": func(t *testing.T, path string) {
+			if err := os.WriteFile(filepath.Join(path, manifestName), []byte("{not a manifest"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"run missing": func(t *testing.T, path string) {
+			runs, _ := filepath.Glob(filepath.Join(path, "run-*.dat"))
+			if len(runs) == 0 {
+				t.Fatal("no run file")
+			}
+			if err := os.Remove(runs[0]); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"run truncated": func(t *testing.T, path string) {
+			runs, _ := filepath.Glob(filepath.Join(path, "run-*.dat"))
+			if len(runs) == 0 {
+				t.Fatal("no run file")
+			}
+			if err := os.Truncate(runs[0], 100); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "x.idx")
+			check(t, path)
+			damage(t, path)
+			os.Remove(path + ".bloom") // or the saved filter's count would not match either
+			x := openIndex(t, path, f)
+			if x.Synced() != 0 || x.Stats().Rows != 0 {
+				t.Fatalf("a damaged index claims snapshot %d and %d rows", x.Synced(), x.Stats().Rows)
+			}
+			x.Close()
+			if _, err := os.Stat(path + ".corrupt"); err != nil {
+				t.Fatalf("damaged index not kept aside: %v", err)
+			}
+			check(t, path)
+		})
 	}
 }
 
