@@ -17,7 +17,6 @@ require (
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1
 	github.com/uptrace/bun/driver/sqliteshim v1.2.18
-	go.etcd.io/bbolt v1.4.3
 	gocloud.dev v0.46.0
 	golang.org/x/sync v0.25.0
 	gopkg.in/yaml.v3 v3.0.1
