@@ -468,7 +468,7 @@ func (b *benchRun) common(topic, table string) []string {
 
 // pipeline runs `run --available-now` over the topic as its own process, then verify.
 func (b *benchRun) pipeline(ctx context.Context, stage, topic, table string, n int) (*benchResult, error) {
-	args := append([]string{"run", "--available-now", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
+	args := append([]string{"run", "--available-now", "--create-table=yes", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
 	start := time.Now()
 	rss, _, err := b.child(ctx, args...)
 	if err != nil {
@@ -505,7 +505,7 @@ func (b *benchRun) steadyState(ctx context.Context) error {
 	if err := kafka.CreateTopic(ctx, b.client(), topic); err != nil {
 		return err // run is ready only once it owns partitions
 	}
-	args := append([]string{"run", "--trigger", "1s", "--pipeline", "bench-" + topic, "--metrics-listen", addr}, b.common(topic, table)...)
+	args := append([]string{"run", "--trigger", "1s", "--create-table=yes", "--pipeline", "bench-" + topic, "--metrics-listen", addr}, b.common(topic, table)...)
 	cmd := exec.CommandContext(runCtx, b.self, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	var out strings.Builder

@@ -28,7 +28,8 @@ func newDemoCmd(g *globals) *cobra.Command {
 		partitions        int
 	)
 	r.trigger, r.duration = 10*time.Second, 35*time.Second
-	p.firstID = -1 // a demo on an existing data directory adds new transactions
+	p.firstID = -1        // a demo on an existing data directory adds new transactions
+	r.createTable = "yes" // the demo's own table, in its own data directory
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "The reference notebook in one command: broker, produce, stream, report, validate",

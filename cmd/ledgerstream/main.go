@@ -51,7 +51,7 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	err := explainKafkaError(newRoot().ExecuteContext(ctx))
 	stop()
 	if err == nil {
@@ -66,6 +66,47 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "ledgerstream:", err)
 	os.Exit(1)
+}
+
+// signalCause is the cause of a context cancelled by a signal.
+type signalCause struct{ sig os.Signal }
+
+func (s signalCause) Error() string { return "interrupted by " + s.sig.String() }
+
+// signalContext is cancelled by the first SIGINT or SIGTERM, with the signal as its cause
+// (interruptedCode reads it); a second one has its default effect, so that a stuck stop can
+// still be forced. Call the returned func when done.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			cancel(signalCause{s})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// interruptedCode is the exit status of a command that a signal stopped before it was
+// done: 128 + the signal's number, as shells report it (130 for SIGINT, 143 for SIGTERM);
+// 130 when ctx was cancelled otherwise.
+func interruptedCode(ctx context.Context) int {
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		if n, ok := sc.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+	}
+	return 130
 }
 
 func newRoot() *cobra.Command {

@@ -118,7 +118,7 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return st, &exitError{code: 130, msg: fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", st.Acked, p.count, g.topic)}
+			return st, &exitError{code: interruptedCode(ctx), msg: fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", st.Acked, p.count, g.topic)}
 		}
 		return st, fmt.Errorf("produce: %d of %d acknowledged: %w", st.Acked, p.count, err)
 	}

@@ -380,7 +380,7 @@ func republish(ctx context.Context, g *globals, rows []rejectView, dryRun bool, 
 		fmt.Fprintln(out, "Nothing to send")
 		return nil
 	}
-	prod, err := kafka.NewProducer(g.kafkaConfig())
+	prod, err := kafka.NewProducer(g.kafkaConfigBounded())
 	if err != nil {
 		return err
 	}

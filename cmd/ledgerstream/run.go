@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/pipeline"
 )
@@ -34,6 +35,7 @@ type runFlags struct {
 	indexDir        string
 	cpuProfile      string
 	memoryLimitMiB  int64
+	createTable     string     // auto, yes or no: createtable.go
 	faults          faultFlags // test builds only (go:build faults): faults.go
 	ops             opsFlags   // metrics, progress, automatic maintenance
 }
@@ -56,7 +58,17 @@ cleanly after committing what it holds.`,
 				ctx, cancel = context.WithTimeout(ctx, r.duration)
 				defer cancel()
 			}
-			_, err := runPipeline(ctx, g, r, cmd.OutOrStdout())
+			st, err := runPipeline(ctx, g, r, cmd.OutOrStdout())
+			if cmd.Context().Err() != nil && r.availableNow {
+				// --available-now promises a drained topic; a signal broke that promise, and
+				// scripts must see it. What was committed stays committed.
+				var rows int64
+				if st != nil {
+					rows = st.Accepted.Load()
+				}
+				return &exitError{code: interruptedCode(cmd.Context()), msg: fmt.Sprintf(
+					"run --available-now interrupted before the topic was drained (%d rows committed, safe); run it again to finish", rows)}
+			}
 			if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				// SIGINT/SIGTERM while starting (opening the catalog, the tables, the
 				// index): nothing was read, nothing is left to commit. A clean stop.
@@ -77,6 +89,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.BoolVar(&r.availableNow, "available-now", false, "process everything in the topic now, then exit 0")
 	f.StringVar(&r.pipeline, "pipeline", "exactly-once-processor", "pipeline id: the consumer group, and the owner of the offsets in the table")
 	f.StringVar(&r.startingOffsets, "starting-offsets", "earliest", "where a partition the table has never seen starts: earliest or latest")
+	f.StringVar(&r.createTable, "create-table", "auto", "create a missing ledger table: auto (only when its namespace holds no other ledger), yes, or no")
 	f.IntVar(&r.maxOffsets, "max-offsets-per-trigger", 0, "records per batch at most (0 = no limit but --max-batch-records)")
 	f.IntVar(&r.maxBatchRecords, "max-batch-records", engine.DefaultMaxBatchRecords, "records per batch at most, bounding memory")
 	f.StringVar(&r.indexDir, "index-dir", "", "directory of the transaction id index files (default <data-dir>/index)")
@@ -126,6 +139,14 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		}
 		sched = pipeline.Schedule{Every: r.ops.maintainEvery, EveryCommits: r.ops.maintainEveryN, Options: opts}
 	}
+	kc := g.kafkaConfig()
+	if r.availableNow {
+		// A person waits on --available-now: no broker, or no topic, is an answer at once.
+		kc = g.kafkaConfigBounded()
+		if _, err := kafka.TopicPartitions(ctx, kc, g.topic); err != nil {
+			return nil, err
+		}
+	}
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
@@ -133,6 +154,9 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	defer cat.Close()
 	contract, err := g.contractFlag()
 	if err != nil {
+		return nil, err
+	}
+	if err := ensureLedgerTable(ctx, cat, ident, r.createTable, contract, out); err != nil {
 		return nil, err
 	}
 	rules := ledger.DefaultRules()
@@ -153,7 +177,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		Catalog:        cat,
 		Table:          ident,
 		Contract:       contract,
-		Kafka:          g.kafkaConfig(),
+		Kafka:          kc,
 		Topic:          g.topic,
 		WorkerID:       r.workerID,
 		SessionTimeout: r.sessionTimeout,

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/report"
@@ -42,20 +45,27 @@ Exits 1 naming the first failed check.
 			if err != nil {
 				return err
 			}
+			if res.pipelineNote != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), res.pipelineNote)
+			}
 			return res.write(cmd.OutOrStdout(), asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().BoolVar(&tableOnly, "table-only", false, "run only the notebook's validations, without reading the topic")
-	cmd.Flags().StringVar(&pipeline, "pipeline", "exactly-once-processor", "pipeline whose committed offsets bound the reconciliation")
+	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline whose committed offsets bound the reconciliation (default: the only one that committed to the table)")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "check the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
 	return cmd
 }
 
 // verifyResult is the outcome of verify: the notebook's checks and the reconciliation.
 type verifyResult struct {
+	// Pipeline is the pipeline whose offsets bound the reconciliation.
+	Pipeline  string                 `json:"pipeline"`
 	Checks    []report.Check         `json:"checks"`
 	Reconcile *report.Reconciliation `json:"reconciliation"` // null with --table-only
+
+	pipelineNote string // how Pipeline was chosen, when the user did not name it
 }
 
 func (v *verifyResult) write(w io.Writer, asJSON bool) error {
@@ -94,6 +104,10 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	if err != nil {
 		return nil, err
 	}
+	pipeline, note, err := choosePipeline(v.History, pipeline, g.table)
+	if err != nil {
+		return nil, err
+	}
 	committed, _, err := v.Committed(pipeline)
 	if err != nil {
 		return nil, err
@@ -126,7 +140,7 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	}); err != nil {
 		return nil, err
 	}
-	res := &verifyResult{Checks: report.Validate(b.Report())}
+	res := &verifyResult{Pipeline: pipeline, pipelineNote: note, Checks: report.Validate(b.Report())}
 	if !withTopic {
 		return res, nil
 	}
@@ -145,7 +159,7 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 		earlier = append(earlier, &r)
 	}
 	rec.SetEarlierRules(earlier)
-	topic, err := kafka.ReadTopicState(ctx, g.kafkaConfig(), g.topic, func(r engine.Record) error {
+	topic, err := kafka.ReadTopicState(ctx, g.kafkaConfigBounded(), g.topic, func(r engine.Record) error {
 		if !r.Control {
 			rec.AddRecord(report.TopicPartition{Topic: r.Topic, Partition: r.Partition.Partition}, r.Offset, r.Value, &rules)
 		}
@@ -164,4 +178,35 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	res.Reconcile = rec.Result()
 	res.Checks = append(res.Checks, res.Reconcile.Check())
 	return res, nil
+}
+
+// defaultPipeline is run's default --pipeline.
+const defaultPipeline = "exactly-once-processor"
+
+// choosePipeline picks the pipeline whose offsets a command reads, from what the table's
+// history says committed to it: the one named, when it did commit (a name that never
+// committed would make every row look unexpected: it is refused, listing the pipelines
+// that did); with none named, the only pipeline that committed (and a note saying so), or
+// run's default when none did. An expired history that no longer shows a named pipeline is
+// left to the caller's own check (engine.ErrHistoryTruncated).
+func choosePipeline(history []iceberg.SnapshotInfo, named, table string) (pipeline, note string, err error) {
+	var seen []string
+	for _, s := range history {
+		if s.Pipeline != "" && !slices.Contains(seen, s.Pipeline) {
+			seen = append(seen, s.Pipeline)
+		}
+	}
+	complete := len(history) == 0 || history[len(history)-1].ParentID == 0
+	switch {
+	case named != "" && (slices.Contains(seen, named) || len(seen) == 0 || !complete):
+		return named, "", nil
+	case named != "":
+		return "", "", fmt.Errorf("pipeline %q never committed to %s; the pipelines that did: %s (pass one of them with --pipeline)",
+			named, table, strings.Join(seen, ", "))
+	case len(seen) == 1:
+		return seen[0], fmt.Sprintf("Pipeline %s: the only one that committed to %s (--pipeline chooses)", seen[0], table), nil
+	case len(seen) > 1:
+		return "", "", fmt.Errorf("several pipelines committed to %s: %s; choose one with --pipeline", table, strings.Join(seen, ", "))
+	}
+	return defaultPipeline, "", nil
 }
