@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // commit writes the batch to the ledger, then to the rejects table, settling conflicts and
@@ -53,8 +54,10 @@ type ledgerCommit struct {
 	// staged holds the batch's rows as written, nil until they are (and again after a
 	// re-classification changed them).
 	staged Staged
-	// attempts counts the commit attempts made.
-	attempts int
+	// attempts counts the commit attempts made, conflicts those refused because the table
+	// moved (bounded by Config.CommitAttempts), and unknown those whose outcome is unknown
+	// in a row (bounded by the retry policy's outage timeout).
+	attempts, conflicts, unknown int
 	// mayHaveLanded is set once an attempt's outcome is unknown: from then on a table that
 	// shows the batch's ends may show that attempt (Settle's Landed), not someone else's.
 	mayHaveLanded bool
@@ -111,7 +114,7 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch) (Offsets, error) {
 			return e.rewindLocked(b), nil
 		}
 		if lc.staged == nil {
-			if lc.staged, err = e.stageRest(ctx, b); err != nil {
+			if lc.staged, err = e.stageBatch(ctx, b); err != nil {
 				return nil, err
 			}
 			if !lc.stagedOnce {
@@ -227,7 +230,9 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1,
 		Offsets: Merge(base.Offsets, lc.claim), Clean: e.cleanLocked(b, base.Clean)}
 	lc.attempts++
-	next, err := table.Commit(ctx, base, lc.staged, c)
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.Retry.Timeout(retry.Catalog))
+	next, err := table.Commit(cctx, base, lc.staged, c)
+	cancel()
 	if err == nil {
 		e.ledger = next
 		e.indexed = next.SnapshotID
@@ -239,32 +244,91 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 			}
 		}
 		e.mu.Unlock()
+		e.committed()
 		return true, nil
 	}
 	e.mu.Unlock()
+	op := fmt.Sprintf("commit batch %d to %s", c.Batch, table.Name())
 	if errors.Is(err, ErrConflict) {
+		e.cfg.Retry.Track().Succeeded(retry.Catalog) // it answered
+		lc.conflicts, lc.unknown = lc.conflicts+1, 0
 		e.stats.Conflicts.Add(1)
 		e.log.Info("commit conflict; re-reading the table", "table", table.Name(), "batch", c.Batch, "attempt", lc.attempts)
+		if lc.conflicts >= e.cfg.CommitAttempts {
+			return false, fmt.Errorf("%s: gave up after %d conflicts: %w", op, lc.conflicts, err)
+		}
+		if err := e.clock.Sleep(ctx, backoff(lc.conflicts)); err != nil {
+			return false, fmt.Errorf("%s: %w", op, err)
+		}
 	} else {
 		lc.mayHaveLanded, lc.stagedInFlight = true, true
+		lc.unknown++
 		e.stats.Unknown.Add(1)
 		e.log.Warn("commit outcome unknown; re-reading the table", "table", table.Name(),
 			"batch", c.Batch, "attempt", lc.attempts, "error", err)
+		// Unknown because the catalog or the storage failed: wait it out (a permanent
+		// failure, or an outage longer than the timeout, ends the run here).
+		if err := e.cfg.Retry.Wait(ctx, dependencyOf(err, retry.Catalog), op, lc.unknown, err); err != nil {
+			return false, fmt.Errorf("%s: %w", op, err)
+		}
 	}
-	if lc.attempts >= e.cfg.CommitAttempts {
-		return false, fmt.Errorf("commit batch %d to %s: gave up after %d attempts: %w", c.Batch, table.Name(), lc.attempts, err)
-	}
-	if err := e.clock.Sleep(ctx, backoff(lc.attempts)); err != nil {
-		return false, fmt.Errorf("commit batch %d to %s: %w", c.Batch, table.Name(), err)
-	}
-	e.mu.Lock() // the read-back replaces the state Resume reads
-	defer e.mu.Unlock()
-	st, err := table.Load(ctx)
+	// The read-back that settles the attempt is retried like any catalog operation: an
+	// outage here must not end the run (the batch and its files are kept meanwhile).
+	err = e.do(ctx, retry.Catalog, "re-read "+table.Name()+" after a failed commit", func(ctx context.Context) error {
+		e.mu.Lock() // the read-back replaces the state Resume reads
+		defer e.mu.Unlock()
+		st, err := table.Load(ctx)
+		if err == nil {
+			e.ledger = st
+		}
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("re-read %s after a failed commit: %w", table.Name(), err)
 	}
-	e.ledger = st
 	return false, nil
+}
+
+// committed records that a commit worked: the catalog and the storage answered.
+func (e *Engine) committed() {
+	t := e.cfg.Retry.Track()
+	t.Succeeded(retry.Catalog)
+	t.Succeeded(retry.Storage)
+}
+
+// dependencyOf is the dependency an error names (retry.Tag), else def.
+func dependencyOf(err error, def retry.Dependency) retry.Dependency {
+	if d, ok := retry.DependencyOf(err); ok {
+		return d
+	}
+	return def
+}
+
+// stageBatch writes the batch's rows not yet written (stageRest). When that fails for a
+// reason that heals (a full disk, an unreachable object store), the parts written are
+// dropped and the whole batch is written again under the retry policy: the batch is kept
+// through the outage.
+func (e *Engine) stageBatch(ctx context.Context, b *batch) (Staged, error) {
+	staged, err := e.stageRest(ctx, b)
+	if err == nil {
+		return staged, nil
+	}
+	op := fmt.Sprintf("stage %d rows in %s", len(b.rows), e.sinks.Ledger.Name())
+	if werr := e.cfg.Retry.Wait(ctx, dependencyOf(err, retry.Storage), op, 1, err); werr != nil {
+		return nil, werr
+	}
+	if derr := b.stage.discard(ctx); derr != nil {
+		e.log.Warn("could not delete the parts of a failed stage; maintain will collect them", "error", derr)
+	}
+	err = e.do(ctx, retry.Storage, op, func(ctx context.Context) error {
+		var err error
+		staged, err = e.sinks.Ledger.Stage(ctx, b.rows, b.processed)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return staged, nil
 }
 
 // stageRest writes the rows the stager has not written yet, beside a part still being
@@ -308,7 +372,8 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 		e.stats.addRejects(b.rejects)
 		return nil
 	}
-	for attempt := 1; ; attempt++ {
+	conflicts, unknown := 0, 0
+	for {
 		e.mu.Lock()
 		claim, rows := e.planRejectsLocked(b)
 		planned, plannedLedger := e.reject.SnapshotID, e.ledger.SnapshotID
@@ -316,9 +381,14 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 		if len(claim) == 0 {
 			return nil
 		}
-		staged, err := table.Stage(ctx, rows, b.processed)
-		if err != nil {
-			return fmt.Errorf("stage %d rejects in %s: %w", len(rows), table.Name(), err)
+		var staged Staged
+		op := fmt.Sprintf("stage %d rejects in %s", len(rows), table.Name())
+		if err := e.do(ctx, retry.Storage, op, func(ctx context.Context) error {
+			var err error
+			staged, err = table.Stage(ctx, rows, b.processed)
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
 		}
 		e.mu.Lock()
 		if e.reject.SnapshotID != planned || e.ledger.SnapshotID != plannedLedger {
@@ -329,37 +399,52 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 			if err := table.Discard(ctx, staged); err != nil {
 				e.log.Warn("could not delete superseded files; maintain will collect them", "error", err)
 			}
-			attempt--
 			continue
 		}
 		base := e.reject
 		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1, Offsets: Merge(base.Offsets, claim)}
-		next, err := table.Commit(ctx, base, staged, c)
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.Retry.Timeout(retry.Catalog))
+		next, err := table.Commit(cctx, base, staged, c)
+		cancel()
 		if err == nil {
 			e.reject = next
 		}
 		e.mu.Unlock()
 		if err == nil {
+			e.committed()
 			e.stats.addRejects(rows)
 			return nil
 		}
-		if !errors.Is(err, ErrConflict) {
-			e.stats.Unknown.Add(1)
-			e.log.Warn("rejects commit outcome unknown; re-reading the table", "table", table.Name(), "error", err)
-		} else {
-			e.stats.Conflicts.Add(1)
-		}
+		op = fmt.Sprintf("commit rejects to %s", table.Name())
 		// Whether it landed or not, the next round re-reads the table and writes only what
 		// is still missing. Files of an attempt that did not land are orphans for maintain.
-		if attempt >= e.cfg.CommitAttempts {
-			return fmt.Errorf("commit rejects to %s: gave up after %d attempts: %w", table.Name(), attempt, err)
+		if errors.Is(err, ErrConflict) {
+			e.cfg.Retry.Track().Succeeded(retry.Catalog)
+			conflicts, unknown = conflicts+1, 0
+			e.stats.Conflicts.Add(1)
+			if conflicts >= e.cfg.CommitAttempts {
+				return fmt.Errorf("%s: gave up after %d conflicts: %w", op, conflicts, err)
+			}
+			if err := e.clock.Sleep(ctx, backoff(conflicts)); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+		} else {
+			unknown++
+			e.stats.Unknown.Add(1)
+			e.log.Warn("rejects commit outcome unknown; re-reading the table", "table", table.Name(), "error", err)
+			if err := e.cfg.Retry.Wait(ctx, dependencyOf(err, retry.Catalog), op, unknown, err); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
 		}
-		if err := e.clock.Sleep(ctx, backoff(attempt)); err != nil {
-			return fmt.Errorf("commit rejects to %s: %w", table.Name(), err)
-		}
-		e.mu.Lock()
-		e.reject, err = table.Load(ctx)
-		e.mu.Unlock()
+		err = e.do(ctx, retry.Catalog, "re-read "+table.Name()+" after a failed commit", func(ctx context.Context) error {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			st, err := table.Load(ctx)
+			if err == nil {
+				e.reject = st
+			}
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("re-read %s after a failed commit: %w", table.Name(), err)
 		}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // Config tunes the engine.
@@ -32,8 +32,18 @@ type Config struct {
 	// StageAheadRows is how many accepted rows a batch gathers before it starts writing
 	// them while it reads on (see stager). 0 means 25,000.
 	StageAheadRows int
-	// CommitAttempts bounds the commit retries of one batch before Step fails. 0 means 20.
+	// CommitAttempts bounds the commits of one batch refused by a conflict (the table
+	// moved) before Step fails. 0 means 20. Failures of the catalog or the storage are not
+	// counted here: Retry waits them out.
 	CommitAttempts int
+	// Retry waits out temporary failures of the catalog, the storage and Kafka, and bounds
+	// one outage (retry.Policy.OutageTimeout). Nil means a policy with
+	// retry.DefaultOutageTimeout on Clock and Logger.
+	Retry *retry.Policy
+	// StopGrace is how long a stopping worker (ctx ended) may still spend committing the
+	// batch it holds, outages included, before it gives the batch up (it is redone after
+	// a restart). 0 means 30 s.
+	StopGrace time.Duration
 	// Fault, when set, is called at each named fault point (see the Fault* constants). Tests
 	// make it kill the process there. Nil in production.
 	Fault  func(point string)
@@ -168,11 +178,28 @@ func New(cfg Config, sinks Sinks) *Engine {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
+	if cfg.Retry == nil {
+		cfg.Retry = &retry.Policy{OutageTimeout: retry.DefaultOutageTimeout, Clock: cfg.Clock, Logger: cfg.Logger}
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 30 * time.Second
+	}
 	return &Engine{cfg: cfg, sinks: sinks, log: cfg.Logger, clock: cfg.Clock, pos: Offsets{}}
 }
 
 // Stats returns the engine's running totals.
 func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Dependencies returns the tracker of the dependencies' states (up or down, since when,
+// the last error) that the engine's retries report to.
+func (e *Engine) Dependencies() *retry.Tracker { return e.cfg.Retry.Track() }
+
+// do runs fn, an operation op on dep, under the retry policy. fn takes e.mu itself where
+// it needs it: the policy's pauses must not hold the lock that Resume (on the source's
+// group goroutine) waits for.
+func (e *Engine) do(ctx context.Context, dep retry.Dependency, op string, fn func(ctx context.Context) error) error {
+	return e.cfg.Retry.Do(ctx, dep, op, fn)
+}
 
 func (e *Engine) fault(point string) {
 	if e.cfg.Fault != nil {
@@ -207,20 +234,30 @@ func (e *Engine) progressLocked() Progress {
 // on the current snapshot instead of conflicting once on a stale one. Offsets do not move:
 // a table's state is its pipeline's newest snapshot, whatever came after.
 func (e *Engine) Refresh(ctx context.Context) error {
-	e.mu.Lock() // as in Resume: a load replaces both states at once
-	defer e.mu.Unlock()
-	return e.loadLocked(ctx)
+	return e.do(ctx, retry.Catalog, "load the tables", func(ctx context.Context) error {
+		e.mu.Lock() // as in Resume: a load replaces both states at once
+		defer e.mu.Unlock()
+		return e.loadLocked(ctx)
+	})
 }
 
 // Resume is the ResumeFunc for the source: newly assigned partitions start where the
 // tables say, read fresh, never at Kafka's group offsets.
 func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error) {
 	e.fault(FaultInRebalance)
+	// One attempt, bounded: this runs on the source's group goroutine, which must not
+	// wait out an outage here (the group retries the assignment, and the loop's own
+	// retries report the outage).
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Retry.Timeout(retry.Catalog))
+	defer cancel()
 	// Held across the loads and the index sync (catalog I/O, unavoidably): the loop must not
 	// classify or commit against states and an index that are half brought up to date.
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.loadLocked(ctx); err != nil {
+		if retry.IsTemporary(err) {
+			e.cfg.Retry.Track().Failed(retry.Catalog, "resume partitions", err)
+		}
 		return nil, fmt.Errorf("resume %d partitions: %w", len(parts), err)
 	}
 	// A record below the tables' offsets is taken for a replay when the index does not name
@@ -293,6 +330,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		}
 	}()
 	stopping := false
+	fetchFailures := 0
 	for b.records < e.cfg.MaxBatchRecords {
 		if e.cfg.AvailableNow {
 			caught, err := e.caughtUp(ctx, src)
@@ -316,17 +354,24 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		recs, err := src.Fetch(fctx, e.cfg.MaxBatchRecords-b.records)
 		cancel()
 		if err != nil {
-			var temp interface{ Temporary() bool }
-			if !errors.As(err, &temp) || !temp.Temporary() {
-				return false, fmt.Errorf("fetch: %w", err)
+			// Group churn, a moved coordinator, a dead connection: the source recovers by
+			// itself (lost partitions come back through Resume). Keep the batch, and wait
+			// as for any dependency: loudly, and no longer than the outage timeout.
+			fetchFailures++
+			if werr := e.cfg.Retry.Wait(ctx, retry.Kafka, "fetch", fetchFailures, err); werr != nil {
+				if ctx.Err() != nil {
+					stopping = true
+					break
+				}
+				return false, fmt.Errorf("fetch: %w", werr)
 			}
-			// Group churn, a moved coordinator, a network blip: the source recovers by
-			// itself (lost partitions come back through Resume). Keep the batch.
-			e.log.Warn("transient fetch error; retrying", "error", err)
-			if err := e.clock.Sleep(ctx, 200*time.Millisecond); err != nil {
-				stopping = true
-				break
-			}
+		} else {
+			fetchFailures = 0
+		}
+		// A broker that does not answer at all (a black hole) makes no fetch error, only
+		// requests that time out underneath: the tracker sees them.
+		if werr := e.cfg.Retry.Check(retry.Kafka); werr != nil {
+			return false, werr
 		}
 		if err := e.add(b, recs); err != nil {
 			return false, err
@@ -341,10 +386,26 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		e.fault(FaultAfterFetch)
 		// A stopping worker still commits what it holds: a clean stop leaves nothing to redo.
 		// The commit gets its own context so that a stop signal, before the commit or during
-		// it, does not cut it short (a cancelled commit would end the run with an error).
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		// it, does not cut it short at once; it waits out an outage for StopGrace at most
+		// after the stop, then gives the batch up (it is redone after a restart).
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
+		stopAfter := context.AfterFunc(ctx, func() {
+			t := time.NewTimer(e.cfg.StopGrace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-cctx.Done():
+			}
+		})
+		defer stopAfter()
 		if err := e.commit(cctx, src, b); err != nil {
+			if ctx.Err() != nil && cctx.Err() != nil {
+				e.log.Warn("stopped while waiting to commit; the batch will be read again after a restart",
+					"grace", e.cfg.StopGrace, "error", err)
+				return true, nil
+			}
 			return false, err
 		}
 	}
@@ -356,20 +417,26 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 // prepare makes sure the tables' states are known and the index reflects the ledger
 // before a batch classifies records against it.
 func (e *Engine) prepare(ctx context.Context) error {
-	e.mu.Lock() // as in Resume: the states and the index move together
-	defer e.mu.Unlock()
-	if !e.known {
-		if err := e.loadLocked(ctx); err != nil {
-			return err
+	err := e.do(ctx, retry.Catalog, "load the tables", func(ctx context.Context) error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.known {
+			return nil
 		}
+		return e.loadLocked(ctx)
+	})
+	if err != nil || e.sinks.Index == nil {
+		return err
 	}
-	if e.sinks.Index != nil {
+	return e.do(ctx, retry.Storage, "sync the transaction id index", func(ctx context.Context) error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
 		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
 			return fmt.Errorf("sync the transaction id index: %w", err)
 		}
 		e.indexed = e.ledger.SnapshotID
-	}
-	return nil
+		return nil
+	})
 }
 
 // caughtUp says whether an available-now run has reached its targets on every owned
@@ -388,7 +455,12 @@ func (e *Engine) caughtUp(ctx context.Context, src Source) (bool, error) {
 	}
 	e.mu.Unlock()
 	if missing {
-		starts, ends, err := src.Ends(ctx)
+		var starts, ends Offsets
+		err := e.do(ctx, retry.Kafka, "list end offsets", func(ctx context.Context) error {
+			var err error
+			starts, ends, err = src.Ends(ctx)
+			return err
+		})
 		if err != nil {
 			return false, fmt.Errorf("list end offsets: %w", err)
 		}

@@ -260,12 +260,28 @@ type fakeTable[R any] struct {
 	// onStage, when set, runs once at the start of the next Stage: what happens elsewhere
 	// while a worker writes its files.
 	onStage func()
+	// down, when set, is asked before every Load, Stage and Commit ("load", "stage",
+	// "commit"); an error it returns is the operation's (an outage of the dependency).
+	down  func(op string) error
+	calls map[string]int // operations tried, by name
 }
 
 func (t *fakeTable[R]) tellLocked(format string, args ...any) {
 	if t.observe != nil {
 		t.observe(t.name + ": " + fmt.Sprintf(format, args...))
 	}
+}
+
+// tryLocked counts op and returns the outage's error for it, if any.
+func (t *fakeTable[R]) tryLocked(op string) error {
+	if t.calls == nil {
+		t.calls = map[string]int{}
+	}
+	t.calls[op]++
+	if t.down != nil {
+		return t.down(op)
+	}
+	return nil
 }
 
 type fakeStaged[R any] struct {
@@ -286,6 +302,9 @@ func (t *fakeTable[R]) failNext(f ...failure) {
 func (t *fakeTable[R]) Load(context.Context) (engine.TableState, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.tryLocked("load"); err != nil {
+		return engine.TableState{}, err
+	}
 	return t.stateLocked("p"), nil
 }
 
@@ -330,6 +349,9 @@ func (t *fakeTable[R]) Stage(_ context.Context, rows []R, _ time.Time) (engine.S
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.tryLocked("stage"); err != nil {
+		return nil, err
+	}
 	t.staged++
 	return &fakeStaged[R]{rows: append([]R(nil), rows...), id: t.staged}, nil
 }
@@ -337,6 +359,9 @@ func (t *fakeTable[R]) Stage(_ context.Context, rows []R, _ time.Time) (engine.S
 func (t *fakeTable[R]) Commit(_ context.Context, base engine.TableState, staged engine.Staged, c engine.Commit) (engine.TableState, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.tryLocked("commit"); err != nil {
+		return engine.TableState{}, err
+	}
 	var f failure
 	if len(t.failures) > 0 {
 		f, t.failures = t.failures[0], t.failures[1:]

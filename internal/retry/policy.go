@@ -254,3 +254,31 @@ func (p *Policy) Wait(ctx context.Context, dep Dependency, op string, attempt in
 	}
 	return p.Clock.Sleep(ctx, pause)
 }
+
+// Check is for a loop whose own calls do not fail while dep is down (a Kafka fetch
+// returns nothing while the requests underneath time out; the tracker hears of them):
+// while dep is down it warns, at most every WarnEvery, and once dep has been down longer
+// than OutageTimeout it returns an *OutageError. It returns nil while dep is up.
+func (p *Policy) Check(dep Dependency) error {
+	p.init()
+	st := p.Tracker.State(dep)
+	now := p.Clock.Now()
+	down := st.DownFor(now)
+	if st.Up {
+		return nil
+	}
+	if p.OutageTimeout > 0 && down >= p.OutageTimeout {
+		return &OutageError{Dependency: dep, Op: st.Op, For: down, Limit: p.OutageTimeout, Err: errors.New(st.LastError)}
+	}
+	p.mu.Lock()
+	warn := now.Sub(p.lastWarn[dep]) >= p.WarnEvery
+	if warn {
+		p.lastWarn[dep] = now
+	}
+	p.mu.Unlock()
+	if warn {
+		p.Logger.Warn("waiting for a dependency", "dependency", string(dep), "op", st.Op, "attempt", st.Attempt,
+			"down_for", down.Round(100*time.Millisecond), "error", st.LastError)
+	}
+	return nil
+}
