@@ -18,6 +18,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -97,6 +98,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 		}
 	}
 	r.startingOffsets, r.maxBatchRecords, r.sessionTimeout, r.maxMessageBytes = "earliest", 0, 10*time.Second, 1<<20
+	r.outageTimeout = retry.DefaultOutageTimeout
 
 	broker, err := kafka.StartBroker(ctx, kafka.BrokerConfig{
 		DataDir: dataPath(g, "kafka"), Partitions: partitions, Topics: []string{g.topic}, Logger: slog.Default(),

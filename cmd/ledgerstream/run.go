@@ -18,6 +18,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/pipeline"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // runFlags are the streaming service's settings, shared by run and demo.
@@ -31,6 +32,7 @@ type runFlags struct {
 	maxBatchRecords int
 	workerID        string
 	sessionTimeout  time.Duration
+	outageTimeout   time.Duration
 	maxMessageBytes int
 	indexDir        string
 	cpuProfile      string
@@ -95,6 +97,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.StringVar(&r.indexDir, "index-dir", "", "directory of the transaction id index files (default <data-dir>/index)")
 	f.StringVar(&r.workerID, "worker-id", "", "stable worker id for static group membership (group.instance.id)")
 	f.DurationVar(&r.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent worker")
+	f.DurationVar(&r.outageTimeout, "outage-timeout", retry.DefaultOutageTimeout, "exit non-zero when one outage of Kafka, the catalog or the storage lasts longer (shorter ones are waited out; 0 = wait for ever)")
 	f.IntVar(&r.maxMessageBytes, "max-message-bytes", 1<<20, "larger messages are rejected as too_large")
 	addFaultFlags(f, &r.faults)
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
@@ -181,6 +184,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		Topic:          g.topic,
 		WorkerID:       r.workerID,
 		SessionTimeout: r.sessionTimeout,
+		OutageTimeout:  r.outageTimeout,
 		IndexDir:       indexDir,
 		Engine: engine.Config{
 			Pipeline:        r.pipeline,

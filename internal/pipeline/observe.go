@@ -19,6 +19,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/metrics"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // timedTable is an engine.Table that times its commits and remembers the last state it
@@ -79,6 +80,10 @@ type observer struct {
 
 	// source, when set, gives the assigned partitions and the lag behind the topic.
 	source lagSource
+	// deps, when set, is what the engine's retries and the Kafka client know of the
+	// dependencies: /readyz and ledgerstream_dependency_up read it.
+	deps    *retry.Tracker
+	started time.Time
 
 	mu         sync.Mutex
 	lags       map[engine.Partition]kafka.PartitionLag // last polled; nil before
@@ -90,7 +95,7 @@ type observer struct {
 // (and the source) exist.
 func newObserver(cat *iceberg.Catalog, ident table.Identifier, trigger time.Duration, log *slog.Logger) *observer {
 	return &observer{
-		cat: cat, trigger: trigger, log: log,
+		cat: cat, trigger: trigger, log: log, started: time.Now(),
 		tables:     []table.Identifier{ident, iceberg.RejectsIdent(ident)},
 		batches:    metrics.NewHistogram(metrics.DurationBuckets),
 		maintDur:   metrics.NewHistogram(append(slices.Clone(metrics.DurationBuckets), 120, 300, 600)),
@@ -121,10 +126,16 @@ func (o *observer) step(start time.Time, committed bool) {
 	o.mu.Unlock()
 }
 
-// ready is /readyz: partitions assigned, and the loop finished a step (a commit, or a
+// ready is /readyz: every dependency up (else the one line saying which is down, since
+// when, doing what, and its last error), partitions assigned, and the loop finished a step (a commit, or a
 // trigger with nothing to do) within the last three triggers. A loop stuck retrying a
 // commit, or waiting on a catalog that does not answer, is not ready.
 func (o *observer) ready() error {
+	if o.deps != nil {
+		if reason := o.deps.Reason(); reason != "" {
+			return errors.New(reason)
+		}
+	}
 	if o.source != nil && len(o.source.Assigned()) == 0 {
 		return errors.New("no partitions assigned")
 	}
@@ -221,9 +232,25 @@ func (o *observer) Collect(e *metrics.Emitter) {
 	e.Counter("ledgerstream_maintenance_runs_total", "Automatic maintenance runs.", float64(o.maintRuns.Load()))
 	e.Counter("ledgerstream_maintenance_errors_total", "Automatic maintenance runs that failed.", float64(o.maintErrs.Load()))
 	e.Histogram("ledgerstream_maintenance_duration_seconds", "Duration of an automatic maintenance run.", o.maintDur)
+	since := o.started
 	if o.ledger != nil {
 		if ts := o.ledger.lastCommit.Load(); ts != 0 {
+			since = time.Unix(0, ts)
 			e.Gauge("ledgerstream_last_commit_timestamp_seconds", "Unix time of the last ledger commit.", float64(ts)/1e9)
+		}
+	}
+	if !since.IsZero() {
+		e.Gauge("ledgerstream_last_commit_age_seconds", "Seconds since the last successful ledger commit (since the start before the first).",
+			time.Since(since).Seconds())
+	}
+	if o.deps != nil {
+		for _, st := range o.deps.States() {
+			up := 0.0
+			if st.Up {
+				up = 1
+			}
+			e.Gauge("ledgerstream_dependency_up", "1 while the dependency answers, 0 from its first failure to its next success.",
+				up, metrics.Label{Name: "dependency", Value: string(st.Dependency)})
 		}
 	}
 	if o.source != nil {

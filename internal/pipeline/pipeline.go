@@ -22,6 +22,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/metrics"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // Config is what a worker runs with.
@@ -43,6 +44,10 @@ type Config struct {
 	WorkerID string
 	// SessionTimeout is how long the group waits for a silent worker.
 	SessionTimeout time.Duration
+	// OutageTimeout ends the run when one outage of a dependency (Kafka, the catalog, the
+	// storage) lasts longer; shorter ones are waited out, loudly. 0 waits for ever. Used
+	// when Engine.Retry is nil.
+	OutageTimeout time.Duration
 	// IndexDir is the directory of the transaction id index files.
 	IndexDir string
 	// Engine tunes the engine; Engine.Pipeline is also the consumer group.
@@ -99,6 +104,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	rules.Contract = contract
 	ecfg.Rules = &rules
+	if ecfg.Retry == nil {
+		ecfg.Retry = &retry.Policy{OutageTimeout: cfg.OutageTimeout, Logger: log, Clock: ecfg.Clock}
+	}
+	obs.deps = ecfg.Retry.Track()
 	eng := engine.New(ecfg, sinks)
 	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
 		Client:         cfg.Kafka,
@@ -108,6 +117,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		SessionTimeout: cfg.SessionTimeout,
 		Resume:         eng.Resume,
 		Logger:         log,
+		Tracker:        obs.deps,
 	})
 	if err != nil {
 		return Result{}, err
