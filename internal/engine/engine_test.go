@@ -11,6 +11,7 @@ import (
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // The tricky cases of the protocol (crashes at every fault point, zombies, unknown commit
@@ -107,6 +108,11 @@ func (w *world) worker(cfg engine.Config) *worker {
 	}
 	if cfg.StageAheadRows == 0 {
 		cfg.StageAheadRows = w.stageAhead
+	}
+	if cfg.Retry == nil {
+		// The production policy, without randomness: transcripts print every pause.
+		cfg.Retry = &retry.Policy{OutageTimeout: retry.DefaultOutageTimeout, Clock: w.clock, Logger: cfg.Logger,
+			Jitter: func() float64 { return 0.5 }}
 	}
 	sinks := engine.Sinks{Ledger: w.ledger, Rejects: w.rejects, Index: &fakeIndex{ledger: w.ledger}}
 	if w.noIndex {
