@@ -234,17 +234,25 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	next, err := table.Commit(cctx, base, lc.staged, c)
 	cancel()
 	if err == nil {
+		e.committed()
 		e.ledger = next
 		e.indexed = next.SnapshotID
 		e.stats.Accepted.Add(int64(len(b.rows)))
 		if e.sinks.Index != nil {
 			if err := e.sinks.Index.Add(b.rows, next); err != nil {
-				e.mu.Unlock()
-				return false, fmt.Errorf("index the batch's transaction ids: %w", err)
+				if !retry.IsTemporary(err) {
+					e.mu.Unlock()
+					return false, fmt.Errorf("index the batch's transaction ids: %w", err)
+				}
+				// The batch is committed; the index is derived from the ledger and the next
+				// batch's sync (under the retry policy) reads the batch back into it.
+				e.cfg.Retry.Track().Failed(retry.Storage, "index the batch's transaction ids", err)
+				e.log.Warn("could not index the committed batch's transaction ids; the next sync reads them back from the ledger",
+					"error", err)
+				e.indexed = 0
 			}
 		}
 		e.mu.Unlock()
-		e.committed()
 		return true, nil
 	}
 	e.mu.Unlock()

@@ -50,8 +50,8 @@ const (
 // a logged, retried failure within seconds rather than a silent stall.
 var DefaultTimeouts = map[Dependency]time.Duration{
 	Kafka:   15 * time.Second,
-	Catalog: 15 * time.Second,
-	Storage: 30 * time.Second,
+	Catalog: 10 * time.Second,
+	Storage: 20 * time.Second,
 }
 
 // Policy retries operations on dependencies: temporary failures (Classify) are retried

@@ -67,6 +67,10 @@ type S3 struct {
 	AccessKey, SecretKey string
 	// Log is versitygw's own output.
 	Log string
+
+	bin, addr string
+	mu        sync.Mutex
+	stop      func() // kills the running server; nil when none runs
 }
 
 // StartS3 starts versitygw with the given root keys and buckets, stops it when the test
@@ -83,43 +87,79 @@ func StartS3(t testing.TB, accessKey, secretKey string, buckets ...string) *S3 {
 			t.Fatal(err)
 		}
 	}
-	logPath := filepath.Join(t.TempDir(), "versitygw.log")
+	s := &S3{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, Log: filepath.Join(t.TempDir(), "versitygw.log"), bin: bin}
+	t.Cleanup(s.Kill)
 	for attempt := 0; ; attempt++ {
-		port := freePort(t)
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		logf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--port", addr, "--quiet", "--health", "/health", "posix", dir)
-		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+accessKey, "ROOT_SECRET_KEY="+secretKey)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			t.Fatalf("start versitygw: %v", err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-		stop := func() {
-			select {
-			case <-done:
-			default:
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		}
-		s := &S3{Endpoint: "http://" + addr, Dir: dir, AccessKey: accessKey, SecretKey: secretKey, Log: logPath}
-		if waitHTTP(s.Endpoint+"/health", done, 20*time.Second) {
-			t.Cleanup(stop)
+		s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.Endpoint = "http://" + s.addr
+		err := s.start()
+		if err == nil {
 			return s
 		}
-		stop()
-		out, _ := os.ReadFile(logPath)
 		if attempt >= 2 {
-			t.Fatalf("versitygw did not come up on %s:\n%s", addr, out)
+			t.Fatal(err)
 		}
-		t.Logf("versitygw did not come up on %s (retrying on another port):\n%s", addr, out)
+		t.Logf("%v (retrying on another port)", err)
 	}
+}
+
+// start runs versitygw on s.addr and waits for it to answer.
+func (s *S3) start() error {
+	logf, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "--health", "/health", "posix", s.Dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start versitygw: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	stop := func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	if !waitHTTP(s.Endpoint+"/health", done, 20*time.Second) {
+		stop()
+		out, _ := os.ReadFile(s.Log)
+		return fmt.Errorf("versitygw did not come up on %s:\n%s", s.addr, out)
+	}
+	s.mu.Lock()
+	s.stop = stop
+	s.mu.Unlock()
+	return nil
+}
+
+// Kill kills the server (SIGKILL), as a crash would; its objects stay in Dir.
+func (s *S3) Kill() {
+	s.mu.Lock()
+	stop := s.stop
+	s.stop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Restart starts the server again on the same address and directory after Kill.
+func (s *S3) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	var err error
+	for attempt := 0; attempt < 20; attempt++ { // the port may linger a moment
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("restart versitygw: %v", err)
 }
 
 func waitHTTP(url string, exited <-chan struct{}, timeout time.Duration) bool {
