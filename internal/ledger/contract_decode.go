@@ -11,17 +11,6 @@ import (
 	"time"
 )
 
-// The reason codes a custom contract's checks add to those of Rules.Decode (codes are a public
-// interface: add, never rename).
-const (
-	ReasonPatternMismatch Reason = "pattern_mismatch" // a string that does not match the field's pattern
-	ReasonNotInEnum       Reason = "not_in_enum"      // a string that is not one of the field's enum values
-	ReasonOutOfRange      Reason = "out_of_range"     // a number outside min/max, or too large for its type
-	ReasonBadScale        Reason = "bad_scale"        // a decimal with more fractional digits than its scale
-	ReasonBadDate         Reason = "bad_date"         // a date that is not YYYY-MM-DD
-	ReasonUnknownField    Reason = "unknown_field"    // a key the contract does not name, with unknown_fields: reject
-)
-
 // maxPathDepth bounds how deep a contract's paths reach (the decoder recurses that deep).
 const maxPathDepth = 16
 

@@ -59,12 +59,21 @@ const (
 	// read them. Its row has SourceOffset the first offset lost and LastOffset the last;
 	// the operator chose to record it (run --on-gap record) rather than stop.
 	ReasonLostBeforeProcessing Reason = "lost_before_processing"
+
+	// The codes of a custom contract's checks (see Contract).
+	ReasonPatternMismatch Reason = "pattern_mismatch" // a string that does not match the field's pattern
+	ReasonNotInEnum       Reason = "not_in_enum"      // a string that is not one of the field's enum values
+	ReasonOutOfRange      Reason = "out_of_range"     // a number outside min/max, or too large for its type
+	ReasonBadScale        Reason = "bad_scale"        // a decimal with more fractional digits than its scale
+	ReasonBadDate         Reason = "bad_date"         // a date that is not YYYY-MM-DD
+	ReasonUnknownField    Reason = "unknown_field"    // a key the contract does not name, with unknown_fields: reject
 )
 
 // Reasons lists every reason code, in the order above.
 var Reasons = []Reason{ReasonMalformedJSON, ReasonMissingField, ReasonBadField, ReasonBadAmount, ReasonNonPositiveAmount,
 	ReasonBadCurrency, ReasonBadType, ReasonBadTimestamp, ReasonTooLarge, ReasonTombstone, ReasonDuplicate,
-	ReasonConflictingDuplicate, ReasonLostBeforeProcessing}
+	ReasonConflictingDuplicate, ReasonLostBeforeProcessing,
+	ReasonPatternMismatch, ReasonNotInEnum, ReasonOutOfRange, ReasonBadScale, ReasonBadDate, ReasonUnknownField}
 
 // Reject says why a message was refused.
 type Reject struct {

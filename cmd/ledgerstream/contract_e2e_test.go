@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"iter"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/kafka"
+)
+
+// paymentsMessages are a payments team's own messages (examples/payments-contract.yaml):
+// valid ones, a duplicate spelled differently (10.5 for 10.50: the same canonical hash), and
+// one refusal per check.
+var paymentsMessages = []string{
+	`{"id":"P1","payer":{"account":"ACC1234"},"payee":{"account":"ACC5678"},"amount":{"value":"10.50","currency":"USD"},"merchant":{"id":42},"captured":true,"created_at":"2025-01-16T10:00:00Z"}`,
+	`{"id":"P2","payer":{"account":"ACC2000"},"payee":{"account":"ACC5678"},"amount":{"value":99.99,"currency":"EUR"},"created_at":"2025-01-16T11:30:00+01:00","note":"first order"}`,
+	`{"id":"P3","payer":{"account":"ACC3000"},"payee":{"account":"ACC5678"},"amount":{"value":"5","currency":"USD"},"created_at":"2025-01-17T09:00:00Z"}`,
+	`{"id":"P4","payer":{"account":"XYZ"},"payee":{"account":"ACC5678"},"amount":{"value":"5","currency":"USD"},"created_at":"2025-01-17T09:00:00Z"}`,
+	`{"id":"P5","payer":{"account":"ACC3000"},"amount":{"value":"5","currency":"USD"},"created_at":"2025-01-17T09:00:00Z"}`,
+	`{"id":"P6","payer":{"account":"ACC3000"},"payee":{"account":"ACC5678"},"amount":{"value":"5","currency":"CHF"},"created_at":"2025-01-17T09:00:00Z"}`,
+	`{"id":"P7","payer":{"account":"ACC3000"},"payee":{"account":"ACC5678"},"amount":{"value":"5.001","currency":"USD"},"created_at":"2025-01-17T09:00:00Z"}`,
+	`{"id":"P8","payer":{"account":"ACC3000"},"payee":{"account":"ACC5678"},"amount":{"value":"5","currency":"USD"},"merchant":{"id":99999999999999999999},"created_at":"2025-01-17T09:00:00Z"}`,
+	`{"id":"P1","payer":{"account":"ACC1234"},"payee":{"account":"ACC5678"},"amount":{"value":"10.5","currency":"USD"},"merchant":{"id":42},"captured":true,"created_at":"2025-01-16T10:00:00Z"}`,
+}
+
+func produceRaw(t *testing.T, brokers, topic string, values []string) {
+	t.Helper()
+	prod, err := kafka.NewProducer(kafka.ClientConfig{Brokers: []string{brokers}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	recs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
+		for _, v := range values {
+			if !yield(nil, []byte(v)) {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := prod.Produce(ctx, topic, recs, kafka.ProduceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEndToEndContract runs the README's "Bring your own transactions": the example
+// contract end to end through the binary (run, report, verify), a refused evolution, an
+// accepted one (a new enum value and a new optional field), and `rejects republish` of the
+// records the old contract refused, which the fixed contract takes exactly once.
+func TestEndToEndContract(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, startBroker(t, 3))
+	st.topic, st.table = "payments", "pay.ledger"
+	contract, err := filepath.Abs("../../examples/payments-contract.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceRaw(t, st.brokers, st.topic, paymentsMessages)
+
+	out := st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false", "--contract", contract)
+	if n := streamed(t, out); n != int64(len(paymentsMessages)) {
+		t.Fatalf("streamed %d records, want %d", n, len(paymentsMessages))
+	}
+	st.verifyExactlyOnce(t, 3, 6)
+	reasons := map[string]int{}
+	for _, r := range st.rejectsList(t).Rejects {
+		reasons[r.Reason]++
+	}
+	want := map[string]int{"pattern_mismatch": 1, "missing_field": 1, "not_in_enum": 1, "bad_scale": 1, "out_of_range": 1, "duplicate": 1}
+	for r, n := range want {
+		if reasons[r] != n {
+			t.Errorf("rejects by reason %v, want %v", reasons, want)
+			break
+		}
+	}
+	var rep struct {
+		GroupBy []string `json:"group_by"`
+		Summary []struct {
+			Group []string `json:"group"`
+			Count int64    `json:"txn_count"`
+			Total string   `json:"total_amount"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(st.run(t, "report", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Summary) != 2 || rep.Summary[0].Group[0] != "USD" || rep.Summary[0].Total != "15.50" || rep.Summary[1].Total != "99.99" {
+		t.Fatalf("report summary %+v", rep)
+	}
+
+	// Refused: a changed type. The table is untouched.
+	dir := t.TempDir()
+	text, err := os.ReadFile(contract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := write("bad.yaml", strings.Replace(string(text), "type: long", "type: string", 1))
+	p := st.start(t, "run", "--available-now", "--trigger", "1s", "--contract", bad)
+	if err := p.wait(time.Minute); err == nil || !strings.Contains(p.stderr.String(), `field "merchant_id" changes type from long to string`) {
+		t.Fatalf("a type change: %v\n%s", err, tail(p.stderr.String(), 2000))
+	}
+
+	// Accepted: CHF and a new optional field. Then the CHF record is republished.
+	v2 := write("v2.yaml", strings.Replace(strings.Replace(string(text), "JPY]", "JPY, CHF]", 1),
+		"partition:", "  - {name: channel, path: meta.channel, type: string}\npartition:", 1))
+	st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false", "--contract", v2)
+	if out := runCmd(t, "contract show", "contract", "show", "--table", st.table, "--data-dir", st.dataDir); !strings.Contains(out, "CHF") ||
+		!strings.Contains(out, "15  channel") || !strings.Contains(out, "4  amount") {
+		t.Fatalf("contract show after the evolution:\n%s", out)
+	}
+	runCmd(t, "rejects republish", st.rejectsArgs("republish", "--reason", "not_in_enum")...)
+	out = st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false") // the table's contract now
+	if n := streamed(t, out); n != 1 {
+		t.Fatalf("after republishing: streamed %d records, want 1", n)
+	}
+	// The refused record is now a row (judged by the contract of its time, its first copy
+	// stays a reject); republishing it again makes a duplicate, never a second row.
+	st.verifyExactlyOnce(t, 4, 6)
+	runCmd(t, "rejects republish", st.rejectsArgs("republish", "--reason", "not_in_enum")...)
+	st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false")
+	st.verifyExactlyOnce(t, 4, 7)
+}
