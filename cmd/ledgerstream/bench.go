@@ -39,6 +39,13 @@ type benchFlags struct {
 	targetRatio  float64
 	targetP99    time.Duration
 	targetRSSMiB int64
+	// The scale-out stage (bench_scale.go): worker counts, total offered rate, how long
+	// each count runs, the topic's partitions, and whether only it runs.
+	scaleWorkers    []int
+	scaleRate       int
+	scaleDuration   time.Duration
+	scalePartitions int
+	scaleOnly       bool
 }
 
 // benchResult is one line of the results file: one stage of one run.
@@ -86,6 +93,14 @@ when a stage failed.`,
 	fl.Float64Var(&f.targetRatio, "target-ratio", 0.5, "end-to-end target as a fraction of raw consume")
 	fl.DurationVar(&f.targetP99, "target-p99", 1500*time.Millisecond, "steady-state p99 latency target")
 	fl.Int64Var(&f.targetRSSMiB, "target-rss-mib", 512, "catch-up peak RSS target")
+	fl.IntSliceVar(&f.scaleWorkers, "scale-workers", nil, "scale-out stage: run these worker counts of one pipeline on one table, e.g. 1,2,4,8,16 (none: skip it)")
+	fl.IntVar(&f.scaleRate, "scale-rate", 20_000, "scale-out stage: total offered rate, transactions/s, whatever the worker count")
+	fl.DurationVar(&f.scaleDuration, "scale-duration", 20*time.Second, "scale-out stage: how long each worker count is offered the rate")
+	fl.IntVar(&f.scalePartitions, "scale-partitions", 16, "scale-out stage: partitions of its topics")
+	fl.BoolVar(&f.scaleOnly, "scale-only", false, "run only the scale-out stage")
+	flagRange(fl, "scale-rate", "1", unbounded)
+	flagRange(fl, "scale-duration", "1s", unbounded)
+	flagRange(fl, "scale-partitions", "1", "10000")
 	return cmd
 }
 
@@ -126,6 +141,21 @@ func bench(ctx context.Context, g *globals, f benchFlags, out io.Writer) error {
 		_ = broker.Wait()
 	}()
 	b.brokers = addr
+	for _, n := range f.scaleWorkers {
+		if n < 1 || n > f.scalePartitions {
+			return fmt.Errorf("--scale-workers %d: want from 1 to --scale-partitions (%d): a worker without a partition only waits", n, f.scalePartitions)
+		}
+	}
+	if f.scaleOnly {
+		if len(f.scaleWorkers) == 0 {
+			return errors.New("--scale-only: give the worker counts with --scale-workers, e.g. 1,2,4,8,16")
+		}
+		if err := b.scaleOut(ctx); err != nil {
+			return err
+		}
+		b.print()
+		return b.save()
+	}
 
 	if err := b.produce(ctx, "bench", f.records, 0); err != nil {
 		return err
@@ -166,6 +196,11 @@ func bench(ctx context.Context, g *globals, f benchFlags, out io.Writer) error {
 		if res != nil {
 			mib := res.Value
 			b.target(fmt.Sprintf("catch-up peak RSS < %d MiB", f.targetRSSMiB), mib < float64(f.targetRSSMiB), fmt.Sprintf("%.0f MiB", mib))
+		}
+	}
+	if len(f.scaleWorkers) > 0 {
+		if err := b.scaleOut(ctx); err != nil {
+			return err
 		}
 	}
 	b.print()

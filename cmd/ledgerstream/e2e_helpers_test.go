@@ -4,7 +4,6 @@ package main
 // subcommands as separate processes, and read their output and the table they wrote.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,24 +62,6 @@ func binary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return buildPath
-}
-
-// syncBuffer is an io.Writer that a child process writes to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // tail returns the last n bytes of s, so that a failing test's log stays readable.

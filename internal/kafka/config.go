@@ -270,12 +270,17 @@ func heartbeatFor(session time.Duration) time.Duration {
 // CreateTopic creates topic with the cluster's default partition count and replication,
 // unless it exists.
 func CreateTopic(ctx context.Context, c ClientConfig, topic string) error {
+	return CreateTopicPartitions(ctx, c, topic, -1)
+}
+
+// CreateTopicPartitions is CreateTopic with a partition count (-1: the broker's default).
+func CreateTopicPartitions(ctx context.Context, c ClientConfig, topic string, partitions int32) error {
 	cl, err := c.newClient()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic)
 	if err == nil {
 		err = resp.Err
 	}
