@@ -351,5 +351,15 @@ func UnmarshalOffsets(s string) (Offsets, error) {
 	return o, nil
 }
 
+// NeverCommitted says whether a history walk that ended in ErrHistoryTruncated still
+// proves that pipeline never committed: expiry by ledgerstream keeps the newest snapshot of
+// every pipeline it finds and records their names (known, recorded true), so a pipeline the
+// record does not name, and that the history left does not show, has no offsets map
+// anywhere: it starts from the configured position. Without a record (a history cut by
+// another tool) nothing is proven, and the walk's error stands.
+func NeverCommitted(pipeline string, known []string, recorded bool) bool {
+	return recorded && !slices.Contains(known, pipeline)
+}
+
 // String formats a partition as topic/number.
 func (p Partition) String() string { return p.Topic + "/" + strconv.Itoa(int(p.Partition)) }

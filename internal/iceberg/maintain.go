@@ -528,6 +528,11 @@ func (m *maintainer) expire(ctx context.Context) error {
 		if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 			return nil, err
 		}
+		// Record the pipelines whose newest snapshots stay: once the older snapshots are
+		// gone, a pipeline the record does not name provably never committed.
+		if err := txn.SetProperties(map[string]string{PropertyPipelines: withPipelines(tbl.Metadata().Properties(), applied.Protected)}); err != nil {
+			return nil, err
+		}
 		return txn, txn.ExpireSnapshots(table.WithRetainLast(applied.Retain), table.WithOlderThan(m.opts.OlderThan))
 	})
 	if err != nil {

@@ -176,6 +176,11 @@ func mainSnapshotID(meta table.Metadata) int64 {
 func pipelineState(meta table.Metadata, pipeline string) (engine.TableState, error) {
 	st := engine.TableState{SnapshotID: mainSnapshotID(meta), Offsets: engine.Offsets{}}
 	id, err := engine.NewestOfPipeline(st.SnapshotID, pipeline, snapshotLinks(meta))
+	if errors.Is(err, engine.ErrHistoryTruncated) {
+		if known, recorded := knownPipelines(meta.Properties()); engine.NeverCommitted(pipeline, known, recorded) {
+			return st, nil // expired history, but this pipeline was never in it
+		}
+	}
 	if err != nil || id == 0 {
 		return st, err
 	}

@@ -512,3 +512,33 @@ func TestLargeBatchStagedInParallel(t *testing.T) {
 		t.Fatalf("%d rows, want %d", len(seen), n)
 	}
 }
+
+// TestNeverCommittedAfterMaintenanceExpiry: a pipeline that never committed starts from its
+// configured position even when maintenance expired older snapshots (which it records),
+// while a pipeline that did commit keeps its offsets.
+func TestNeverCommittedAfterMaintenanceExpiry(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	s := newSink(t, c)
+	base := mustLoad(t, s)
+	for i := range 3 {
+		var err error
+		if base, err = stageCommit(t, s, base, testRows("tx", 0, i*5, 5), int64(i+1), engine.Offsets{{Topic: "tx", Partition: 0}: int64(i*5 + 5)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Maintain(ctx, testIdent(), MaintainOptions{RetainLast: 1, SkipCompaction: true, SkipManifests: true, SkipOrphans: true}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := c.NewSink(ctx, testIdent(), "never-committed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := fresh.Load(ctx)
+	if err != nil || len(st.Offsets) != 0 || st.Batch != 0 {
+		t.Fatalf("a pipeline that never committed, after maintenance expired the history: %+v, %v; want a clean start", st, err)
+	}
+	if st, err := s.Load(ctx); err != nil || st.Batch != 3 {
+		t.Fatalf("the pipeline that committed: %+v, %v", st, err)
+	}
+}
