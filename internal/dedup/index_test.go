@@ -259,13 +259,13 @@ func TestRebuildWhenSyncedSnapshotGone(t *testing.T) {
 	f := newFakeLedger()
 	x := openIndex(t, filepath.Join(t.TempDir(), "x.idx"), f)
 	f.commit(1, 0, rowsOf(0, 100, 0, 0))
-	st := f.commit(2, 1, rowsOf(100, 100, 0, 100))
+	f.commit(2, 1, rowsOf(100, 100, 0, 100))
 	if err := x.Sync(ctx, engine.TableState{SnapshotID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// Snapshot 1 expires (its rows stay in the table, through snapshot 2's manifests).
 	f.expired[1] = true
-	st = f.commit(3, 2, rowsOf(200, 10, 0, 200))
+	st := f.commit(3, 2, rowsOf(200, 10, 0, 200))
 	f.read = 0
 	if err := x.Sync(ctx, st); err != nil {
 		t.Fatal(err)

@@ -124,11 +124,10 @@ func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64
 			if m.SnapshotID() != id || m.ManifestContent() != ice.ManifestContentData {
 				continue // inherited from an earlier snapshot, or deletes
 			}
-			entries, err := m.FetchEntries(fs, true)
-			if err != nil {
-				return fmt.Errorf("iceberg: read ids of %s: manifest %s: %w", identString(l.ident), m.FilePath(), err)
-			}
-			for _, e := range entries {
+			for e, err := range m.Entries(fs, true) {
+				if err != nil {
+					return fmt.Errorf("iceberg: read ids of %s: manifest %s: %w", identString(l.ident), m.FilePath(), err)
+				}
 				if e.Status() != ice.EntryStatusADDED || e.SnapshotID() != id || e.DataFile().ContentType() != ice.EntryContentData {
 					continue
 				}

@@ -460,9 +460,7 @@ func PlanExpiry(meta table.Metadata, retainLast int, olderThan time.Duration, no
 	head := mainSnapshotID(meta)
 	var history []table.Snapshot
 	if head != 0 {
-		for _, s := range table.AncestorsOf(head, meta.SnapshotByID) {
-			history = append(history, s)
-		}
+		history = append(history, table.AncestorsOf(head, meta.SnapshotByID)...)
 	}
 	for i, s := range history {
 		if s.Summary == nil {

@@ -415,37 +415,6 @@ func TestDropTable(t *testing.T) {
 	}
 }
 
-// TestCommitLatency measures stage and commit of 10k-row batches (run with -v to see it).
-func TestCommitLatency(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
-	ctx := context.Background()
-	c := openSQLite(t)
-	s := newSink(t, c)
-	base := mustLoad(t, s)
-	const batches, n = 20, 10000
-	var stageTotal, commitTotal time.Duration
-	for i := 0; i < batches; i++ {
-		rows := testRows("tx", 0, i*n, n)
-		t0 := time.Now()
-		st, err := s.Stage(ctx, rows, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t1 := time.Now()
-		base, err = s.Commit(ctx, base, st, engine.Commit{Pipeline: testPipeline, Batch: int64(i + 1),
-			Offsets: engine.Offsets{{Topic: "tx", Partition: 0}: int64((i + 1) * n)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stageTotal += t1.Sub(t0)
-		commitTotal += time.Since(t1)
-	}
-	t.Logf("%d batches of %d rows: stage (Arrow + Parquet) %v/batch, commit %v/batch",
-		batches, n, stageTotal/batches, commitTotal/batches)
-}
-
 // TestExpiredHistory: when expiry removed every snapshot of the pipeline, Load must not
 // pretend the pipeline never ran (that would replay from the starting position).
 func TestExpiredHistory(t *testing.T) {
