@@ -84,9 +84,9 @@ func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, give
 			return nil, nil, err
 		}
 		schema := ContractSchema(given)
-		spec, err := ContractPartitionSpec(given, schema)
-		if err != nil {
-			return nil, nil, err
+		spec, serr := ContractPartitionSpec(given, schema)
+		if serr != nil {
+			return nil, nil, serr
 		}
 		props := TableProperties()
 		if !given.IsDefault() {
