@@ -503,22 +503,9 @@ func hasZone(s []byte) bool {
 // twice in an object, no lone surrogate) and locates every field of the contract in it.
 func (d *cdecoder) scan() *syntaxError {
 	v := d.value
-	i := skipSpace(v, 0)
-	if i == len(v) {
-		if len(v) == 0 {
-			return &syntaxError{msg: "empty message", off: -1}
-		}
-		return &syntaxError{msg: "message is only white space", off: -1}
-	}
-	if v[i] != '{' {
-		if !startsValue(v[i]) {
-			return unexpected(v, i, "a JSON object")
-		}
-		what := "a JSON value that is not an object"
-		if v[i] == '[' {
-			what = "a JSON array"
-		}
-		return errAt(i, "message is %s, want a JSON object", what)
+	i, err := objectStart(v)
+	if err != nil {
+		return err
 	}
 	next, err := d.object(i, d.c.root)
 	if err != nil {

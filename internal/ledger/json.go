@@ -143,22 +143,9 @@ func skipSpace(d []byte, i int) int {
 // twice at the top level is an error: which of the two values is meant is ambiguous, and a
 // ledger must not guess. d must already be known to be valid UTF-8.
 func scanMessage(d []byte, f *[numFields]span) *syntaxError {
-	i := skipSpace(d, 0)
-	if i == len(d) {
-		if len(d) == 0 {
-			return &syntaxError{msg: "empty message", off: -1}
-		}
-		return &syntaxError{msg: "message is only white space", off: -1}
-	}
-	if d[i] != '{' {
-		what := "a JSON value that is not an object"
-		if d[i] == '[' {
-			what = "a JSON array"
-		}
-		if !startsValue(d[i]) {
-			return unexpected(d, i, "a JSON object")
-		}
-		return errAt(i, "message is %s, want a JSON object", what)
+	i, err := objectStart(d)
+	if err != nil {
+		return err
 	}
 	i = skipSpace(d, i+1)
 	var seen uint8
@@ -237,6 +224,29 @@ func scanMessage(d []byte, f *[numFields]span) *syntaxError {
 		return errAt(i, "trailing data after the JSON object")
 	}
 	return nil
+}
+
+// objectStart returns the index of the '{' that opens the message, or why the message is not
+// a JSON object.
+func objectStart(d []byte) (int, *syntaxError) {
+	i := skipSpace(d, 0)
+	if i == len(d) {
+		if len(d) == 0 {
+			return 0, &syntaxError{msg: "empty message", off: -1}
+		}
+		return 0, &syntaxError{msg: "message is only white space", off: -1}
+	}
+	if d[i] != '{' {
+		what := "a JSON value that is not an object"
+		if d[i] == '[' {
+			what = "a JSON array"
+		}
+		if !startsValue(d[i]) {
+			return 0, unexpected(d, i, "a JSON object")
+		}
+		return 0, errAt(i, "message is %s, want a JSON object", what)
+	}
+	return i, nil
 }
 
 func startsValue(c byte) bool {
