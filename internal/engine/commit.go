@@ -19,6 +19,11 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 		src.Seek(seek)
 		return nil
 	}
+	// A topic re-created while the batch was read must not have its records committed
+	// under the old topic's offsets.
+	if err := e.checkTopic(ctx, src); err != nil {
+		return err
+	}
 	started := e.clock.Now()
 	seek, err := e.commitLedger(ctx, b)
 	if err != nil {
@@ -228,7 +233,7 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 		return false, nil
 	}
 	c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1,
-		Offsets: Merge(base.Offsets, lc.claim), Clean: e.cleanLocked(b, base.Clean)}
+		Offsets: Merge(base.Offsets, lc.claim), Clean: e.cleanLocked(b, base.Clean), TopicIDs: e.topicIDsLocked(base.TopicIDs)}
 	lc.attempts++
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Retry.Timeout(retry.Catalog))
 	next, err := table.Commit(cctx, base, lc.staged, c)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -32,6 +33,10 @@ type Config struct {
 	// StageAheadRows is how many accepted rows a batch gathers before it starts writing
 	// them while it reads on (see stager). 0 means 25,000.
 	StageAheadRows int
+	// OnGap is what to do when records were deleted from the topic before the pipeline
+	// read them: stop (GapFail, the default) or record the gap and read on (GapRecord).
+	// Without a rejects table, gaps always stop the pipeline.
+	OnGap OnGap
 	// CommitAttempts bounds the commits of one batch refused by a conflict (the table
 	// moved) before Step fails. 0 means 20. Failures of the catalog or the storage are not
 	// counted here: Retry waits them out.
@@ -76,6 +81,15 @@ type Stats struct {
 	Conflicts atomic.Int64 // commits refused because the table moved
 	Fenced    atomic.Int64 // batches dropped by fencing
 	Unknown   atomic.Int64 // commits with an unknown outcome, settled by reading back
+	// Gaps counts the gaps committed to the rejects table (run --on-gap record), and
+	// LostOffsets the offsets they hold: records deleted before the pipeline read them.
+	Gaps        atomic.Int64
+	LostOffsets atomic.Int64
+	// GapsRefused counts the gaps the pipeline stopped at (--on-gap fail).
+	GapsRefused atomic.Int64
+	// TopicChanged is set once the topic was found not to be the one the tables' offsets
+	// name (re-created, shrunk, truncated): the pipeline stopped.
+	TopicChanged atomic.Bool
 
 	mu       sync.Mutex
 	byReason map[ledger.Reason]int64
@@ -92,15 +106,21 @@ func (s *Stats) RejectedBy() map[ledger.Reason]int64 {
 	return out
 }
 
+// addRejects counts committed rejects rows: refused messages by reason, gaps apart.
 func (s *Stats) addRejects(rows []ledger.RejectRow) {
-	s.Rejected.Add(int64(len(rows)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byReason == nil {
 		s.byReason = map[ledger.Reason]int64{}
 	}
-	for _, r := range rows {
-		s.byReason[r.Reason]++
+	for i := range rows {
+		if rows[i].IsGap() {
+			s.Gaps.Add(1)
+			s.LostOffsets.Add(rows[i].Offsets())
+			continue
+		}
+		s.Rejected.Add(1)
+		s.byReason[rows[i].Reason]++
 	}
 }
 
@@ -129,7 +149,10 @@ type Engine struct {
 	mu     sync.Mutex
 	ledger TableState // the ledger's state for this pipeline
 	reject TableState // the rejects table's state
-	known  bool       // both states have been loaded at least once
+	// topic and topicID are the topic's name and id as last checked (checkTopic): what the
+	// next ledger commit records.
+	topic, topicID string
+	known          bool // both states have been loaded at least once
 	// pos is the next offset the loop expects per partition. A partition without an entry
 	// accepts its first record wherever it is (no table has seen it).
 	pos Offsets
@@ -300,6 +323,13 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		}
 		return false, err
 	}
+	// Before anything is read: is the topic still the one the tables' offsets name?
+	if err := e.checkTopic(ctx, src); err != nil {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		return false, err
+	}
 	b := e.newBatch()
 	defer e.recycle(b)
 	// Files the batch staged but did not commit (it failed, or was dropped) are deleted.
@@ -331,6 +361,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	}()
 	stopping := false
 	fetchFailures := 0
+	var stop error // why the run stops once the batch holds what it read is committed
 	for b.records < e.cfg.MaxBatchRecords {
 		if e.cfg.AvailableNow {
 			caught, err := e.caughtUp(ctx, src)
@@ -353,6 +384,20 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		fctx, cancel := context.WithTimeout(ctx, wait)
 		recs, err := src.Fetch(fctx, e.cfg.MaxBatchRecords-b.records)
 		cancel()
+		if err != nil && isOutOfRange(err) {
+			// Records deleted before they were read, or a log that no longer reaches
+			// where the pipeline is: record the gap and read on, or stop, after committing
+			// what the batch read before (it would be lost to the next retention pass).
+			if err := e.outOfRange(ctx, src, b, err); err != nil {
+				var gap *GapError
+				if !errors.As(err, &gap) {
+					return false, err // another topic: nothing the batch read may be committed
+				}
+				stop = err
+				break
+			}
+			continue
+		}
 		if err != nil {
 			// Group churn, a moved coordinator, a dead connection: the source recovers by
 			// itself (lost partitions come back through Resume). Keep the batch, and wait
@@ -404,10 +449,13 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 			if ctx.Err() != nil && cctx.Err() != nil {
 				e.log.Warn("stopped while waiting to commit; the batch will be read again after a restart",
 					"grace", e.cfg.StopGrace, "error", err)
-				return true, nil
+				return true, errors.Join(stop)
 			}
-			return false, err
+			return false, errors.Join(stop, err)
 		}
+	}
+	if stop != nil {
+		return false, stop
 	}
 	// Between batches, and only then, a pending rebalance may take partitions away.
 	src.Release()

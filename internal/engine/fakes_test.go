@@ -66,9 +66,36 @@ func (c *fakeClock) Advance(d time.Duration) {
 type fakeLog struct {
 	mu    sync.Mutex
 	parts map[engine.Partition][]engine.Record
+	// start is each partition's log start: records below it were deleted.
+	start map[engine.Partition]int64
+	// id is the topic's id, count its partition count.
+	id    string
+	count int32
 }
 
-func newLog() *fakeLog { return &fakeLog{parts: map[engine.Partition][]engine.Record{}} }
+func newLog() *fakeLog {
+	return &fakeLog{parts: map[engine.Partition][]engine.Record{}, start: map[engine.Partition]int64{}, id: "id-1", count: 2}
+}
+
+// deleteBefore moves p's log start to off, as retention or DeleteRecords does.
+func (l *fakeLog) deleteBefore(p engine.Partition, off int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.start[p] = off
+}
+
+// recreate deletes the topic and creates it again, empty, with count partitions and a new id.
+func (l *fakeLog) recreate(id string, count int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.parts, l.start, l.id, l.count = map[engine.Partition][]engine.Record{}, map[engine.Partition]int64{}, id, count
+}
+
+// outOfRange is the fake's OFFSET_OUT_OF_RANGE.
+type outOfRange struct{ p engine.Partition }
+
+func (e outOfRange) Error() string    { return fmt.Sprintf("fake: fetch %s: offset out of range", e.p) }
+func (e outOfRange) OutOfRange() bool { return true }
 
 func (l *fakeLog) append(p engine.Partition, value []byte, control bool) int64 {
 	l.mu.Lock()
@@ -158,6 +185,17 @@ func (s *fakeSource) Fetch(ctx context.Context, max int) ([]engine.Record, error
 	if max > 0 {
 		limit = min(limit, max)
 	}
+	// Like the Kafka source, an error comes alone: positions out of range first.
+	for _, p := range s.sortedAssigned() {
+		s.log.mu.Lock()
+		pos, n := s.pos[p], int64(len(s.log.parts[p]))
+		oor := pos < s.log.start[p] || pos > n
+		s.log.mu.Unlock()
+		if oor {
+			s.mu.Unlock()
+			return nil, outOfRange{p}
+		}
+	}
 	var out []engine.Record
 	for _, p := range s.sortedAssigned() {
 		s.log.mu.Lock()
@@ -225,6 +263,19 @@ func (s *fakeSource) Ends(context.Context) (engine.Offsets, engine.Offsets, erro
 		start[p], end[p] = 0, s.log.end(p)
 	}
 	return start, end, nil
+}
+
+// Topic makes the fake a TopicDescriber.
+func (s *fakeSource) Topic(context.Context) (engine.TopicState, error) {
+	l := s.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := engine.TopicState{Topic: "tx", ID: l.id, Partitions: l.count, Start: engine.Offsets{}, End: engine.Offsets{}}
+	for i := range l.count {
+		p := engine.Partition{Topic: "tx", Partition: i}
+		st.Start[p], st.End[p] = l.start[p], int64(len(l.parts[p]))
+	}
+	return st, nil
 }
 
 // fakeSnapshot is one commit of a fake table.
@@ -334,7 +385,7 @@ func (t *fakeTable[R]) stateLocked(pipeline string) engine.TableState {
 	}
 	if id != 0 {
 		c := t.snaps[id/100-1].commit
-		st.Offsets, st.Batch, st.Clean = c.Offsets.Clone(), c.Batch, c.Clean.Clone()
+		st.Offsets, st.Batch, st.Clean, st.TopicIDs = c.Offsets.Clone(), c.Batch, c.Clean.Clone(), c.TopicIDs
 	}
 	return st
 }

@@ -18,6 +18,8 @@ import (
 //   - how far the rejects table is complete (RejectsComplete), and what a batch adds to
 //     the ledger's Clean map (CleanAfter);
 //   - where a newly assigned partition resumes (ResumeAt, StartOffsets);
+//   - whether reading can go on at a position: records deleted before processing, a log
+//     truncated below it (CheckPosition), a topic re-created or shrunk (CheckTopic);
 //   - what a batch claims of a table (ClaimOf);
 //   - what a failed or unknown commit means (Settle), and what a commit carries (Merge).
 //
@@ -131,13 +133,19 @@ func ResumeAt(p Partition, pr Progress) (int64, bool) {
 
 // StartOffsets returns where each newly assigned partition starts: ResumeAt, or the
 // configured starting position (OffsetEarliest or OffsetLatest) for a partition no table
-// has seen. Kafka's consumer group offsets play no part: they are advisory.
+// has seen. A partition added to a topic the tables already read starts at its earliest
+// offset whatever the configured position: its records were produced after the pipeline
+// began, and starting at the latest would skip those produced before the assignment.
+// Kafka's consumer group offsets play no part: they are advisory.
 func StartOffsets(parts []Partition, pr Progress, starting int64) Offsets {
 	start := make(Offsets, len(parts))
 	for _, p := range parts {
-		if off, ok := ResumeAt(p, pr); ok {
+		switch off, ok := ResumeAt(p, pr); {
+		case ok:
 			start[p] = off
-		} else {
+		case knowsTopic(pr.Ledger, p.Topic):
+			start[p] = OffsetEarliest
+		default:
 			start[p] = starting
 		}
 	}
@@ -175,6 +183,171 @@ func CleanAfter(current Offsets, read map[Partition]CleanRead) Offsets {
 		}
 	}
 	return clean
+}
+
+func knowsTopic(o Offsets, topic string) bool {
+	for p := range o {
+		if p.Topic == topic {
+			return true
+		}
+	}
+	return false
+}
+
+// OnGap is what a pipeline does when records were deleted from the topic before it read
+// them (retention or DeleteRecords overtook it).
+type OnGap int
+
+const (
+	// GapFail stops the pipeline with a GapError: nothing past the gap is committed.
+	GapFail OnGap = iota
+	// GapRecord writes the gap as one row of the rejects table (reason
+	// lost_before_processing, its first and last offset), in the commit that moves the
+	// offsets past it, and reads on from the log start.
+	GapRecord
+)
+
+// ParseOnGap reads the --on-gap flag's values, fail and record.
+func ParseOnGap(s string) (OnGap, error) {
+	switch s {
+	case "fail", "":
+		return GapFail, nil
+	case "record":
+		return GapRecord, nil
+	}
+	return GapFail, fmt.Errorf("--on-gap %q: want fail or record", s)
+}
+
+func (g OnGap) String() string {
+	if g == GapRecord {
+		return "record"
+	}
+	return "fail"
+}
+
+// Gap is a range of offsets of one partition whose records were deleted before the
+// pipeline read them: First to Last, inclusive.
+type Gap struct {
+	Partition
+	First, Last int64
+}
+
+// Len is how many offsets the gap holds. Most are records; a transaction marker takes an
+// offset too, and nothing is left to tell which.
+func (g Gap) Len() int64 { return g.Last - g.First + 1 }
+
+// Position is the verdict of CheckPosition.
+type Position int
+
+const (
+	// ReadOn: the position lies within the log.
+	ReadOn Position = iota
+	// GapStop: records from the position up to the log start were deleted before they
+	// were read, and the pipeline stops (GapFail).
+	GapStop
+	// GapSkip: the same, and the gap is recorded and reading goes on at the log start
+	// (GapRecord).
+	GapSkip
+	// Truncated: the position lies past the log's end: the log lost records the pipeline
+	// had read (the topic was re-created, or an unclean leader election truncated it). No
+	// setting makes reading on safe: the offsets now name other records, or none.
+	Truncated
+)
+
+// CheckPosition is the rule for a partition whose reading continues at pos (where the
+// tables resume it, or where a batch has read to), given its log start and end offsets
+// now: read on, stop at a gap or record it (onGap), or stop at a truncated log. The gap,
+// when there is one, is pos to logStart-1.
+func CheckPosition(p Partition, pos, logStart, end int64, onGap OnGap) (Position, Gap) {
+	switch {
+	case pos > end:
+		return Truncated, Gap{}
+	case pos < logStart:
+		g := Gap{Partition: p, First: pos, Last: logStart - 1}
+		if onGap == GapRecord {
+			return GapSkip, g
+		}
+		return GapStop, g
+	}
+	return ReadOn, Gap{}
+}
+
+// GapError is the refusal of a pipeline that found records deleted before it read them.
+type GapError struct {
+	Gap
+	LogStart int64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("%s: offsets %d-%d (%d records) were deleted from the topic before the pipeline read them "+
+		"(the log now starts at %d; the tables resume at %d): retention or DeleteRecords overtook the pipeline, and "+
+		"these records are in neither table. Nothing past them was committed. To record the loss as a gap in the "+
+		"rejects table (reason lost_before_processing) and go on, run with --on-gap record; to keep the ledger whole, "+
+		"publish the records again from their origin first", e.Partition, e.First, e.Last, e.Len(), e.LogStart, e.First)
+}
+
+// TopicChangedError is the refusal of a pipeline whose tables' offsets name records of a
+// topic that is no longer there: deleted and created again, shrunk, or truncated.
+type TopicChangedError struct {
+	Topic string
+	// What changed, in words.
+	What string
+}
+
+func (e *TopicChangedError) Error() string {
+	return fmt.Sprintf("topic %s is not the topic the tables' offsets were read from: %s. Its offsets now name other "+
+		"records (or none): reading on would skip the new records or take them for ones already processed, so "+
+		"nothing was read into the tables. To process the topic as it is now, run a new pipeline into a new table "+
+		"(--pipeline and --table; verify reconciles one table with one topic), and keep this table as the record "+
+		"of the old topic", e.Topic, e.What)
+}
+
+// CheckTopic compares the topic the tables' offsets were read from (recordedID, "" when
+// none was recorded, and the offsets map) with the topic now. It returns nil when nothing
+// says it is another topic, and a TopicChangedError when its id changed (deleted and
+// created again), it lost partitions the tables hold offsets of, or a partition ends below
+// the offset the tables hold for it.
+func CheckTopic(recordedID string, offsets Offsets, now TopicState) *TopicChangedError {
+	if recordedID != "" && now.ID != "" && recordedID != now.ID {
+		return &TopicChangedError{Topic: now.Topic, What: fmt.Sprintf(
+			"its id is %s, and was %s when the pipeline last committed: it was deleted and created again", now.ID, recordedID)}
+	}
+	var parts []Partition
+	for p := range offsets {
+		if p.Topic == now.Topic {
+			parts = append(parts, p)
+		}
+	}
+	SortPartitions(parts)
+	for _, p := range parts {
+		if p.Partition >= now.Partitions {
+			return &TopicChangedError{Topic: now.Topic, What: fmt.Sprintf(
+				"it has %d partitions, and the tables hold offsets of partition %d: it was re-created with fewer", now.Partitions, p.Partition)}
+		}
+	}
+	for _, p := range parts {
+		if end, ok := now.End[p]; ok && offsets[p] > end {
+			return &TopicChangedError{Topic: now.Topic, What: fmt.Sprintf(
+				"partition %d ends at offset %d, below offset %d that the tables resume from: it was re-created, or its log truncated",
+				p.Partition, end, offsets[p])}
+		}
+	}
+	return nil
+}
+
+// MarshalTopicIDs encodes topic ids by name as summaries carry them: {"topic":"id"}.
+func MarshalTopicIDs(ids map[string]string) string {
+	b, _ := json.Marshal(ids) // a map of strings always marshals, keys sorted
+	return string(b)
+}
+
+// UnmarshalTopicIDs decodes MarshalTopicIDs' JSON.
+func UnmarshalTopicIDs(s string) (map[string]string, error) {
+	var ids map[string]string
+	if err := json.Unmarshal([]byte(s), &ids); err != nil {
+		return nil, fmt.Errorf("decode topic ids %q: %w", s, err)
+	}
+	return ids, nil
 }
 
 // Span is the part of one partition that a batch covers: the records from the table's

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -93,8 +94,12 @@ func TestRejectsCompleteAndResume(t *testing.T) {
 func TestStartOffsets(t *testing.T) {
 	pr := Progress{Ledger: Offsets{tp0: 42, tp1: 7}, Clean: Offsets{tp1: 5}, HasRejects: true}
 	for _, starting := range []int64{OffsetEarliest, OffsetLatest} {
-		got := StartOffsets([]Partition{tp0, tp1, tp2}, pr, starting)
-		want := Offsets{tp0: 42, tp1: 5, tp2: starting}
+		// tp2 was added to a topic the tables read: its records all came after the
+		// pipeline began, so it starts at its earliest whatever the setting. A topic the
+		// tables never read starts at the setting.
+		other := Partition{Topic: "other", Partition: 0}
+		got := StartOffsets([]Partition{tp0, tp1, tp2, other}, pr, starting)
+		want := Offsets{tp0: 42, tp1: 5, tp2: OffsetEarliest, other: starting}
 		if MarshalOffsets(got) != MarshalOffsets(want) {
 			t.Fatalf("StartOffsets(%d) = %s, want %s", starting, MarshalOffsets(got), MarshalOffsets(want))
 		}
@@ -204,5 +209,81 @@ func TestOffsetsJSON(t *testing.T) {
 		if _, err := UnmarshalOffsets(bad); err == nil {
 			t.Errorf("UnmarshalOffsets(%s) accepted", bad)
 		}
+	}
+}
+
+func TestCheckPosition(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		pos, start, end int64
+		onGap           OnGap
+		want            Position
+		gap             Gap
+	}{
+		{"within the log", 10, 0, 20, GapFail, ReadOn, Gap{}},
+		{"at the log start", 10, 10, 20, GapFail, ReadOn, Gap{}},
+		{"at the end", 20, 0, 20, GapFail, ReadOn, Gap{}},
+		{"below the log start, fail", 4, 10, 20, GapFail, GapStop, Gap{tp0, 4, 9}},
+		{"below the log start, record", 4, 10, 20, GapRecord, GapSkip, Gap{tp0, 4, 9}},
+		{"everything deleted", 4, 20, 20, GapRecord, GapSkip, Gap{tp0, 4, 19}},
+		{"past the end", 30, 0, 20, GapRecord, Truncated, Gap{}},
+		{"past the end of an emptied log", 30, 20, 20, GapFail, Truncated, Gap{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, gap := CheckPosition(tp0, tc.pos, tc.start, tc.end, tc.onGap)
+			if got != tc.want || gap != tc.gap {
+				t.Fatalf("CheckPosition = %v %+v, want %v %+v", got, gap, tc.want, tc.gap)
+			}
+		})
+	}
+	if g := (Gap{tp0, 4, 9}); g.Len() != 6 {
+		t.Fatalf("Len %d", g.Len())
+	}
+}
+
+func TestCheckTopic(t *testing.T) {
+	now := TopicState{Topic: "tx", ID: "B", Partitions: 2,
+		Start: Offsets{tp0: 0, tp1: 0}, End: Offsets{tp0: 100, tp1: 50}}
+	for _, tc := range []struct {
+		name     string
+		recorded string
+		offsets  Offsets
+		want     string // "" for no error
+	}{
+		{"same topic", "B", Offsets{tp0: 100, tp1: 10}, ""},
+		{"no id recorded yet", "", Offsets{tp0: 10}, ""},
+		{"another topic's offsets only", "B", Offsets{{Topic: "other", Partition: 7}: 1000}, ""},
+		{"id changed", "A", Offsets{tp0: 10}, "its id is B, and was A"},
+		{"fewer partitions", "", Offsets{tp0: 10, tp2: 3}, "it has 2 partitions, and the tables hold offsets of partition 2"},
+		{"end below the table's offset", "", Offsets{tp0: 10, tp1: 51}, "partition 1 ends at offset 50, below offset 51"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckTopic(tc.recorded, tc.offsets, now)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckTopic: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("CheckTopic = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	// Without ids (an old cluster) the id is not compared.
+	if err := CheckTopic("A", Offsets{tp0: 10}, TopicState{Topic: "tx", Partitions: 2, End: Offsets{tp0: 10}}); err != nil {
+		t.Fatalf("no id now: %v", err)
+	}
+}
+
+func TestTopicIDsRoundTrip(t *testing.T) {
+	ids := map[string]string{"tx": "x1Ks0f4vQ1uJn5Yt2mOnEw", "b": "AAAA"}
+	s := MarshalTopicIDs(ids)
+	if s != `{"b":"AAAA","tx":"x1Ks0f4vQ1uJn5Yt2mOnEw"}` {
+		t.Fatalf("MarshalTopicIDs = %s", s)
+	}
+	got, err := UnmarshalTopicIDs(s)
+	if err != nil || len(got) != 2 || got["tx"] != ids["tx"] {
+		t.Fatalf("UnmarshalTopicIDs = %v, %v", got, err)
+	}
+	if _, err := UnmarshalTopicIDs(`{"tx":`); err == nil {
+		t.Fatal("bad JSON accepted")
 	}
 }

@@ -78,6 +78,28 @@ type Source interface {
 	Ends(ctx context.Context) (start, end Offsets, err error)
 }
 
+// TopicState is what the cluster says of the topic now: the facts the pipeline's first
+// assumption rests on (a record's offset names it forever; records stay until processed).
+type TopicState struct {
+	Topic string
+	// ID is the topic's id (KIP-516); "" when the cluster has none. A topic deleted and
+	// created again under the same name has a new one.
+	ID string
+	// Partitions is the partition count.
+	Partitions int32
+	// Start is each partition's log start offset (records below it were deleted:
+	// retention, DeleteRecords), End its last stable offset.
+	Start, End Offsets
+}
+
+// TopicDescriber is a Source that can say what its topic is now. The engine checks, with
+// it, that the topic is still the one the tables' offsets name, and tells records deleted
+// before processing from a log that was truncated. A source without it (a synthetic one)
+// is taken at its word.
+type TopicDescriber interface {
+	Topic(ctx context.Context) (TopicState, error)
+}
+
 // ResumeFunc tells the source where to start newly assigned partitions. The source calls it
 // when partitions are assigned, before fetching from them.
 type ResumeFunc func(ctx context.Context, parts []Partition) (Offsets, error)
@@ -95,6 +117,9 @@ type TableState struct {
 	// its own offsets map: batches without rejects move it here instead of committing an
 	// empty snapshot to the rejects table. Nil elsewhere.
 	Clean Offsets
+	// TopicIDs, in the ledger only, are the ids of the topics the offsets were read from,
+	// by name, as the pipeline's newest snapshot recorded them (nil when it recorded none).
+	TopicIDs map[string]string
 }
 
 // Commit is what a successful batch writes into the snapshot summary.
@@ -102,7 +127,8 @@ type Commit struct {
 	Pipeline string
 	Batch    int64
 	Offsets  Offsets
-	Clean    Offsets // ledger only; see TableState.Clean
+	Clean    Offsets           // ledger only; see TableState.Clean
+	TopicIDs map[string]string // ledger only; see TableState.TopicIDs
 }
 
 // Staged is a set of data files written but not yet committed. Its content belongs to the

@@ -13,6 +13,10 @@ const (
 	// SummaryClean is engine.Commit.Clean (ledger only): how far the rejects table is
 	// known complete beyond its own offsets. Same format as SummaryOffsets; absent when nil.
 	SummaryClean = "ledgerstream.clean"
+	// SummaryTopicIDs is engine.Commit.TopicIDs (ledger only): the ids of the topics the
+	// offsets were read from, {"topic":"id"} (Kafka topic ids, KIP-516). A topic deleted
+	// and created again has another id, and the pipeline refuses to read it on.
+	SummaryTopicIDs = "ledgerstream.topic-ids"
 )
 
 // PropertyPipelines is the table property in which maintenance's expiry records every

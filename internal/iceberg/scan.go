@@ -207,6 +207,9 @@ type SnapshotInfo struct {
 	Batch    int64
 	Offsets  engine.Offsets
 	Clean    engine.Offsets // nil when the snapshot carries no ledgerstream.clean
+	// TopicIDs are the ids of the topics the offsets were read from (ledgerstream.topic-ids);
+	// nil when the snapshot recorded none.
+	TopicIDs map[string]string
 }
 
 // Snapshots returns the history of branch main, newest first, ending where the history ends
@@ -239,6 +242,9 @@ func (c *Catalog) Snapshots(ctx context.Context, ident table.Identifier) ([]Snap
 					return nil, fmt.Errorf("iceberg: snapshot %d of %s: %w", s.SnapshotID, identString(ident), err)
 				}
 				info.Pipeline, info.Batch, info.Offsets, info.Clean = p, b, o, clean
+				if info.TopicIDs, err = parseTopicIDs(s.Summary.Properties); err != nil {
+					return nil, fmt.Errorf("iceberg: snapshot %d of %s: %w", s.SnapshotID, identString(ident), err)
+				}
 			}
 		}
 		out = append(out, info)

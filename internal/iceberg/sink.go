@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"golang.org/x/sync/errgroup"
 	"iter"
+	"maps"
 	"runtime"
 	"strconv"
 	"strings"
@@ -190,7 +191,19 @@ func pipelineState(meta table.Metadata, pipeline string) (engine.TableState, err
 		return st, fmt.Errorf("snapshot %d: %w", id, err)
 	}
 	st.Offsets, st.Batch, st.Clean = o, b, clean
+	if st.TopicIDs, err = parseTopicIDs(snap.Summary.Properties); err != nil {
+		return st, fmt.Errorf("snapshot %d: %w", id, err)
+	}
 	return st, nil
+}
+
+// parseTopicIDs reads a summary's topic ids; nil when it has none.
+func parseTopicIDs(p ice.Properties) (map[string]string, error) {
+	s, ok := p[SummaryTopicIDs]
+	if !ok {
+		return nil, nil
+	}
+	return engine.UnmarshalTopicIDs(s)
 }
 
 // snapshotLinks is the lookup engine.NewestOfPipeline walks a table's history with.
@@ -352,6 +365,9 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 	if c.Clean != nil {
 		props[SummaryClean] = engine.MarshalOffsets(c.Clean)
 	}
+	if len(c.TopicIDs) > 0 {
+		props[SummaryTopicIDs] = engine.MarshalTopicIDs(c.TopicIDs)
+	}
 	txn := tbl.NewTransaction()
 	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: assert main: %w", s.Name(), err)
@@ -384,6 +400,9 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 	}
 	if c.Clean != nil {
 		st2.Clean = c.Clean.Clone()
+	}
+	if len(c.TopicIDs) > 0 {
+		st2.TopicIDs = maps.Clone(c.TopicIDs)
 	}
 	return st2, nil
 }
