@@ -28,6 +28,7 @@ type runFlags struct {
 	availableNow    bool
 	pipeline        string
 	startingOffsets string
+	onGap           string
 	maxOffsets      int
 	maxBatchRecords int
 	workerID        string
@@ -92,6 +93,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 	f.StringVar(&r.pipeline, "pipeline", "exactly-once-processor", "pipeline id: the consumer group, and the owner of the offsets in the table")
 	f.StringVar(&r.startingOffsets, "starting-offsets", "earliest", "where a partition the table has never seen starts: earliest or latest")
 	f.StringVar(&r.createTable, "create-table", "auto", "create a missing ledger table: auto (only when its namespace holds no other ledger), yes, or no")
+	f.StringVar(&r.onGap, "on-gap", "fail", "records deleted from the topic before they were read (retention, DeleteRecords): fail stops and names them; record writes the gap to the rejects table (reason lost_before_processing) and reads on")
 	f.IntVar(&r.maxOffsets, "max-offsets-per-trigger", 0, "records per batch at most (0 = no limit but --max-batch-records)")
 	f.IntVar(&r.maxBatchRecords, "max-batch-records", engine.DefaultMaxBatchRecords, "records per batch at most, bounding memory")
 	f.StringVar(&r.indexDir, "index-dir", "", "directory of the transaction id index files (default <data-dir>/index)")
@@ -133,6 +135,10 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		starting = engine.OffsetLatest
 	default:
 		return nil, fmt.Errorf("--starting-offsets must be earliest or latest, not %q", r.startingOffsets)
+	}
+	onGap, err := engine.ParseOnGap(r.onGap)
+	if err != nil {
+		return nil, err
 	}
 	var sched pipeline.Schedule
 	if r.ops.maintainEvery > 0 || r.ops.maintainEveryN > 0 {
@@ -192,6 +198,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 			MaxBatchRecords: batch,
 			AvailableNow:    r.availableNow,
 			StartingOffsets: starting,
+			OnGap:           onGap,
 			Rules:           &rules,
 			Logger:          slog.Default(),
 		},
@@ -222,6 +229,10 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	fmt.Fprintf(out, "Streamed %d records in %s (%.0f/s): %d rows committed in %d batches, %d rejected, %d conflicts, %d fenced\n",
 		st.Records.Load(), took.Round(time.Millisecond), float64(st.Records.Load())/max(took.Seconds(), 1e-9),
 		st.Accepted.Load(), st.Batches.Load(), st.Rejected.Load(), st.Conflicts.Load(), st.Fenced.Load())
+	if n := st.Gaps.Load(); n > 0 {
+		fmt.Fprintf(out, "Recorded %d gaps in the rejects table: %d offsets lost before processing (deleted from the topic before they were read; reason lost_before_processing)\n",
+			n, st.LostOffsets.Load())
+	}
 	return st, err
 }
 

@@ -17,6 +17,14 @@ func Engine(st *engine.Stats) Collector {
 		e.Counter("ledgerstream_commit_conflicts_total", "Commits refused because the table moved since the batch was planned.", float64(st.Conflicts.Load()))
 		e.Counter("ledgerstream_batches_fenced_total", "Batches dropped because another writer had done their work.", float64(st.Fenced.Load()))
 		e.Counter("ledgerstream_commit_unknown_total", "Commits whose outcome was unknown, settled by reading the table back.", float64(st.Unknown.Load()))
+		e.Counter("ledgerstream_gaps_recorded_total", "Gaps committed to the rejects table (run --on-gap record): ranges of offsets deleted from the topic before the pipeline read them.", float64(st.Gaps.Load()))
+		e.Counter("ledgerstream_offsets_lost_before_processing_total", "Offsets in the gaps committed to the rejects table: records deleted before the pipeline read them.", float64(st.LostOffsets.Load()))
+		e.Counter("ledgerstream_gaps_refused_total", "Gaps the pipeline stopped at (run --on-gap fail): records deleted before it read them.", float64(st.GapsRefused.Load()))
+		changed := 0.0
+		if st.TopicChanged.Load() {
+			changed = 1
+		}
+		e.Gauge("ledgerstream_topic_changed", "1 once the topic was found not to be the one the tables' offsets name (re-created, shrunk, truncated): the pipeline stopped.", changed)
 		byReason := st.RejectedBy()
 		reasons := make([]ledger.Reason, 0, len(byReason))
 		for r := range byReason {

@@ -182,3 +182,32 @@ func TestEngineMetricsMatchStats(t *testing.T) {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
 }
+
+// TestEngineGapMetrics: gaps recorded, offsets lost, refusals and a changed topic show.
+func TestEngineGapMetrics(t *testing.T) {
+	var st engine.Stats
+	st.Gaps.Add(2)
+	st.LostOffsets.Add(116)
+	st.GapsRefused.Add(1)
+	st.TopicChanged.Store(true)
+	reg := NewRegistry()
+	reg.Register(Engine(&st))
+	var b strings.Builder
+	if _, err := reg.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{
+		"ledgerstream_gaps_recorded_total":                  2,
+		"ledgerstream_offsets_lost_before_processing_total": 116,
+		"ledgerstream_gaps_refused_total":                   1,
+		"ledgerstream_topic_changed":                        1,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
