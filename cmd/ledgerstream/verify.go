@@ -115,6 +115,12 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	if _, err := ledgerContract(ctx, g, cat, ident); err != nil {
 		return nil, err // a --contract that is not the table's
 	}
+	// The topic ids the pipeline's newest snapshot recorded (ledgerstream.topic-ids), to
+	// tell a re-created topic.
+	var topicIDs map[string]string
+	if s, found, err := iceberg.NewestOfPipeline(v.History, pipeline); err == nil && found {
+		topicIDs = s.TopicIDs
+	}
 	b := report.NewContractBuilder(v.Contract, 0)
 	bounds := make(map[report.TopicPartition]int64, len(committed))
 	for p, off := range committed {
@@ -175,6 +181,11 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 		starts[report.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
 	}
 	rec.SetLogStarts(starts)
+	// The rule run applies: is this the topic the offsets were read from?
+	if changed := engine.CheckTopic(topicIDs[g.topic], committed, topic); changed != nil {
+		rec.SetTopicRecreated(fmt.Sprintf("topic %s is not the topic the pipeline's offsets were read from: %s; "+
+			"the ledger cannot be reconciled with it", g.topic, changed.What))
+	}
 	res.Reconcile = rec.Result()
 	res.Checks = append(res.Checks, res.Reconcile.Check())
 	return res, nil

@@ -133,16 +133,21 @@ func ResumeAt(p Partition, pr Progress) (int64, bool) {
 
 // StartOffsets returns where each newly assigned partition starts: ResumeAt, or the
 // configured starting position (OffsetEarliest or OffsetLatest) for a partition no table
-// has seen. A partition added to a topic the tables already read starts at its earliest
-// offset whatever the configured position: its records were produced after the pipeline
-// began, and starting at the latest would skip those produced before the assignment.
-// Kafka's consumer group offsets play no part: they are advisory.
+// has seen. A partition no table has seen, of a topic the tables already read, was added
+// since (or never had a record the pipeline read): it starts at its first offset, 0, when
+// the pipeline reads from the earliest, so that records retention deleted before it got
+// there are found as a gap (CheckPosition) rather than skipped; and at its earliest offset
+// when the pipeline was set to start at the latest, since its records all came after the
+// pipeline began (Spark's rule for new partitions). Kafka's consumer group offsets play no
+// part: they are advisory.
 func StartOffsets(parts []Partition, pr Progress, starting int64) Offsets {
 	start := make(Offsets, len(parts))
 	for _, p := range parts {
 		switch off, ok := ResumeAt(p, pr); {
 		case ok:
 			start[p] = off
+		case knowsTopic(pr.Ledger, p.Topic) && starting == OffsetEarliest:
+			start[p] = 0
 		case knowsTopic(pr.Ledger, p.Topic):
 			start[p] = OffsetEarliest
 		default:

@@ -94,12 +94,16 @@ func TestRejectsCompleteAndResume(t *testing.T) {
 func TestStartOffsets(t *testing.T) {
 	pr := Progress{Ledger: Offsets{tp0: 42, tp1: 7}, Clean: Offsets{tp1: 5}, HasRejects: true}
 	for _, starting := range []int64{OffsetEarliest, OffsetLatest} {
-		// tp2 was added to a topic the tables read: its records all came after the
-		// pipeline began, so it starts at its earliest whatever the setting. A topic the
-		// tables never read starts at the setting.
+		// tp2 is new to a topic the tables read: from offset 0 when reading from the
+		// earliest (a deleted start is then a gap, not a skip), from its earliest offset
+		// when the pipeline started at the latest. A topic the tables never read starts at
+		// the setting.
 		other := Partition{Topic: "other", Partition: 0}
 		got := StartOffsets([]Partition{tp0, tp1, tp2, other}, pr, starting)
-		want := Offsets{tp0: 42, tp1: 5, tp2: OffsetEarliest, other: starting}
+		want := Offsets{tp0: 42, tp1: 5, tp2: 0, other: starting}
+		if starting == OffsetLatest {
+			want[tp2] = OffsetEarliest
+		}
 		if MarshalOffsets(got) != MarshalOffsets(want) {
 			t.Fatalf("StartOffsets(%d) = %s, want %s", starting, MarshalOffsets(got), MarshalOffsets(want))
 		}

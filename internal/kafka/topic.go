@@ -12,20 +12,9 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 )
 
-// TopicState is what the cluster says of a topic now: the facts the pipeline's assumptions
-// rest on (a record's offset names it forever, records stay until processed).
-type TopicState struct {
-	Topic string
-	// ID is the topic's id (KIP-516) in Kafka's own text form (URL-safe base64, as
-	// kafka-topics --describe prints it); "" when the cluster has no topic ids (before
-	// Kafka 2.8). A topic deleted and created again under the same name has a new id.
-	ID string
-	// Partitions is the partition count.
-	Partitions int32
-	// Start is each partition's log start offset (records below it are deleted:
-	// retention, DeleteRecords), End its last stable offset (what read_committed reads to).
-	Start, End engine.Offsets
-}
+// TopicState is what the cluster says of a topic now (engine.TopicState). Its ID is in
+// Kafka's own text form (URL-safe base64, as kafka-topics --describe prints it).
+type TopicState = engine.TopicState
 
 // ErrNoTopic reports that the topic does not exist.
 var ErrNoTopic = errors.New("topic does not exist")
