@@ -465,6 +465,8 @@ func (r *Reconciler) findLost() {
 			lo = offs[0]
 		case known:
 			lo = committed
+		case r.knowsTopic(tp.Topic):
+			lo = 0 // a partition the pipeline never read, of a topic it reads, starts at 0 (engine.StartOffsets)
 		}
 		for _, g := range r.gaps[tp] {
 			if lo < 0 || g.First < lo {
@@ -506,6 +508,16 @@ func (r *Reconciler) findLost() {
 			}
 		}
 	}
+}
+
+// knowsTopic reports whether the committed offsets name a partition of topic.
+func (r *Reconciler) knowsTopic(topic string) bool {
+	for tp := range r.committed {
+		if tp.Topic == topic {
+			return true
+		}
+	}
+	return false
 }
 
 func less(a, b position) bool {

@@ -139,6 +139,7 @@ func TestReconcileGaps(t *testing.T) {
 		rows       []int64
 		rejects    []ledger.RejectRow
 		recreated  string
+		unseen     bool   // the tables hold offsets of the topic, none of this partition
 		want       string // "" for a pass, else a fragment of the check's detail
 		wantGaps   []OffsetRange
 		wantDelete int64
@@ -157,6 +158,9 @@ func TestReconcileGaps(t *testing.T) {
 		{name: "everything deleted before the first read", committed: 0, logStart: 7,
 			want:     "tx/0 offsets 0-6 (7) were lost before processing",
 			wantGaps: []OffsetRange{{Partition: "tx/0", First: 0, Last: 6}}},
+		{name: "a partition the pipeline never read, deleted before it got there", unseen: true, logStart: 7,
+			want:     "tx/0 offsets 0-6 (7) were lost before processing",
+			wantGaps: []OffsetRange{{Partition: "tx/0", First: 0, Last: 6}}},
 		{name: "a gap over records the topic holds", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 8, 9}, rejects: []ledger.RejectRow{gap(4, 7)},
 			want: "yet recorded as lost before processing", wantDelete: 4},
 		{name: "overlapping gaps", committed: 10, logStart: 7, rows: []int64{0, 1, 2, 3, 7, 8, 9}, rejects: []ledger.RejectRow{gap(4, 6), gap(5, 5)},
@@ -165,7 +169,11 @@ func TestReconcileGaps(t *testing.T) {
 			recreated: "the topic tx was deleted and created again", want: "deleted and created again"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := NewReconciler(map[TopicPartition]int64{tp: tc.committed}, map[TopicPartition]int64{tp: tc.committed})
+			committed := map[TopicPartition]int64{tp: tc.committed}
+			if tc.unseen {
+				committed = map[TopicPartition]int64{{"tx", 1}: 0}
+			}
+			rec := NewReconciler(committed, committed)
 			rec.SetLogStarts(map[TopicPartition]int64{tp: tc.logStart})
 			if tc.recreated != "" {
 				rec.SetTopicRecreated(tc.recreated)
