@@ -128,6 +128,12 @@ func TestEndToEndRetentionGap(t *testing.T) {
 	if n := strings.Count(rows, "lost_before_processing"); n < int(gaps) {
 		t.Errorf("rejects list shows %d gap rows:\n%s", n, rows)
 	}
+	// A gap holds no message: republishing it sends nothing (its empty value would be a
+	// tombstone).
+	if out := st.run(t, "rejects", "republish", "--reason", "lost_before_processing", "--dry-run"); !strings.Contains(out, "nothing to send") ||
+		!strings.Contains(out, "Dry run: 0 messages") {
+		t.Errorf("rejects republish of gaps:\n%s", out)
+	}
 	p = st.start(t, "verify")
 	if err := p.wait(2 * time.Minute); err != nil {
 		t.Fatalf("verify: %v\n%s", err, p.stdout.String())

@@ -329,7 +329,8 @@ naming the reject. The pipeline then treats them as new messages: a fixed cause 
 currency or type added to the rules, a larger --max-message-bytes) lets them into the
 ledger, and one republished twice is refused the second time as a duplicate.
 Rejects whose value the table holds only in part (too_large beyond 64 KiB) are skipped:
-their whole value is not there to send.`,
+their whole value is not there to send; so are gaps (lost_before_processing), which
+hold no message at all.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (reason == "") == (len(args) == 0) {
 				return errors.New("republish: give either --reason or positions, not both nor neither")
@@ -361,6 +362,13 @@ func republish(ctx context.Context, g *globals, rows []rejectView, dryRun bool, 
 	var from []string
 	for i := range rows {
 		r := &rows[i]
+		if r.IsGap() {
+			// A gap is offsets whose records were deleted before they were read: there is
+			// no message to send (sending its empty value would publish a tombstone).
+			fmt.Fprintf(out, "skip %s (%s): offsets %d-%d were deleted from the topic before they were read; nothing to send\n",
+				r.position(), r.Reason, r.SourceOffset, r.LastOffset)
+			continue
+		}
 		if r.truncated() {
 			fmt.Fprintf(out, "skip %s (%s): the table holds only %d of its %d bytes\n", r.position(), r.Reason, len(r.Value), r.ValueSize)
 			continue
