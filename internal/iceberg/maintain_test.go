@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,6 +263,7 @@ func TestCompactionWithConcurrentCommits(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	written := make(chan int, 1)
+	var commits atomic.Int64 // batches the writer committed
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -275,13 +277,21 @@ func TestCompactionWithConcurrentCommits(t *testing.T) {
 			}
 			commitBatch(t, s, n, 3)
 			n += 3
+			commits.Add(1)
 			// A pipeline commits once per trigger; a tight loop would be a benchmark of
 			// who wins the catalog, not a pipeline.
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 	for i := 0; i < 3; i++ {
-		time.Sleep(200 * time.Millisecond)
+		// Each maintenance run starts once the writer has committed two more batches, so
+		// that there is something new to compact and a writer mid-commit.
+		target := commits.Load() + 2
+		for deadline := time.Now().Add(time.Minute); commits.Load() < target; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer committed %d batches in a minute, want %d", commits.Load(), target)
+			}
+		}
 		if _, err := c.Maintain(ctx, testIdent(), MaintainOptions{SkipExpiry: true, SkipOrphans: true, MinInputFiles: 2}); err != nil {
 			t.Error(err)
 		}

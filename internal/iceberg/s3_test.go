@@ -117,14 +117,23 @@ func testOrphansListable(t *testing.T, c *Catalog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // object times have one-second resolution
-	plan, err := tbl.PlanOrphanFiles(ctx, table.WithFilesOlderThan(0))
-	if err != nil {
-		t.Fatalf("PlanOrphanFiles on S3: %v", err)
-	}
+	// Object times have one-second resolution: a file is older than "now" for the plan
+	// once the clock has moved past its second. Plan again until every staged file is
+	// (within a bound far above that second).
+	var plan table.OrphanCleanupPlan
 	planned := map[string]bool{}
-	for _, f := range plan.Files() {
-		planned[f] = true
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		plan, err = tbl.PlanOrphanFiles(ctx, table.WithFilesOlderThan(0))
+		if err != nil {
+			t.Fatalf("PlanOrphanFiles on S3: %v", err)
+		}
+		clear(planned)
+		for _, f := range plan.Files() {
+			planned[f] = true
+		}
+		if len(planned) >= len(orphans) || time.Now().After(deadline) {
+			break
+		}
 	}
 	for _, o := range orphans {
 		if !planned[o] {

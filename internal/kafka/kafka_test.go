@@ -310,8 +310,12 @@ func TestSourceTransactions(t *testing.T) {
 	}
 }
 
+// batchHold makes pollLoop hold its batch (not release) while on is set; holding says
+// the loop is in the hold.
+type batchHold struct{ on, holding atomic.Bool }
+
 // pollLoop is what the engine does: fetch, (process), release. It runs until ctx ends.
-func pollLoop(ctx context.Context, s *Source, hold *atomic.Bool) error {
+func pollLoop(ctx context.Context, s *Source, hold *batchHold) error {
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		_, err := s.Fetch(fctx, 0)
@@ -319,8 +323,12 @@ func pollLoop(ctx context.Context, s *Source, hold *atomic.Bool) error {
 		if err != nil && ctx.Err() == nil && !isTemp(err) {
 			return err
 		}
-		for hold != nil && hold.Load() && ctx.Err() == nil {
+		for hold != nil && hold.on.Load() && ctx.Err() == nil {
+			hold.holding.Store(true)
 			time.Sleep(10 * time.Millisecond) // a batch that takes its time
+		}
+		if hold != nil {
+			hold.holding.Store(false)
 		}
 		s.Release()
 	}
@@ -339,20 +347,23 @@ func TestSourceRebalance(t *testing.T) {
 	loopB := make(chan error, 1)
 
 	a := newTestSource(t, cc, "tx", "pipe", earliest)
-	var holdA atomic.Bool
+	var holdA batchHold
 	go func() { loops <- pollLoop(ctx, a, &holdA) }()
 	waitFor(t, "a owns all", 10*time.Second, func() bool { return len(a.Assigned()) == 4 })
 
 	// A is in the middle of a batch: B's arrival must not take partitions from it.
-	holdA.Store(true)
-	time.Sleep(300 * time.Millisecond) // let A's loop reach the hold
+	holdA.on.Store(true)
+	waitFor(t, "a holds its batch", 10*time.Second, holdA.holding.Load)
 	bSrc := newTestSource(t, cc, "tx", "pipe", earliest)
 	go func() { loopB <- pollLoop(ctxB, bSrc, nil) }()
+	// Proving that nothing moves needs a window: B joins at once and, were A not
+	// holding, the partitions would split within a few hundred milliseconds (the split
+	// below, after the release, is waited for as a condition).
 	time.Sleep(2 * time.Second)
 	if got, gotB := len(a.Assigned()), len(bSrc.Assigned()); got != 4 || gotB != 0 {
 		t.Fatalf("a owns %d partitions and b %d while a holds its batch, want 4 and 0", got, gotB)
 	}
-	holdA.Store(false)
+	holdA.on.Store(false)
 
 	waitFor(t, "split 2/2", 10*time.Second, func() bool {
 		return len(a.Assigned()) == 2 && len(bSrc.Assigned()) == 2
@@ -405,8 +416,10 @@ func TestProducerRateAndProgress(t *testing.T) {
 	if st.Acked != 100 || st.Sent != 100 || st.Failed != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	if el < 400*time.Millisecond || el > 2*time.Second {
-		t.Errorf("100 records at 200/s took %v, want about 0.5 s", el)
+	// A lower bound only: a loaded machine makes any run slower, never a rate limit
+	// faster (the first records may go at once, as a burst).
+	if el < 400*time.Millisecond {
+		t.Errorf("100 records at 200/s took %v, want at least about 0.5 s", el)
 	}
 	if reports < 3 {
 		t.Errorf("%d progress reports, want several", reports)
