@@ -113,7 +113,7 @@ func (b *benchRun) scaleStage(ctx context.Context, n int) (scaleRow, error) {
 		if err != nil {
 			return scaleRow{}, err
 		}
-		args := append([]string{"run", "--trigger", "1s", "--pipeline", pipeline, "--worker-id", fmt.Sprintf("w%02d", i),
+		args := append([]string{"run", "--trigger", "1s", "--create-table=yes", "--pipeline", pipeline, "--worker-id", fmt.Sprintf("w%02d", i),
 			"--metrics-listen", addr}, b.common(topic, table)...)
 		args = append(args, "--log-level", "info") // the index's figures are logged at its close
 		cmd := exec.CommandContext(runCtx, b.self, args...)
