@@ -60,6 +60,7 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 	f.Int64Var(&p.seed, "seed", 0, "random seed for the data (0 = a new one)")
 	f.IntVar(&partitions, "partitions", 3, "partitions of the demo topic")
 	f.StringVar(&r.pipeline, "pipeline", "exactly-once-processor", "pipeline id")
+	f.StringVar(&r.ops.metricsListen, "metrics-listen", "127.0.0.1:0", "serve the status page and /metrics on this address while streaming (port 0 picks a free one; empty = off)")
 	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		// The notebook's parameter names, as flags or config keys.
 		switch name {
@@ -124,6 +125,9 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	}
 	fmt.Fprintf(out, "\nExactly-once processing started\n")
 	fmt.Fprintf(out, "   Trigger: a batch every %s; offsets committed atomically with each Iceberg snapshot\n", r.trigger)
+	r.ops.onListen = func(addr string) {
+		fmt.Fprintf(out, "   Status page: http://%s/ (live while streaming; metrics at /metrics)\n", addr)
+	}
 	fmt.Fprintf(out, "   Processing for %s...\n", r.duration)
 	rctx, cancel := context.WithTimeout(ctx, r.duration)
 	st, err := runPipeline(rctx, g, r, out)

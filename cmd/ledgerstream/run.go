@@ -111,6 +111,7 @@ func addRunFlags(cmd *cobra.Command, r *runFlags) {
 // opsFlags are run's operational settings: metrics, progress and automatic maintenance.
 type opsFlags struct {
 	metricsListen  string
+	onListen       func(addr string) // not a flag: demo prints the status page's address
 	progress       bool
 	maintainEvery  time.Duration
 	maintainEveryN int64
@@ -118,7 +119,7 @@ type opsFlags struct {
 }
 
 func addOpsFlags(f *pflag.FlagSet, o *opsFlags) {
-	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464; empty = off)")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve the status page (/), Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464; empty = off)")
 	f.BoolVar(&o.progress, "progress", true, "with --available-now, show a progress line on stderr (rewritten in place on a terminal)")
 	f.DurationVar(&o.maintainEvery, "maintain-every", 0, "run maintenance between batches this often (0 = off; see `ledgerstream maintain`)")
 	f.Int64Var(&o.maintainEveryN, "maintain-every-commits", 0, "run maintenance between batches every N committed batches (0 = off)")
@@ -203,6 +204,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 			Logger:          slog.Default(),
 		},
 		MetricsListen: r.ops.metricsListen,
+		OnListen:      r.ops.onListen,
 		Maintain:      sched,
 		Logger:        slog.Default(),
 	}

@@ -30,6 +30,9 @@ type timedTable[R any] struct {
 	commits    *metrics.Histogram
 	last       atomic.Pointer[engine.TableState]
 	lastCommit atomic.Int64 // unix nanoseconds of the last successful commit
+	lastTook   atomic.Int64 // duration of the last successful commit, nanoseconds
+	// onCommit, when set, is told of every successful commit (before Commit returns).
+	onCommit func(st engine.TableState, at time.Time)
 }
 
 func newTimedTable[R any](t engine.Table[R]) *timedTable[R] {
@@ -49,8 +52,13 @@ func (t *timedTable[R]) Commit(ctx context.Context, base engine.TableState, stag
 	st, err := t.Table.Commit(ctx, base, staged, c)
 	t.commits.ObserveDuration(time.Since(start))
 	if err == nil {
+		now := time.Now()
 		t.last.Store(&st)
-		t.lastCommit.Store(time.Now().UnixNano())
+		t.lastCommit.Store(now.UnixNano())
+		t.lastTook.Store(int64(now.Sub(start)))
+		if t.onCommit != nil {
+			t.onCommit(st, now)
+		}
 	}
 	return st, err
 }
@@ -89,6 +97,8 @@ type observer struct {
 	lags       map[engine.Partition]kafka.PartitionLag // last polled; nil before
 	tableStats map[string]iceberg.TableStats
 	stepped    time.Time // when the loop last finished a step (a commit, or nothing to do)
+
+	status statusState // the status page's own figures
 }
 
 // newObserver observes a run on the ledger ident; set stats (and source) once the engine
@@ -100,12 +110,14 @@ func newObserver(cat *iceberg.Catalog, ident table.Identifier, trigger time.Dura
 		batches:    metrics.NewHistogram(metrics.DurationBuckets),
 		maintDur:   metrics.NewHistogram(append(slices.Clone(metrics.DurationBuckets), 120, 300, 600)),
 		tableStats: map[string]iceberg.TableStats{},
+		status:     statusState{table: identName(ident), started: time.Now(), visible: metrics.NewVisible()},
 	}
 }
 
 // wrap puts timing wrappers around the sinks the engine will use.
 func (o *observer) wrap(s engine.Sinks) engine.Sinks {
 	o.ledger = newTimedTable(s.Ledger)
+	o.ledger.onCommit = func(st engine.TableState, at time.Time) { o.status.visible.Committed(st.Offsets, at) }
 	s.Ledger = o.ledger
 	if s.Rejects != nil {
 		o.rejects = newTimedTable(s.Rejects)
@@ -120,6 +132,7 @@ func (o *observer) step(start time.Time, committed bool) {
 	now := time.Now()
 	if committed {
 		o.batches.ObserveDuration(now.Sub(start))
+		o.recordCommit(now, now.Sub(start))
 	}
 	o.mu.Lock()
 	o.stepped = now

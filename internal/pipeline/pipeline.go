@@ -8,7 +8,9 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -53,8 +55,10 @@ type Config struct {
 	// Engine tunes the engine; Engine.Pipeline is also the consumer group.
 	Engine engine.Config
 	// MetricsListen, when set, is the address of the Prometheus /metrics, /healthz and
-	// /readyz endpoint.
+	// /readyz endpoint, and of the status page at /.
 	MetricsListen string
+	// OnListen, when set, is told the address MetricsListen resolved to (port 0 picks one).
+	OnListen func(addr string)
 	// Progress, when set and Engine.AvailableNow, is called every second and once at the
 	// end with how far the run has come (from the loop's helper goroutine).
 	Progress func(Progress)
@@ -93,6 +97,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer closeSinks()
 	obs := newObserver(cat, ident, cfg.Engine.Trigger, log)
+	obs.status.workerID, obs.status.pipeline, obs.status.topic = workerName(cfg.WorkerID), cfg.Engine.Pipeline, cfg.Topic
 	sinks = obs.wrap(sinks) // commit timing and committed offsets for metrics
 	ecfg := cfg.Engine
 	if ecfg.Logger == nil {
@@ -181,11 +186,16 @@ func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.S
 		reg := metrics.NewRegistry()
 		reg.Register(metrics.Engine(obs.stats))
 		reg.Register(obs)
-		srv, err := metrics.Listen(cfg.MetricsListen, metrics.Handler(reg, obs.ready))
+		reg.Register(obs.status.visible)
+		srv, err := metrics.Listen(cfg.MetricsListen, obs.handler(reg))
 		if err != nil {
 			return err
 		}
 		log.Info("metrics endpoint listening", "address", "http://"+srv.Addr()+"/metrics")
+		log.Info("status page listening", "address", "http://"+srv.Addr()+"/")
+		if cfg.OnListen != nil {
+			cfg.OnListen(srv.Addr())
+		}
 		g.Go(func() error {
 			<-gctx.Done()
 			return srv.Close()
@@ -201,7 +211,9 @@ func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.S
 	if progress {
 		g.Go(func() error { return runProgress(gctx, cfg.Progress, obs.stats, obs) })
 	}
-	err := loop(ctx, eng, src, obs, auto)
+	// The source as the engine sees it: each fetch is shown to the produce-to-visible
+	// latency measure.
+	err := loop(ctx, eng, metrics.VisibleSource{Source: src, V: obs.status.visible}, obs, auto)
 	cancel()
 	return errors.Join(err, g.Wait())
 }
@@ -228,3 +240,13 @@ func loop(ctx context.Context, eng *engine.Engine, src engine.Source, obs *obser
 }
 
 func identName(id table.Identifier) string { return strings.Join(id, ".") }
+
+// workerName names the worker on the status page: its --worker-id, else the host and
+// process (a dynamic group member has no id of its own).
+func workerName(id string) string {
+	if id != "" {
+		return id
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d (no --worker-id)", host, os.Getpid())
+}
