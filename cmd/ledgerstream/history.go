@@ -46,9 +46,6 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 					return fmt.Errorf("--since %q: not an RFC 3339 time (e.g. 2026-11-27T17:00:00Z)", since)
 				}
 			}
-			if limit < 0 {
-				return fmt.Errorf("--limit %d: give a positive count, or 0 for all", limit)
-			}
 			opts.Limit = limit
 			ident, cat, err := openLedger(cmd.Context(), g)
 			if err != nil {
@@ -68,6 +65,7 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().StringVar(&since, "since", "", "only snapshots committed at or after this RFC 3339 time")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many snapshots, newest first (0 = all)")
+	flagRange(cmd.Flags(), "limit", "0", unbounded)
 	cmd.Flags().StringSliceVar(&txns, "transaction", nil, "transaction ids to trace (comma-separated or repeated)")
 	cmd.Flags().StringSliceVar(&positions, "position", nil, "source records TOPIC/PARTITION/OFFSET to trace (comma-separated or repeated)")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "with --transaction: look in the tables as they were at this RFC 3339 time or snapshot id")

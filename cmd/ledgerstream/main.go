@@ -149,7 +149,7 @@ func newRoot() *cobra.Command {
 
 	root.AddCommand(newBrokerCmd(g), newProduceCmd(g), newRunCmd(g), newReportCmd(g), newVerifyCmd(g), newHistoryCmd(g), newDemoCmd(g), newRejectsCmd(g), newBenchCmd(g),
 		newMaintainCmd(g), newContractCmd(g))
-	markReadOnly(root, "report", "verify", "rejects")
+	markReadOnly(root, "report", "verify", "rejects", "history")
 	return root
 }
 
