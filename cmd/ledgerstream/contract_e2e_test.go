@@ -132,4 +132,9 @@ func TestEndToEndContract(t *testing.T) {
 	runCmd(t, "rejects republish", st.rejectsArgs("republish", "--reason", "not_in_enum")...)
 	st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false")
 	st.verifyExactlyOnce(t, 4, 7)
+	// history finds a row by the contract's key and shows its columns.
+	if out := runCmd(t, "history", "history", "--transaction", "P1", "--table", st.table, "--data-dir", st.dataDir, "--topic", st.topic); !strings.Contains(out, "payer             ACC1234") ||
+		!strings.Contains(out, "P1: rejected record") {
+		t.Fatalf("history --transaction P1:\n%s", out)
+	}
 }

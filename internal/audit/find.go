@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,11 +72,27 @@ type LedgerMatch struct {
 	Origin         Origin     `json:"origin"`
 	Row            ledger.Row `json:"-"`
 	ProcessingTime time.Time  `json:"-"`
+	// Columns are a custom contract's columns, name and canonical value (nil for the
+	// notebook's rows).
+	Columns [][2]string `json:"-"`
 }
 
 // MarshalJSON gives the row with the ledger's column names.
 func (m LedgerMatch) MarshalJSON() ([]byte, error) {
 	r := m.Row
+	if m.Columns != nil {
+		cols := make(map[string]string, len(m.Columns))
+		for _, c := range m.Columns {
+			cols[c[0]] = c[1]
+		}
+		return json.Marshal(struct {
+			Origin          Origin            `json:"origin"`
+			Columns         map[string]string `json:"columns"`
+			TransactionHash string            `json:"transaction_hash"`
+			ProcessingTime  time.Time         `json:"processing_time,omitzero"`
+			Position        string            `json:"source_position"`
+		}{m.Origin, cols, r.TransactionHash, m.ProcessingTime, position(r.SourceTopic, r.SourcePartition, r.SourceOffset).String()})
+	}
 	return json.Marshal(struct {
 		Origin          Origin         `json:"origin"`
 		TransactionID   string         `json:"transaction_id"`
@@ -138,14 +155,22 @@ type FindResult struct {
 // snapshot that holds it, one filtered scan per step.
 func (v *View) Find(ctx context.Context, ids []string, positions []Position) (*FindResult, error) {
 	res := &FindResult{AsOf: v.AsOf.String()}
-	filter := matchAny(ids, positions)
+	filter := matchAny(iceberg.ColTransactionID, ledger.TypeString, ids, positions)
 	if filter == nil {
 		return res, nil
 	}
+	key := v.Contract.Field(v.Contract.Key)
+	ledgerFilter := matchAny(key.Name, key.Type.Kind, ids, positions)
 	var rows []LedgerMatch
 	if v.Ledger.SnapshotID != 0 {
-		if err := v.cat.ScanLedgerWhere(ctx, v.ident, v.Ledger.SnapshotID, filter, func(r ledger.Row, processed time.Time) error {
-			rows = append(rows, LedgerMatch{Row: r, ProcessingTime: processed})
+		if err := v.cat.ScanRowsWhere(ctx, v.ident, v.Ledger.SnapshotID, v.Contract, ledgerFilter, func(r ledger.Row, processed time.Time) error {
+			m := LedgerMatch{Row: r, ProcessingTime: processed}
+			if r.Custom != nil {
+				for i, f := range v.Contract.Fields {
+					m.Columns = append(m.Columns, [2]string{f.Name, ledger.Canonical(f.Type, r.Custom.Values[i])})
+				}
+			}
+			rows = append(rows, m)
 			return nil
 		}); err != nil {
 			return nil, err
@@ -263,7 +288,7 @@ func locate(history []iceberg.SnapshotInfo, pos Position) (i int, atOrBefore, ok
 // holds reports whether the ledger (or the rejects table) at snapshot snap has the row of
 // transaction id at pos.
 func (v *View) holds(ctx context.Context, rejects bool, snap int64, id string, pos Position) (bool, error) {
-	filter := matchAny(nil, []Position{pos})
+	filter := matchAny("", 0, nil, []Position{pos})
 	found := false
 	if rejects {
 		err := v.cat.ScanRejectsWhere(ctx, iceberg.RejectsIdent(v.ident), snap, filter, func(r ledger.RejectRow, _ time.Time) error {
@@ -272,19 +297,32 @@ func (v *View) holds(ctx context.Context, rejects bool, snap int64, id string, p
 		})
 		return found, err
 	}
-	err := v.cat.ScanLedgerWhere(ctx, v.ident, snap, filter, func(r ledger.Row, _ time.Time) error {
+	err := v.cat.ScanRowsWhere(ctx, v.ident, snap, v.Contract, filter, func(r ledger.Row, _ time.Time) error {
 		found = found || r.TransactionID == id
 		return nil
 	})
 	return found, err
 }
 
-// matchAny is the row filter for rows with one of ids or at one of positions (nil: none
-// asked for).
-func matchAny(ids []string, positions []Position) ice.BooleanExpression {
+// matchAny is the row filter for rows with one of ids in column key (of kind keyKind: a
+// long or int key compares as a number, and an id that is not one matches nothing) or at one
+// of positions (nil: none asked for).
+func matchAny(key string, keyKind ledger.TypeKind, ids []string, positions []Position) ice.BooleanExpression {
 	var terms []ice.BooleanExpression
-	if len(ids) > 0 {
-		terms = append(terms, ice.IsIn(ice.Reference(iceberg.ColTransactionID), ids...))
+	switch {
+	case len(ids) == 0:
+	case keyKind == ledger.TypeLong || keyKind == ledger.TypeInt:
+		var n []int64
+		for _, id := range ids {
+			if x, err := strconv.ParseInt(id, 10, 64); err == nil {
+				n = append(n, x)
+			}
+		}
+		if len(n) > 0 {
+			terms = append(terms, ice.IsIn(ice.Reference(key), n...))
+		}
+	default:
+		terms = append(terms, ice.IsIn(ice.Reference(key), ids...))
 	}
 	for _, p := range positions {
 		terms = append(terms, ice.NewAnd(
@@ -323,6 +361,10 @@ func (r *FindResult) WriteText(w io.Writer) error {
 				{"transaction_type", row.TransactionType}, {"transaction_hash", row.TransactionHash},
 				{"event_timestamp", row.EventTime.UTC().Format(time.RFC3339Nano)},
 				{"processing_time", m.ProcessingTime.UTC().Format(time.RFC3339Nano)},
+			}
+			if m.Columns != nil {
+				fields = append(slices.Clone(m.Columns), [2]string{"transaction_hash", row.TransactionHash},
+					[2]string{"processing_time", m.ProcessingTime.UTC().Format(time.RFC3339Nano)})
 			}
 			writeFields(&b, fields)
 		}

@@ -259,6 +259,11 @@ func (e *ContractEncoder) Encode(rows []ledger.Row, processed time.Time) arrow.R
 // not have yet reads as null), TransactionID the key, TransactionHash the hash, EventTime the
 // report time column. Strings are copies, safe to keep.
 func (c *Catalog) ScanContract(ctx context.Context, ident table.Identifier, snapshotID int64, ct *ledger.Contract, fn func(row ledger.Row, processed time.Time) error) error {
+	return c.scanContractWhere(ctx, ident, snapshotID, ct, nil, fn)
+}
+
+// scanContractWhere is ScanContract for the rows that match filter (nil: all).
+func (c *Catalog) scanContractWhere(ctx context.Context, ident table.Identifier, snapshotID int64, ct *ledger.Contract, filter ice.BooleanExpression, fn func(row ledger.Row, processed time.Time) error) error {
 	tbl, err := c.LoadTable(ctx, ident)
 	if err != nil {
 		return err
@@ -276,7 +281,7 @@ func (c *Catalog) ScanContract(ctx context.Context, ident table.Identifier, snap
 			cols = append(cols, f.Name)
 		}
 	}
-	return c.scanBatches(ctx, ident, snapshotID, cols, func(rec arrow.RecordBatch) error {
+	return c.scanBatchesWhere(ctx, ident, snapshotID, filter, cols, func(rec arrow.RecordBatch) error {
 		return eachContractRow(rec, ct, fn)
 	})
 }
@@ -389,4 +394,13 @@ func (c *Catalog) ScanRows(ctx context.Context, ident table.Identifier, snapshot
 		return c.ScanLedger(ctx, ident, snapshotID, fn)
 	}
 	return c.ScanContract(ctx, ident, snapshotID, ct, fn)
+}
+
+// ScanRowsWhere is ScanRows for the rows that match filter (nil: all): partition and file
+// statistics prune what is read.
+func (c *Catalog) ScanRowsWhere(ctx context.Context, ident table.Identifier, snapshotID int64, ct *ledger.Contract, filter ice.BooleanExpression, fn func(row ledger.Row, processed time.Time) error) error {
+	if ct.IsDefault() {
+		return c.ScanLedgerWhere(ctx, ident, snapshotID, filter, fn)
+	}
+	return c.scanContractWhere(ctx, ident, snapshotID, ct, filter, fn)
 }
