@@ -232,7 +232,7 @@ func scrapeAll(ctx context.Context, workers []*scaleWorker) ([]map[string]float6
 	for i, w := range workers {
 		m, err := scrape(ctx, "http://"+w.addr+"/metrics")
 		if err != nil {
-			return nil, fmt.Errorf("worker %s: %w", w.addr, err)
+			return nil, fmt.Errorf("worker %s: %w\n%s", w.addr, err, lastLines(w.out.String(), 20))
 		}
 		out[i] = m
 	}
