@@ -113,8 +113,8 @@ func TestPagePlainHTML(t *testing.T) {
 	for _, want := range []string{
 		`<noscript><meta http-equiv="refresh" content="5"></noscript>`,
 		`id="total-lag" data-value="262">262<`,
-		`<tr data-partition="tx/1"><td>tx/1</td><td>other</td><td class="n committed">2,000</td><td class="n end">2,250</td><td class="n lag warn">250</td></tr>`,
-		`<tr data-partition="tx/10"><td>tx/10</td><td>other</td><td class="n committed">–</td><td class="n end">9</td><td class="n lag">–</td></tr>`,
+		`<tr data-partition="tx/1"><td>tx/1</td><td class="n lag warn">250</td><td>other</td><td class="n committed">2,000</td><td class="n end">2,250</td></tr>`,
+		`<tr data-partition="tx/10"><td>tx/10</td><td class="n lag">–</td><td>other</td><td class="n committed">–</td><td class="n end">9</td></tr>`,
 		`<b>this worker</b>`,
 		`<td>malformed_json</td><td class="n">20</td>`,
 		`dial tcp 127.0.0.1:5432: connection refused`,
