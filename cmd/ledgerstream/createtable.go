@@ -52,6 +52,10 @@ func ensureLedgerTable(ctx context.Context, cat *iceberg.Catalog, ident table.Id
 		if err != nil {
 			return err
 		}
+		if slices.Contains(others, name) {
+			// Another worker of the pipeline created it since TableExists looked.
+			return nil
+		}
 		if len(others) > 0 {
 			return fmt.Errorf("table %s does not exist, but %s does: a typo in --table? Pass --table %s, or --create-table=yes to start a second ledger (it would read the topic from --starting-offsets)",
 				name, strings.Join(others, ", "), others[0])

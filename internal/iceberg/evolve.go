@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -94,7 +95,7 @@ func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, give
 		}
 		tbl, err = c.cat.CreateTable(ctx, ident, schema, catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
 		if errors.Is(err, catalog.ErrTableAlreadyExists) {
-			tbl, err = c.cat.LoadTable(ctx, ident) // another worker created it first
+			tbl, err = c.loadCreatedElsewhere(ctx, ident)
 		} else if err == nil {
 			return tbl, given, nil
 		}
@@ -299,4 +300,22 @@ func checkChanges(a, b *ledger.Field) string {
 		c = append(c, fmt.Sprintf("length %d to %d instead of %d to %d", b.MinLength, b.MaxLength, a.MinLength, a.MaxLength))
 	}
 	return strings.Join(c, ", ")
+}
+
+// loadCreatedElsewhere loads a table whose creation failed because another worker created
+// it at the same moment. Workers of one pipeline start together and race to create the
+// ledger; under PostgreSQL's serializable transactions the loser can be told the table
+// exists before the winner's row reads back, so a missing table is asked for again for a
+// few seconds before it counts as an error.
+func (c *Catalog) loadCreatedElsewhere(ctx context.Context, ident table.Identifier) (*table.Table, error) {
+	wait := 50 * time.Millisecond
+	for deadline := time.Now().Add(5 * time.Second); ; wait *= 2 {
+		tbl, err := c.cat.LoadTable(ctx, ident)
+		if !errors.Is(err, catalog.ErrNoSuchTable) || time.Now().After(deadline) {
+			return tbl, err
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
 }
