@@ -218,7 +218,12 @@ func (e *Engine) dedup(b *batch, row *ledger.Row, forLedger bool) (*ledger.Rejec
 	owner, ok := b.ids[row.TransactionID]
 	if !ok {
 		var err error
-		if owner, ok, err = e.sinks.Index.Lookup(row.TransactionID); err != nil {
+		err = e.retryIndex(context.Background(), "look up a transaction id in the index", func() error {
+			var err error
+			owner, ok, err = e.sinks.Index.Lookup(row.TransactionID)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("look up transaction %s: %w", row.TransactionID, err)
 		}
 	}

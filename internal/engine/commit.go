@@ -177,7 +177,7 @@ func (e *Engine) planLedger(ctx context.Context, lc *ledgerCommit) (Outcome, []P
 			waited = true
 			continue
 		}
-		if err := e.sinks.Index.Sync(ctx, base); err != nil {
+		if err := e.retryIndex(ctx, "sync the transaction id index", func() error { return e.sinks.Index.Sync(ctx, base) }); err != nil {
 			return 0, nil, fmt.Errorf("sync the transaction id index: %w", err)
 		}
 		e.indexed = base.SnapshotID
@@ -300,6 +300,24 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 		return false, fmt.Errorf("re-read %s after a failed commit: %w", table.Name(), err)
 	}
 	return false, nil
+}
+
+// retryIndex runs fn, an operation on the local transaction id index, until it works: a
+// full or failing local disk is waited out like any storage outage (retry.Policy.Wait),
+// where the caller must keep its place (the lock it holds, the batch half classified).
+func (e *Engine) retryIndex(ctx context.Context, op string, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			if attempt > 1 {
+				e.cfg.Retry.Track().Succeeded(retry.Storage)
+			}
+			return nil
+		}
+		if werr := e.cfg.Retry.Wait(ctx, retry.Storage, op, attempt, err); werr != nil {
+			return werr
+		}
+	}
 }
 
 // committed records that a commit worked: the catalog and the storage answered.

@@ -38,7 +38,7 @@ func (SystemClock) Sleep(ctx context.Context, d time.Duration) error {
 // Defaults of a Policy's zero fields.
 const (
 	DefaultInitial   = 100 * time.Millisecond
-	DefaultMax       = 5 * time.Second
+	DefaultMax       = 2 * time.Second
 	DefaultWarnEvery = 10 * time.Second
 	// DefaultOutageTimeout is run's --outage-timeout.
 	DefaultOutageTimeout = 15 * time.Minute
