@@ -279,7 +279,7 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	defer e.mu.Unlock()
 	if err := e.loadLocked(ctx); err != nil {
 		if retry.IsTemporary(err) {
-			e.cfg.Retry.Track().Failed(retry.Catalog, "resume partitions", err)
+			e.cfg.Retry.Track().Failed(dependencyOf(err, retry.Catalog), "resume partitions", err)
 		}
 		return nil, fmt.Errorf("resume %d partitions: %w", len(parts), err)
 	}
@@ -403,7 +403,7 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 			// itself (lost partitions come back through Resume). Keep the batch, and wait
 			// as for any dependency: loudly, and no longer than the outage timeout.
 			fetchFailures++
-			if werr := e.cfg.Retry.Wait(ctx, retry.Kafka, "fetch", fetchFailures, err); werr != nil {
+			if werr := e.cfg.Retry.Wait(ctx, dependencyOf(err, retry.Kafka), "fetch", fetchFailures, err); werr != nil {
 				if ctx.Err() != nil {
 					stopping = true
 					break

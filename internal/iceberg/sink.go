@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sync/errgroup"
+	"io/fs"
 	"iter"
 	"maps"
 	"runtime"
@@ -16,9 +16,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // Staged is the engine.Staged of a Sink: Parquet data files written, not committed.
@@ -152,7 +155,7 @@ func (s *TableSink[R]) Table() *table.Table {
 func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
 	tbl, err := s.cat.cat.LoadTable(ctx, s.ident)
 	if err != nil {
-		return engine.TableState{}, fmt.Errorf("iceberg: load %s: %w", s.Name(), err)
+		return engine.TableState{}, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: load %s: %w", s.Name(), err))
 	}
 	st, err := pipelineState(tbl.Metadata(), s.pipeline)
 	if err != nil {
@@ -388,7 +391,7 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 	}
 	newTbl, err := txn.Commit(ctx)
 	if err != nil {
-		return engine.TableState{}, classifyCommitError(s.Name(), err)
+		return engine.TableState{}, retry.Tag(dependencyOf(err), classifyCommitError(s.Name(), err))
 	}
 	s.mu.Lock()
 	s.tbl = newTbl
@@ -405,6 +408,18 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 		st2.TopicIDs = maps.Clone(c.TopicIDs)
 	}
 	return st2, nil
+}
+
+// dependencyOf says which dependency an error of the table's catalog or FileIO comes from:
+// the storage for S3 (every AWS SDK error is a smithy.OperationError) and local files, the
+// catalog otherwise.
+func dependencyOf(err error) retry.Dependency {
+	var op *smithy.OperationError
+	var pe *fs.PathError
+	if errors.As(err, &op) || errors.As(err, &pe) {
+		return retry.Storage
+	}
+	return retry.Catalog
 }
 
 // classifyCommitError wraps engine.ErrConflict around the failures that prove nothing was
