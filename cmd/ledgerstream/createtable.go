@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // createTableModes are run's --create-table values.
@@ -29,7 +33,7 @@ var createTableModes = []string{"auto", "yes", "no"}
 // Kafka Connect's Iceberg sink leaves auto-create off by default because a connector is
 // provisioned once and a typo must not create tables; run is also a first-contact command,
 // where "no" would make the first run fail, hence auto.
-func ensureLedgerTable(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, mode string, contract *ledger.Contract, out io.Writer) error {
+func ensureLedgerTable(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, mode string, contract *ledger.Contract, outage time.Duration, out io.Writer) error {
 	if mode == "" {
 		mode = "auto"
 	}
@@ -37,7 +41,11 @@ func ensureLedgerTable(ctx context.Context, cat *iceberg.Catalog, ident table.Id
 		return fmt.Errorf("--create-table %q: want one of %s", mode, strings.Join(createTableModes, ", "))
 	}
 	name := strings.Join(ident, ".")
-	exists, err := cat.TableExists(ctx, ident)
+	var exists bool
+	err := waitOutCatalog(ctx, outage, "check table "+name, func(ctx context.Context) (err error) {
+		exists, err = cat.TableExists(ctx, ident)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("check table %s: %w", name, err)
 	}
@@ -61,7 +69,11 @@ func ensureLedgerTable(ctx context.Context, cat *iceberg.Catalog, ident table.Id
 				name, strings.Join(others, ", "), others[0])
 		}
 	}
-	if _, _, err := cat.EnsureLedger(ctx, ident, contract); err != nil {
+	err = waitOutCatalog(ctx, outage, "create table "+name, func(ctx context.Context) error {
+		_, _, err := cat.EnsureLedger(ctx, ident, contract)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	where := cat.Kind() + " catalog"
@@ -70,6 +82,29 @@ func ensureLedgerTable(ctx context.Context, cat *iceberg.Catalog, ident table.Id
 	}
 	fmt.Fprintf(out, "Created ledger table %s (and %s for its rejects) in the %s\n", name, strings.Join(iceberg.RejectsIdent(ident), "."), where)
 	return nil
+}
+
+// waitOutCatalog runs fn under the retry policy for at most one outage of outage (0: for
+// ever). Workers that start together contend for a SQLite catalog's write lock, and a
+// catalog may be briefly away when a worker starts: those are waited out, loudly, like an
+// outage mid-stream. Anything fn's error does not itself call temporary (a refused
+// evolution, a schema mismatch) returns at once.
+func waitOutCatalog(ctx context.Context, outage time.Duration, op string, fn func(context.Context) error) error {
+	p := &retry.Policy{OutageTimeout: outage, Logger: slog.Default()}
+	var refused error
+	err := p.Do(ctx, retry.Catalog, op, func(ctx context.Context) error {
+		err := fn(ctx)
+		if err != nil && !retry.IsKnownTemporary(err) {
+			refused = err
+			return retry.MarkPermanent(err)
+		}
+		return err
+	})
+	var perm *retry.PermanentError
+	if refused != nil && errors.As(err, &perm) {
+		return refused // fn's own message, which says what to do
+	}
+	return err
 }
 
 // otherLedgers lists the tables of ident's namespace other than rejects tables.

@@ -166,7 +166,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureLedgerTable(ctx, cat, ident, r.createTable, contract, out); err != nil {
+	if err := ensureLedgerTable(ctx, cat, ident, r.createTable, contract, r.outageTimeout, out); err != nil {
 		return nil, err
 	}
 	rules := ledger.DefaultRules()

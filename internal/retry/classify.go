@@ -114,6 +114,27 @@ func DependencyOf(err error) (Dependency, bool) {
 	return "", false
 }
 
+// IsKnownTemporary reports whether err itself says that retrying can help (a network
+// failure, a server's retriable code, a locked SQLite catalog), as opposed to Classify's
+// default for an error no rule knows. For operations whose own refusals reach the caller
+// unmarked, this is the test that keeps them from being waited on.
+func IsKnownTemporary(err error) bool {
+	if err == nil {
+		return false
+	}
+	var m *marked
+	for e := err; errors.As(e, &m); e = m.err {
+		if m.set {
+			return m.class == Temporary
+		}
+	}
+	if c, ok := classifyServer(err); ok {
+		return c == Temporary
+	}
+	c, ok := classifyLocal(err)
+	return ok && c == Temporary
+}
+
 // IsTemporary reports whether Classify(err) is Temporary. Nil is not.
 func IsTemporary(err error) bool { return err != nil && Classify(err) == Temporary }
 
@@ -171,6 +192,16 @@ func classifyServer(err error) (Class, bool) {
 		return Permanent, true
 	case gcerrors.ResourceExhausted, gcerrors.Internal, gcerrors.DeadlineExceeded:
 		return Temporary, true
+	}
+	// SQLite (modernc) answers SQLITE_BUSY or SQLITE_LOCKED, extended codes included, when
+	// another process holds the catalog's write lock beyond the busy timeout, or at once when
+	// a reading transaction must upgrade: the lock is released when that writer finishes.
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		switch lite.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return Temporary, true
+		}
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
