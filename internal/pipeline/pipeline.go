@@ -213,7 +213,7 @@ func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.S
 	}
 	// The source as the engine sees it: each fetch is shown to the produce-to-visible
 	// latency measure.
-	err := loop(ctx, eng, metrics.VisibleSource{Source: src, V: obs.status.visible}, obs, auto)
+	err := loop(ctx, eng, visibleSource{metrics.VisibleSource{Source: src, V: obs.status.visible}, src}, obs, auto)
 	cancel()
 	return errors.Join(err, g.Wait())
 }
@@ -250,3 +250,19 @@ func workerName(id string) string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s pid %d (no --worker-id)", host, os.Getpid())
 }
+
+// visibleSource is the Kafka source as the engine sees it: fetches measured for the
+// produce-to-visible latency, and the topic described for the engine's gap and re-created
+// topic checks (engine.TopicDescriber). The measuring wrapper alone would hide the second:
+// the engine would then take a re-created topic at its word.
+type visibleSource struct {
+	metrics.VisibleSource
+	kafka *kafka.Source
+}
+
+// Topic describes the topic as the cluster has it now.
+func (s visibleSource) Topic(ctx context.Context) (engine.TopicState, error) {
+	return s.kafka.Topic(ctx)
+}
+
+var _ engine.TopicDescriber = visibleSource{}
