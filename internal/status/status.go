@@ -204,8 +204,18 @@ type Page struct {
 	BatchTime    Latency      `json:"batch_duration"`
 	CommitTime   Latency      `json:"commit_duration"`
 	Rejects      []Reason     `json:"rejects_by_reason"`
+	Gaps         Gaps         `json:"gaps"`
 	Commits      []Commit     `json:"commits"`
 	Dependencies []Dependency `json:"dependencies"`
+}
+
+// Gaps is what the worker found of records deleted from the topic before it read them,
+// and of a topic that is no longer the one the tables name (run --on-gap).
+type Gaps struct {
+	Recorded     int64 `json:"recorded"`
+	OffsetsLost  int64 `json:"offsets_lost_before_processing"`
+	Refused      int64 `json:"refused"`
+	TopicChanged bool  `json:"topic_changed"`
 }
 
 // Dependency is one row of the dependencies table.
@@ -259,6 +269,14 @@ func Build(samples map[string]float64, info Info, now time.Time) *Page {
 		case "ledgerstream_records_rejected_total":
 			p.Rejected += n
 			p.Rejects = append(p.Rejects, Reason{Reason: labels["reason"], Count: n})
+		case "ledgerstream_gaps_recorded_total":
+			p.Gaps.Recorded = n
+		case "ledgerstream_offsets_lost_before_processing_total":
+			p.Gaps.OffsetsLost = n
+		case "ledgerstream_gaps_refused_total":
+			p.Gaps.Refused = n
+		case "ledgerstream_topic_changed":
+			p.Gaps.TopicChanged = v != 0
 		case "ledgerstream_batches_total":
 			p.Batches = n
 		case "ledgerstream_commit_conflicts_total":

@@ -30,6 +30,10 @@ func testRegistry() *metrics.Registry {
 		e.Counter("ledgerstream_records_rejected_total", "r", 20, metrics.L("reason", "malformed_json")...)
 		e.Counter("ledgerstream_records_rejected_total", "r", 10, metrics.L("reason", "duplicate")...)
 		e.Counter("ledgerstream_batches_total", "b", 7)
+		e.Counter("ledgerstream_gaps_recorded_total", "g", 2)
+		e.Counter("ledgerstream_offsets_lost_before_processing_total", "o", 600)
+		e.Counter("ledgerstream_gaps_refused_total", "r", 0)
+		e.Gauge("ledgerstream_topic_changed", "t", 1)
 		e.Histogram("ledgerstream_commit_duration_seconds", "d", commits, metrics.L("table", "ledger")...)
 		e.Histogram("ledgerstream_produce_to_visible_seconds", "v", visible)
 		e.Gauge("ledgerstream_produce_to_visible_last_seconds", "v", 0.8)
@@ -123,6 +127,9 @@ func TestPagePlainHTML(t *testing.T) {
 		`<td class="n">7</td><td class="n">770</td><td class="n">3</td><td class="n">1.10 s</td><td class="n">20 ms</td>`,
 		`"batch":7,"rows":770`, // the chart data
 		`worker <b id="worker">w-1</b>`,
+		`<td>offsets lost before processing, recorded</td><td class="n warn">600</td>`,
+		`<td>gaps recorded in the rejects table</td><td class="n">2</td>`,
+		`<td>topic re-created or truncated</td><td class="n"><span class="bad">yes: stopped</span></td>`,
 		`name="viewport"`,
 	} {
 		if !strings.Contains(page, want) {
