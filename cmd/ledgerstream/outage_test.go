@@ -30,13 +30,12 @@ type outageEnv struct {
 	kafka, catalog, storage *testinfra.FaultProxy // nil when the scenario does not use them
 	s3                      *testinfra.S3
 	pgDirect, pgViaProxy    string
-	warehouse, s3ViaProxy   string
+	warehouse               string
 	diskDir                 string // the tmpfs holding the data dir (disk scenario)
 	st                      stack
 	args                    []string // catalog and warehouse flags of every command
 	runArgs                 []string // flags of run only
 	directArgs              []string // the same, straight to the servers (for the test's own reads)
-	ident                   string
 	total                   int64
 	workers                 []*proc
 	producer                *proc

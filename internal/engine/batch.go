@@ -217,8 +217,7 @@ func (e *Engine) dedup(b *batch, row *ledger.Row, forLedger bool) (*ledger.Rejec
 	}
 	owner, ok := b.ids[row.TransactionID]
 	if !ok {
-		var err error
-		err = e.retryIndex(context.Background(), "look up a transaction id in the index", func() error {
+		err := e.retryIndex(context.Background(), "look up a transaction id in the index", func() error {
 			var err error
 			owner, ok, err = e.sinks.Index.Lookup(row.TransactionID)
 			return err
