@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // Partition names one Kafka topic partition.
@@ -182,27 +183,9 @@ type Index interface {
 var ErrConflict = errors.New("table changed since the batch was planned")
 
 // Clock tells the time and waits: every wait of the engine (a commit's backoff, a pause
-// after a transient fetch error) goes through it, so that tests drive time by hand.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits for d, or until ctx ends (then it returns ctx's error).
-	Sleep(ctx context.Context, d time.Duration) error
-}
+// after a transient fetch error) goes through it, so that tests drive time by hand. It is
+// the retry policy's clock, so that one fake clock drives both.
+type Clock = retry.Clock
 
 // SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// Sleep waits for d on a timer, or until ctx ends.
-func (SystemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+type SystemClock = retry.SystemClock
