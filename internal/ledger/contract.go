@@ -74,6 +74,8 @@ type Field struct {
 	// minB etc. are the bounds rescaled to the field's scale, for comparisons without
 	// allocating (compile sets them).
 	bounds [4]*dec128
+	// matcher is Pattern's fast form when it has one (compilePattern), else nil.
+	matcher *asciiPattern
 }
 
 // PathString is the field's path as written in the contract, dot-separated.

@@ -21,7 +21,27 @@ type pathNode struct {
 	keys   []string
 	kids   []*pathNode // nil entry: keys[i] is a leaf, field leaf[i]
 	leaf   []int
-	fields []int // every field at or below this node, for a whole subtree missing at once
+	fields []int  // every field at or below this node, for a whole subtree missing at once
+	plain  []bool // keys[i] is written in JSON as itself (no quote, backslash or control byte)
+}
+
+// match finds the key at v[i] == '"' among n's plain keys by comparing the message's bytes
+// with each, starting at key hint (messages mostly send keys in the contract's order), and
+// returns its index and the index after its closing quote; -1 when none matches (an
+// unknown key, or one spelled with escapes: scanString's turn).
+func (n *pathNode) match(v []byte, i, hint int) (int, int) {
+	rest := v[i+1:]
+	for j := range n.keys {
+		k := hint + j
+		if k >= len(n.keys) {
+			k -= len(n.keys)
+		}
+		key := n.keys[k]
+		if n.plain[k] && len(rest) > len(key) && rest[len(key)] == '"' && string(rest[:len(key)]) == key {
+			return k, i + 2 + len(key)
+		}
+	}
+	return -1, 0
 }
 
 func (n *pathNode) child(key []byte) int {
@@ -57,6 +77,7 @@ func (c *Contract) compile() {
 				n.keys = append(n.keys, seg)
 				n.kids = append(n.kids, nil)
 				n.leaf = append(n.leaf, -1)
+				n.plain = append(n.plain, !strings.ContainsFunc(seg, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }))
 				i = len(n.keys) - 1
 			}
 			if d == len(path)-1 {
@@ -78,6 +99,9 @@ func (c *Contract) compile() {
 	c.strict = make([]bool, len(c.Fields))
 	for i, f := range c.Fields {
 		c.strict[i] = f.Name == c.Key || slices.Contains(c.Hash, f.Name)
+		if f.Pattern != nil {
+			c.Fields[i].matcher = compilePattern(f.Pattern.String())
+		}
 	}
 }
 
@@ -99,6 +123,36 @@ type cdecoder struct {
 	unknown string // unknown_fields: reject, the path of the first unknown key
 	path    [maxPathDepth]string
 	buf     []byte // the row's strings, before their one conversion
+
+	// The columns of accepted rows are cut from blocks of slabRows rows, so that a row
+	// costs one allocation (its strings) rather than three; a rejected message gives its
+	// slot back.
+	cols []Columns
+	vals []Value
+}
+
+// slabRows is how many rows' columns one allocation holds.
+const slabRows = 64
+
+// slot returns the values of the next row, without taking them (take does).
+func (d *cdecoder) slot(n int) []Value {
+	if len(d.vals) < n {
+		d.vals = make([]Value, slabRows*n)
+	}
+	// Not cleared: decode writes every value of an accepted row.
+	return d.vals[:n:n]
+}
+
+// take takes the slot's values for a row and returns its Columns.
+func (d *cdecoder) take(n int) *Columns {
+	if len(d.cols) == 0 {
+		d.cols = make([]Columns, slabRows)
+	}
+	cols := &d.cols[0]
+	d.cols = d.cols[1:]
+	cols.Values = d.vals[:n:n]
+	d.vals = d.vals[n:]
+	return cols
 }
 
 // decode is Rules.Decode for a custom contract, after the size and UTF-8 checks.
@@ -109,10 +163,20 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 	if d == nil {
 		d = &cdecoder{c: c, f: make([]fieldSpan, len(c.Fields))}
 	}
-	defer c.scratch.Put(d)
+	// No defers here: the function's many returns would make them the runtime's, not
+	// open-coded, and they cost more than the lines they save.
+	row, rej := d.decode(value)
+	d.value = nil // the pool must not keep the message alive
+	c.scratch.Put(d)
+	return row, rej
+}
+
+// decode is Contract.decode on a scratch state.
+func (d *cdecoder) decode(value []byte) (Row, *Reject) {
+	c := d.c
 	d.value = value
 	clear(d.f)
-	d.extras, d.unknown, d.buf = d.extras[:0], "", d.buf[:0]
+	d.extras, d.unknown = d.extras[:0], ""
 	if err := d.scan(); err != nil {
 		return Row{}, d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
 	}
@@ -120,12 +184,10 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 		return Row{}, d.reject(ReasonUnknownField, fmt.Sprintf("key %s is not a field of the contract (unknown_fields: reject)", strconv.Quote(d.unknown)))
 	}
 
-	cols := &Columns{Values: make([]Value, len(c.Fields))}
-	values := cols.Values
+	values := d.slot(len(c.Fields))
 	// buf gathers every string the row keeps (string values, the key, the hash) for one
 	// conversion at the end; strs remembers where each lies.
-	buf := d.buf
-	defer func() { d.buf = buf[:0] }()
+	buf := d.buf[:0]
 	type strAt struct{ field, start, end int }
 	var strsStack [16]strAt
 	strs := strsStack[:0]
@@ -138,6 +200,7 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
 			}
 			if !f.Required {
+				values[i] = Value{}
 				continue
 			}
 			return Row{}, d.reject(ReasonMissingField, d.missing(i))
@@ -262,11 +325,13 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 	buf = buf[:hashStart]
 	buf = hex.AppendEncode(buf, sum[:])
 	all := string(buf)
+	d.buf = buf[:0] // keep what it grew to (a rejected message's growth is simply lost)
 	for _, s := range strs {
 		if c.Fields[s.field].Type.Kind == TypeString {
 			values[s.field].Str = all[s.start:s.end]
 		}
 	}
+	cols := d.take(len(c.Fields))
 	row := Row{Custom: cols, TransactionHash: all[hashStart:]}
 	if kf.Type.Kind == TypeString {
 		row.TransactionID = values[c.keyIndex].Str
@@ -351,10 +416,18 @@ func (d *cdecoder) checkString(i int, s []byte) (Reason, string) {
 			return ReasonNotInEnum, fmt.Sprintf("field %s: %s is not one of enum %q", d.name(i), quoteClip(s), f.Enum)
 		}
 	}
-	if f.Pattern != nil && !f.Pattern.Match(s) {
+	if f.Pattern != nil && !f.matchPattern(s) {
 		return ReasonPatternMismatch, fmt.Sprintf("field %s: %s does not match pattern %s", d.name(i), quoteClip(s), f.Pattern)
 	}
 	return "", ""
+}
+
+// matchPattern reports whether s matches the field's pattern.
+func (f *Field) matchPattern(s []byte) bool {
+	if f.matcher != nil {
+		return f.matcher.match(s)
+	}
+	return f.Pattern.Match(s)
 }
 
 func (d *cdecoder) checkBounds(i int, v dec128, text []byte) (Reason, string) {
@@ -534,6 +607,7 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 	}
 	var seen uint64
 	var unknown map[string]struct{}
+	hint := 0
 	i = skipSpace(v, i+1)
 	if i < len(v) && v[i] == '}' {
 		return i + 1, nil
@@ -543,22 +617,28 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 			return 0, unexpected(v, i, "a string (object key)")
 		}
 		keyAt := i
-		ks, ke, esc, next, err := scanString(v, i)
-		if err != nil {
-			return 0, err
+		var key []byte
+		var keyBuf [64]byte
+		k, next := node.match(v, i, hint)
+		if k >= 0 {
+			key, hint = v[i+1:next-1], k+1
+		} else {
+			ks, ke, esc, n, err := scanString(v, i)
+			if err != nil {
+				return 0, err
+			}
+			key, next = v[ks:ke], n
+			if esc {
+				key = unescape(keyBuf[:0], key)
+			}
+			k = node.child(key)
 		}
 		rawKey := v[keyAt:next]
-		key := v[ks:ke]
-		var keyBuf [64]byte
-		if esc {
-			key = unescape(keyBuf[:0], key)
-		}
 		i = skipSpace(v, next)
 		if i >= len(v) || v[i] != ':' {
 			return 0, unexpected(v, i, "':' after object key")
 		}
 		i = skipSpace(v, i+1)
-		k := node.child(key)
 		if k >= 0 {
 			if seen&(1<<k) != 0 {
 				return 0, errAt(keyAt, "duplicate key %s", quoteClip(key))

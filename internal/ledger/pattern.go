@@ -1,0 +1,142 @@
+package ledger
+
+import "regexp/syntax"
+
+// asciiPattern is a fast matcher for the patterns contracts mostly declare: anchored at both
+// ends, a sequence of ASCII characters or classes, each repeated a fixed or bounded number
+// of times ('^ACC[0-9]{4,}$', '^[A-Z]{3}$', '^[a-z0-9_-]{1,64}$'). It matches in one pass
+// over the bytes, without backtracking, where the regexp engine costs ten times as much per
+// message. compilePattern builds it only for patterns where that one greedy pass gives
+// exactly the regexp's answer; any other pattern keeps the regexp.
+type asciiPattern struct {
+	items []patternItem
+}
+
+// patternItem is one position of the sequence: a set of ASCII bytes, taken min to max times
+// (max < 0: unbounded).
+type patternItem struct {
+	set      [2]uint64 // bit c: byte c (< 128) is in the set
+	min, max int
+}
+
+func (it *patternItem) has(c byte) bool { return c < 128 && it.set[c>>6]&(1<<(c&63)) != 0 }
+
+// compilePattern returns the fast matcher of the RE2 pattern expr, or nil when expr is not
+// of the simple form (see asciiPattern), when the regexp stays the judge.
+//
+// A greedy pass is exact when every item that may take a variable count is disjoint from
+// every item after it up to (and including) the first that must take at least one byte: a
+// byte of its set that it leaves could then be taken by nothing else, so the match must
+// take all it can, as the greedy pass does.
+func compilePattern(expr string) *asciiPattern {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var subs []*syntax.Regexp
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	} else {
+		subs = []*syntax.Regexp{re}
+	}
+	if len(subs) < 2 || subs[0].Op != syntax.OpBeginText || subs[len(subs)-1].Op != syntax.OpEndText {
+		return nil // unanchored patterns search; only whole-string matches are simple
+	}
+	p := &asciiPattern{}
+	for _, s := range subs[1 : len(subs)-1] {
+		items, ok := patternItems(s)
+		if !ok {
+			return nil
+		}
+		p.items = append(p.items, items...)
+	}
+	for i, it := range p.items {
+		if it.min == it.max {
+			continue
+		}
+		for _, next := range p.items[i+1:] {
+			if it.set[0]&next.set[0] != 0 || it.set[1]&next.set[1] != 0 {
+				return nil
+			}
+			if next.min > 0 {
+				break
+			}
+		}
+	}
+	return p
+}
+
+// patternItems turns one element of the pattern's top-level sequence into items, or reports
+// that it is not simple.
+func patternItems(re *syntax.Regexp) ([]patternItem, bool) {
+	if re.Flags&syntax.FoldCase != 0 {
+		return nil, false
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		items := make([]patternItem, 0, len(re.Rune))
+		for _, r := range re.Rune {
+			if r >= 128 {
+				return nil, false
+			}
+			it := patternItem{min: 1, max: 1}
+			it.set[r>>6] |= 1 << (r & 63)
+			items = append(items, it)
+		}
+		return items, true
+	case syntax.OpCharClass:
+		it := patternItem{min: 1, max: 1}
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi >= 128 {
+				return nil, false
+			}
+			for r := lo; r <= hi; r++ {
+				it.set[r>>6] |= 1 << (r & 63)
+			}
+		}
+		return []patternItem{it}, true
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
+		if re.Flags&syntax.NonGreedy != 0 {
+			// Whole-string matches do not depend on greediness, but keep it plain.
+			return nil, false
+		}
+		sub, ok := patternItems(re.Sub[0])
+		if !ok || len(sub) != 1 {
+			return nil, false
+		}
+		it := sub[0]
+		switch re.Op {
+		case syntax.OpStar:
+			it.min, it.max = 0, -1
+		case syntax.OpPlus:
+			it.min, it.max = 1, -1
+		case syntax.OpQuest:
+			it.min, it.max = 0, 1
+		default:
+			if re.Max >= 0 && re.Max < re.Min {
+				return nil, false
+			}
+			it.min, it.max = re.Min, re.Max
+		}
+		return []patternItem{it}, true
+	}
+	return nil, false
+}
+
+// match reports whether the whole of s matches.
+func (p *asciiPattern) match(s []byte) bool {
+	pos := 0
+	for i := range p.items {
+		it := &p.items[i]
+		n := 0
+		for (it.max < 0 || n < it.max) && pos < len(s) && it.has(s[pos]) {
+			pos++
+			n++
+		}
+		if n < it.min {
+			return false
+		}
+	}
+	return pos == len(s)
+}
