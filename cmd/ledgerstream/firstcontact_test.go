@@ -367,22 +367,6 @@ func TestREADMEFlagsExist(t *testing.T) {
 	}
 }
 
-// bench's results go to the user's cache directory, not the current folder.
-func TestBenchResultsOutsideCheckout(t *testing.T) {
-	cache := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", cache)
-	got, err := benchResultsPath("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := filepath.Join(cache, "ledgerstream", "bench-results.jsonl"); got != want {
-		t.Errorf("default results file %s, want %s", got, want)
-	}
-	if got, _ := benchResultsPath("none"); got != "" {
-		t.Errorf(`--results none appends to %q`, got)
-	}
-}
-
 // runCLIBounded is runCLI that gives up after limit, so that a regression to a hang fails
 // the test instead of stalling it.
 func runCLIBounded(t *testing.T, limit time.Duration, args ...string) (string, error) {

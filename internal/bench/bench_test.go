@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The results go to the user's cache directory, not the current folder.
+func TestResultsPathOutsideCheckout(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	got, err := ResultsPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(cache, "ledgerstream", "bench-results.jsonl"); got != want {
+		t.Errorf("default results file %s, want %s", got, want)
+	}
+	if got, _ := ResultsPath("none"); got != "" {
+		t.Errorf(`--results none appends to %q`, got)
+	}
+	if got, _ := ResultsPath("x.jsonl"); got != "x.jsonl" {
+		t.Errorf(`--results x.jsonl appends to %q`, got)
+	}
+}
+
+// The JSON lines keep their field names: runs of earlier versions are compared with them.
+func TestAppendResultsFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	in := []Result{
+		{Run: "r1", Stage: "raw consume", Records: 10, Seconds: 2, PerSec: 5},
+		{Run: "r1", Stage: "latency p99", Records: 10, Value: 0.5, Unit: "s", Note: "offered 1/s"},
+	}
+	for range 2 {
+		if err := AppendResults(path, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"run":"r1","stage":"raw consume","records":10,"seconds":2,"per_sec":5}
+{"run":"r1","stage":"latency p99","records":10,"seconds":0,"value":0.5,"unit":"s","note":"offered 1/s"}
+`
+	if string(data) != want+want {
+		t.Errorf("results file:\n%s\nwant (twice):\n%s", data, want)
+	}
+}
+
+func TestRunRefusesBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"no binary", Options{}, "Options.Binary"},
+		{"more workers than partitions", Options{Binary: "x", ScaleWorkers: []int{4}, ScalePartitions: 2}, "--scale-workers 4"},
+		{"scale-only without counts", Options{Binary: "x", ScaleOnly: true}, "--scale-only"},
+	} {
+		_, err := Run(context.Background(), tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// buildBinary builds the ledgerstream binary that the harness runs as child processes.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ledgerstream")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/ledgerstream/ledgerstream/cmd/ledgerstream")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// A small run of every stage against the real binary: each stage reports, verify passes
+// after each pipeline run, and the scale-out stage's workers share the topic.
+func TestRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs brokers and pipelines as processes")
+	}
+	bin := buildBinary(t)
+	var progress []string
+	o := Options{
+		Binary: bin, RunID: "test", Progress: func(r Result) { progress = append(progress, r.Stage) },
+		Records: 2000, CatchupRecords: 1000, Rate: 500, SteadyDuration: 2 * time.Second,
+		TargetRate: 1, TargetRatio: 0, TargetP99: time.Hour, TargetRSSMiB: 1 << 20,
+		ScaleWorkers: []int{2}, ScaleRate: 500, ScaleDuration: 2 * time.Second, ScalePartitions: 4,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failed) > 0 {
+		t.Errorf("targets not met: %v", rep.Failed)
+	}
+	stages := map[string]Result{}
+	for _, r := range rep.Results {
+		stages[r.Stage] = r
+		if r.Run != "test" {
+			t.Errorf("%s: run %q, want test", r.Stage, r.Run)
+		}
+	}
+	for _, s := range []string{"produce backlog (bench)", "raw consume", "transform only", "parquet writing only",
+		"end-to-end (exactly once)", "end-to-end peak RSS", "end-to-end / raw consume", "latency p99",
+		"catch-up (exactly once)", "scale-out 2 workers",
+		"target: end-to-end: verify passes (exactly once)", "target: steady state: verify passes (exactly once)",
+		"target: catch-up: verify passes (exactly once)", "target: scale-out 2 workers: verify passes (exactly once)"} {
+		if _, ok := stages[s]; !ok {
+			t.Errorf("no result for stage %q", s)
+		}
+	}
+	if r := stages["raw consume"]; r.Records != 2000 {
+		t.Errorf("raw consume read %d records, want 2000", r.Records)
+	}
+	if r := stages["end-to-end peak RSS"]; r.Value <= 0 {
+		t.Errorf("end-to-end peak RSS %v MiB", r.Value)
+	}
+	if len(progress) == 0 || progress[0] != "produce backlog (bench)" {
+		t.Errorf("progress %v, want the backlog first", progress)
+	}
+	if len(rep.Scale) != 1 {
+		t.Fatalf("scale rows %+v, want one", rep.Scale)
+	}
+	s := rep.Scale[0]
+	if s.Workers != 2 || s.Accepted != 1000 || s.CommitsPerSec <= 0 || s.CPUPerTx <= 0 || s.P99 <= 0 {
+		t.Errorf("scale row %+v: want 2 workers, 1000 accepted, commits, CPU and latency measured", s)
+	}
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	if err := AppendResults(path, rep.Results); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for sc := bufio.NewScanner(f); sc.Scan(); n++ {
+		var r Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %d: %v", n+1, err)
+		}
+	}
+	if n != len(rep.Results) {
+		t.Errorf("%d lines, want %d", n, len(rep.Results))
+	}
+}
