@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
 // paymentsMessages are a payments team's own messages (examples/payments-contract.yaml):
@@ -137,4 +139,70 @@ func TestEndToEndContract(t *testing.T) {
 		!strings.Contains(out, "P1: rejected record") {
 		t.Fatalf("history --transaction P1:\n%s", out)
 	}
+}
+
+// TestProduceContract: `produce --contract` sends the contract's messages (valid ones, and
+// with --malformed and --duplicates the generator's share of refusals), `run --contract`
+// takes every valid one once and refuses the others with the reason the generator meant,
+// and a second produce continues after the keys already on the topic.
+func TestProduceContract(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, startBroker(t, 3))
+	st.topic, st.table = "payments_gen", "pay.generated"
+	path, err := filepath.Abs("../../examples/payments-contract.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contract, err := ledger.ParseContract(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	out := st.run(t, "produce", "--contract", path, "--count", fmt.Sprint(n), "--seed", "5", "--malformed", "0.1", "--duplicates", "0.1")
+	if !strings.Contains(out, "ids from TXN00000000") {
+		t.Fatalf("produce --contract:\n%s", out)
+	}
+	// What the pipeline must make of them: the same generator, the same seed.
+	gen, err := ledger.NewContractGenerator(contract, 5, ledger.GeneratorOptions{Malformed: 0.1, Duplicates: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	var rows int64
+	highest := -1
+	for range n {
+		m := gen.Next(time.Now())
+		if k, ok := gen.KeyNumber(m.Key); ok {
+			highest = max(highest, k)
+		}
+		if m.Want == "" {
+			rows++
+		} else {
+			want[string(m.Want)]++
+		}
+	}
+	st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false", "--contract", path)
+	st.verifyExactlyOnce(t, rows, n-rows)
+	got := map[string]int{}
+	for _, r := range st.rejectsList(t).Rejects {
+		got[r.Reason]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rejects by reason %v, want %v", got, want)
+	}
+	if len(want) < 5 {
+		t.Errorf("only %d reasons among %d malformed messages: %v", len(want), n/10, want)
+	}
+
+	out = st.run(t, "produce", "--contract", path, "--count", "50", "--seed", "6")
+	if !strings.Contains(out, fmt.Sprintf("already holds ids up to %s: continuing after it", gen.KeyText(highest))) ||
+		!strings.Contains(out, "ids from "+gen.KeyText(highest+1)) {
+		t.Fatalf("second produce --contract:\n%s", out)
+	}
+	st.run(t, "run", "--available-now", "--trigger", "1s", "--progress=false", "--contract", path)
+	st.verifyExactlyOnce(t, rows+50, n-rows)
 }

@@ -44,6 +44,12 @@ ACC1000-ACC9999, amounts 10.00-10000.00, USD/EUR/GBP, four types, timestamp now 
 keyed by transaction_id through an idempotent producer. --seed makes the data
 reproducible; --duplicates and --malformed mix in retries and bad messages.
 
+With --contract FILE, the messages are that contract's instead: every field a valid
+value (enum values, strings that match the pattern, numbers within the bounds, decimals
+at the column's scale, nested objects along the paths; optional fields sometimes absent),
+keyed by the contract's key, counted as below (TXN + 8 digits when the key's checks allow
+it); --malformed breaks one rule of the contract per message.
+
 Transaction ids are TXN + 8 digits. By default a run continues after the highest id
 already on the topic (read from the last records of each partition), so a second run
 adds new transactions. --first-id N starts at TXN<N> instead: --first-id 0 with an
@@ -85,8 +91,18 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 	if p.seed == 0 {
 		p.seed = time.Now().UnixNano()
 	}
+	contract, err := g.contractFlag()
+	if err != nil {
+		return kafka.ProduceStats{}, err
+	}
+	// The generator of the contract's messages (the notebook's without --contract); a first
+	// one numbers the keys already on the topic.
+	keys, err := ledger.NewGeneratorFor(contract, p.seed, ledger.GeneratorOptions{})
+	if err != nil {
+		return kafka.ProduceStats{}, fmt.Errorf("produce --contract %s: %w", g.contract, err)
+	}
 	kc := g.kafkaConfigBounded()
-	first, err := firstTransaction(ctx, kc, g.topic, p, out)
+	first, err := firstTransaction(ctx, kc, g.topic, p, keys, out)
 	if err != nil {
 		return kafka.ProduceStats{}, err
 	}
@@ -95,7 +111,10 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 		return kafka.ProduceStats{}, err
 	}
 	defer prod.Close()
-	gen := ledger.NewGenerator(p.seed, ledger.GeneratorOptions{Duplicates: p.duplicates, Malformed: p.malformed, FirstID: first})
+	gen, err := ledger.NewGeneratorFor(contract, p.seed, ledger.GeneratorOptions{Duplicates: p.duplicates, Malformed: p.malformed, FirstID: first})
+	if err != nil {
+		return kafka.ProduceStats{}, err
+	}
 	msgs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
 		for range p.count {
 			m := gen.Next(time.Now())
@@ -104,7 +123,7 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 			}
 		}
 	})
-	fmt.Fprintf(out, "Producing %d financial transactions to %s (seed %d, ids from TXN%08d)...\n", p.count, g.topic, p.seed, first)
+	fmt.Fprintf(out, "Producing %d financial transactions to %s (seed %d, ids from %s)...\n", p.count, g.topic, p.seed, keys.KeyText(first))
 	progress := newProgress(out)
 	st, err := prod.Produce(ctx, g.topic, msgs, kafka.ProduceOptions{
 		Rate: p.rate,
@@ -130,7 +149,7 @@ func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (ka
 // picks the number of the first transaction_id: --first-id, or one past the highest
 // TXN id in the last records of each partition. A --first-id that reaches back into ids
 // already sent is said out loud: those messages will be refused as duplicates.
-func firstTransaction(ctx context.Context, kc kafka.ClientConfig, topic string, p produceFlags, out io.Writer) (int, error) {
+func firstTransaction(ctx context.Context, kc kafka.ClientConfig, topic string, p produceFlags, keys ledger.MessageSource, out io.Writer) (int, error) {
 	if _, err := kafka.TopicPartitions(ctx, kc, topic); err != nil {
 		if !errors.Is(err, kafka.ErrNoTopic) || !p.createTopic {
 			return 0, err
@@ -142,7 +161,7 @@ func firstTransaction(ctx context.Context, kc kafka.ClientConfig, topic string, 
 	}
 	highest := -1
 	if _, err := kafka.ReadTail(ctx, kc, topic, tailScan, func(r engine.Record) error {
-		if n, ok := ledger.TransactionNumber(r.Key); ok {
+		if n, ok := keys.KeyNumber(r.Key); ok {
 			highest = max(highest, n)
 		}
 		return nil
@@ -154,15 +173,15 @@ func firstTransaction(ctx context.Context, kc kafka.ClientConfig, topic string, 
 	case first < 0:
 		first = highest + 1
 		if highest >= 0 {
-			fmt.Fprintf(out, "The topic already holds ids up to TXN%08d: continuing after it (--first-id chooses)\n", highest)
+			fmt.Fprintf(out, "The topic already holds ids up to %s: continuing after it (--first-id chooses)\n", keys.KeyText(highest))
 		}
 	case first <= highest:
-		fmt.Fprintf(out, "Note: --first-id %d re-sends ids already on the topic (up to TXN%08d): the ledger refuses each repeat as duplicate (same content) or conflicting_duplicate (other content)\n",
-			first, highest)
+		fmt.Fprintf(out, "Note: --first-id %d re-sends ids already on the topic (up to %s): the ledger refuses each repeat as duplicate (same content) or conflicting_duplicate (other content)\n",
+			first, keys.KeyText(highest))
 	}
 	if last := first + p.count - 1; last > ledger.MaxTransactionNumber {
-		return 0, fmt.Errorf("produce: ids TXN%08d to %d would pass TXN%08d, the last the TXN + 8 digits shape allows: lower --count or choose --first-id",
-			first, last, ledger.MaxTransactionNumber)
+		return 0, fmt.Errorf("produce: ids %s to %d would pass %s, the last the numbering of ids allows: lower --count or choose --first-id",
+			keys.KeyText(first), last, keys.KeyText(ledger.MaxTransactionNumber))
 	}
 	return first, nil
 }
