@@ -25,6 +25,11 @@ in one run: raw consume (records fetched and discarded), transform only, Parquet
 only, the exactly-once pipeline end to end (run --available-now as its own process, with
 its peak RSS), produce-to-visible latency at a fixed offered rate with a 1 s trigger, and
 the peak RSS of a larger catch-up. verify runs after each pipeline run and must pass.
+With --catalog, the pipeline stages' tables are in that catalog (a namespace of the run's
+own, dropped at the end) instead of a SQLite catalog in the run's data directory.
+With --contract FILE, the transform and end-to-end stages run a second time on messages
+made for that contract (every field valid, keys counted), right after the default
+contract's, and their ratios to the default's are reported.
 Results are appended as JSON lines to --results so runs can be compared (default
 <user cache dir>/ledgerstream/bench-results.jsonl, e.g. ~/.cache/ledgerstream/…: not in
 the checkout; "none" appends nowhere).
@@ -39,6 +44,8 @@ when a stage failed.`,
 				return fmt.Errorf("bench: find this program's executable to run as child processes: %w", err)
 			}
 			o.Binary = self
+			o.Contract = g.contract
+			o.Catalog = g.catalog
 			return runBench(cmd, o, results, cmd.OutOrStdout())
 		},
 	}
@@ -103,8 +110,15 @@ func benchCell(r bench.Result) string {
 
 // printScale writes the scale-out figures as a Markdown table, as the README shows them.
 func printScale(out io.Writer, o bench.Options, rows []bench.ScaleRow) {
-	fmt.Fprintf(out, "\nscale-out: %d/s offered for %s to %d partitions, trigger 1s, one table, SQLite catalog\n\n",
-		o.ScaleRate, o.ScaleDuration, o.ScalePartitions)
+	kind := "SQLite"
+	switch {
+	case strings.HasPrefix(o.Catalog, "postgres"):
+		kind = "PostgreSQL"
+	case strings.HasPrefix(o.Catalog, "http"):
+		kind = "REST"
+	}
+	fmt.Fprintf(out, "\nscale-out: %d/s offered for %s to %d partitions, trigger 1s, one table, %s catalog\n\n",
+		o.ScaleRate, o.ScaleDuration, o.ScalePartitions, kind)
 	fmt.Fprintln(out, "| workers | commits/s | commits/s per worker | conflicts (retries) per commit | unknown per commit | fenced batches | p99 produce→visible | index rows synced per worker (mean / max) | CPU per tx | CPU per worker |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {

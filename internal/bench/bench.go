@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
@@ -45,6 +48,18 @@ type Options struct {
 	Rate int
 	// SteadyDuration is how long the steady-state stage produces.
 	SteadyDuration time.Duration
+	// Contract, when set, is a ledger contract file (`run --contract`): after the default
+	// contract's end-to-end stage, its transform and end-to-end stages run again on
+	// messages its generator makes (ledger.ContractGenerator: every field valid, keys
+	// counted), and the ratios of the two are reported.
+	Contract string
+	// Catalog is the Iceberg catalog of the pipeline and scale-out stages' tables, as
+	// `--catalog` takes it (postgres://…, http(s)://…); empty for a SQLite catalog in the
+	// run's data directory. Another catalog gets its tables in a namespace of the run's
+	// own, bench_<start time>, dropped at the end (the Parquet files stay in the run's data
+	// directory). Its secrets reach the child processes through their environment
+	// (PGPASSWORD, LEDGERSTREAM_CATALOG_TOKEN, …), never their command lines.
+	Catalog string
 	// Keep keeps the run's data directory (broker log, lake) instead of removing it.
 	Keep bool
 
@@ -96,10 +111,13 @@ type Report struct {
 
 // run carries one benchmark run's shared state.
 type run struct {
-	o       Options
-	dir     string
-	brokers string
-	rep     Report
+	o        Options
+	contract *ledger.Contract // Options.Contract's, nil without one
+	ns       string           // the tables' namespace
+	tables   []string         // ledger tables made, dropped at the end from another catalog
+	dir      string
+	brokers  string
+	rep      Report
 }
 
 // Run runs the benchmark's stages in order and returns their results. An error means a
@@ -116,6 +134,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.ScaleOnly && len(o.ScaleWorkers) == 0 {
 		return nil, errors.New("--scale-only: give the worker counts with --scale-workers, e.g. 1,2,4,8,16")
 	}
+	var contract *ledger.Contract
+	if o.Contract != "" {
+		data, err := os.ReadFile(o.Contract)
+		if err != nil {
+			return nil, fmt.Errorf("bench --contract: %w", err)
+		}
+		if contract, err = ledger.ParseContract(data); err != nil {
+			return nil, fmt.Errorf("bench --contract %s: %w", o.Contract, err)
+		}
+		if _, err := ledger.NewGeneratorFor(contract, 1, ledger.GeneratorOptions{}); err != nil {
+			return nil, fmt.Errorf("bench --contract %s: %w", o.Contract, err)
+		}
+	}
 	if o.RunID == "" {
 		o.RunID = time.Now().UTC().Format(time.RFC3339)
 	}
@@ -126,7 +157,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Keep {
 		defer os.RemoveAll(dir)
 	}
-	b := &run{o: o, dir: dir}
+	b := &run{o: o, dir: dir, contract: contract, ns: "demo"}
+	if o.Catalog != "" {
+		b.ns = "bench_" + strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, o.RunID)
+		defer b.dropTables()
+	}
 	broker, addr, err := b.startBroker(ctx)
 	if err != nil {
 		return nil, err
@@ -147,22 +187,30 @@ func (b *run) stages(ctx context.Context) error {
 	if o.ScaleOnly {
 		return b.scaleOut(ctx)
 	}
-	if err := b.produce(ctx, "bench", o.Records, 0); err != nil {
+	if err := b.produce(ctx, "bench", o.Records, 0, nil); err != nil {
 		return err
 	}
 	raw, err := b.rawConsume(ctx, "bench")
 	if err != nil {
 		return err
 	}
-	if err := b.transformOnly(o.Records); err != nil {
+	transform, err := b.transformOnly(o.Records, nil)
+	if err != nil {
 		return err
 	}
 	if err := b.parquetOnly(ctx, min(o.Records, 1_000_000)); err != nil {
 		return err
 	}
-	e2e, err := b.pipeline(ctx, "end-to-end", "bench", "demo.bench_e2e", o.Records)
+	e2e, err := b.pipeline(ctx, "end-to-end", "bench", b.ns+".bench_e2e", o.Records, "")
 	if err != nil {
 		return err
+	}
+	if b.contract != nil {
+		// Right after the default contract's stages, so that the ratio compares runs
+		// under the same load.
+		if err := b.contractStages(ctx, transform, e2e); err != nil {
+			return err
+		}
 	}
 	b.target(fmt.Sprintf("end-to-end >= %.0f tx/s", o.TargetRate), e2e.PerSec >= o.TargetRate, fmt.Sprintf("%.0f", e2e.PerSec))
 	ratio := e2e.PerSec / raw.PerSec
@@ -174,10 +222,10 @@ func (b *run) stages(ctx context.Context) error {
 		}
 	}
 	if o.CatchupRecords > 0 {
-		if err := b.produce(ctx, "bench_catchup", o.CatchupRecords, 0); err != nil {
+		if err := b.produce(ctx, "bench_catchup", o.CatchupRecords, 0, nil); err != nil {
 			return err
 		}
-		res, err := b.pipeline(ctx, "catch-up", "bench_catchup", "demo.bench_catchup", o.CatchupRecords)
+		res, err := b.pipeline(ctx, "catch-up", "bench_catchup", b.ns+".bench_catchup", o.CatchupRecords, "")
 		if err != nil {
 			return err
 		}
@@ -187,6 +235,27 @@ func (b *run) stages(ctx context.Context) error {
 	if len(o.ScaleWorkers) > 0 {
 		return b.scaleOut(ctx)
 	}
+	return nil
+}
+
+// contractStages measures the contract's transform and end-to-end stages and their ratios
+// to the default contract's.
+func (b *run) contractStages(ctx context.Context, transform, e2e Result) error {
+	topic, table := "bench_contract", b.ns+".bench_contract"
+	if err := b.produce(ctx, topic, b.o.Records, 0, b.contract); err != nil {
+		return err
+	}
+	ct, err := b.transformOnly(b.o.Records, b.contract)
+	if err != nil {
+		return err
+	}
+	ce2e, err := b.pipeline(ctx, "end-to-end, contract", topic, table, b.o.Records, b.o.Contract)
+	if err != nil {
+		return err
+	}
+	note := filepath.Base(b.o.Contract) + " / default"
+	b.add(Result{Stage: "transform only, contract / default", Value: ct.PerSec / transform.PerSec, Unit: "ratio", Note: note})
+	b.add(Result{Stage: "end-to-end, contract / default", Value: ce2e.PerSec / e2e.PerSec, Unit: "ratio", Note: note})
 	return nil
 }
 
@@ -273,14 +342,18 @@ func (b *run) client() kafka.ClientConfig {
 	return kafka.ClientConfig{Brokers: []string{b.brokers}}
 }
 
-// produce sends n generated transactions to topic, at rate per second (0: at once).
-func (b *run) produce(ctx context.Context, topic string, n, rate int) error {
+// produce sends n generated transactions to topic, at rate per second (0: at once): the
+// notebook's, or contract's when it is not nil.
+func (b *run) produce(ctx context.Context, topic string, n, rate int, contract *ledger.Contract) error {
+	gen, err := ledger.NewGeneratorFor(contract, int64(len(topic)), ledger.GeneratorOptions{})
+	if err != nil {
+		return err
+	}
 	prod, err := kafka.NewProducer(b.client())
 	if err != nil {
 		return err
 	}
 	defer prod.Close()
-	gen := ledger.NewGenerator(int64(len(topic)), ledger.GeneratorOptions{})
 	msgs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
 		for range n {
 			m := gen.Next(time.Now())
@@ -314,22 +387,33 @@ func (b *run) rawConsume(ctx context.Context, topic string) (Result, error) {
 	return r, nil
 }
 
-// transformOnly decodes, validates and hashes generated messages held in memory.
-func (b *run) transformOnly(n int) error {
-	gen := ledger.NewGenerator(1, ledger.GeneratorOptions{})
+// transformOnly decodes, validates and hashes generated messages held in memory: the
+// notebook's, or contract's when it is not nil.
+func (b *run) transformOnly(n int, contract *ledger.Contract) (Result, error) {
+	gen, err := ledger.NewGeneratorFor(contract, 1, ledger.GeneratorOptions{})
+	if err != nil {
+		return Result{}, err
+	}
 	values := make([][]byte, min(n, 200_000))
 	for i := range values {
 		values[i] = gen.Next(time.Now()).Value
 	}
 	rules := ledger.DefaultRules()
+	rules.Contract = contract
 	start := time.Now()
 	for i := range n {
 		if _, rej := rules.Decode(values[i%len(values)]); rej != nil {
-			return fmt.Errorf("transform: %v", rej)
+			return Result{}, fmt.Errorf("transform: %v", rej)
 		}
 	}
-	b.add(Result{Stage: "transform only", Records: int64(n), Seconds: time.Since(start).Seconds()})
-	return nil
+	stage := "transform only"
+	if contract != nil {
+		stage += ", contract"
+	}
+	r := Result{Stage: stage, Records: int64(n), Seconds: time.Since(start).Seconds()}
+	b.add(r)
+	r.PerSec = float64(n) / r.Seconds
+	return r, nil
 }
 
 // parquetOnly writes rows as the ledger's data files without committing them.
@@ -371,14 +455,59 @@ func (b *run) parquetOnly(ctx context.Context, n int) error {
 }
 
 func (b *run) common(topic, table string) []string {
-	return []string{"--brokers", b.brokers, "--topic", topic, "--table", table,
+	if !slices.Contains(b.tables, table) {
+		b.tables = append(b.tables, table)
+	}
+	args := []string{"--brokers", b.brokers, "--topic", topic, "--table", table,
 		"--data-dir", filepath.Join(b.dir, "lake"), "--log-level", "warn"}
+	if b.o.Catalog != "" {
+		args = append(args, "--catalog", b.o.Catalog)
+	}
+	return args
 }
 
-// pipeline runs `run --available-now` over the topic as its own process, then verify. The
-// result's Value is the run's peak RSS, MiB.
-func (b *run) pipeline(ctx context.Context, stage, topic, table string, n int) (Result, error) {
+// catalog opens the stages' catalog.
+func (b *run) catalog(ctx context.Context) (*iceberg.Catalog, error) {
+	return iceberg.Open(ctx, iceberg.Config{CatalogURI: b.o.Catalog, DataDir: filepath.Join(b.dir, "lake")})
+}
+
+// dropTables drops the run's tables from a catalog that outlives the run (their files go
+// with the run's data directory); what cannot be dropped is logged with what to do.
+func (b *run) dropTables() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cat, err := b.catalog(ctx)
+	if err != nil {
+		slog.Warn("bench: cannot drop the run's tables: drop them by hand", "namespace", b.ns, "error", err)
+		return
+	}
+	defer cat.Close()
+	for _, name := range b.tables {
+		for _, t := range []string{name, name + "_rejects"} {
+			ident, err := iceberg.ParseIdent(t)
+			if err != nil {
+				continue
+			}
+			if ok, err := cat.TableExists(ctx, ident); err == nil && !ok {
+				continue
+			}
+			if err := cat.DropTable(ctx, ident, false); err != nil {
+				slog.Warn("bench: cannot drop a table of the run: drop it by hand", "table", t, "error", err)
+			}
+		}
+	}
+	if err := cat.Unwrap().DropNamespace(ctx, table.Identifier{b.ns}); err != nil {
+		slog.Warn("bench: cannot drop the run's namespace: drop it by hand", "namespace", b.ns, "error", err)
+	}
+}
+
+// pipeline runs `run --available-now` over the topic as its own process (with the
+// contract file, if not ""), then verify. The result's Value is the run's peak RSS, MiB.
+func (b *run) pipeline(ctx context.Context, stage, topic, table string, n int, contract string) (Result, error) {
 	args := append([]string{"run", "--available-now", "--create-table=yes", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
+	if contract != "" {
+		args = append(args, "--contract", contract)
+	}
 	start := time.Now()
 	rss, _, err := b.child(ctx, args...)
 	if err != nil {
@@ -404,7 +533,7 @@ func (b *run) verify(ctx context.Context, stage, topic, table string) {
 // row, the time from its production (its event timestamp, set by the producer) to the
 // commit of the snapshot that made it visible.
 func (b *run) steadyState(ctx context.Context) error {
-	const topic, table = "bench_steady", "demo.bench_steady"
+	topic, table := "bench_steady", b.ns+".bench_steady"
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	addr, err := freeAddr()
@@ -425,7 +554,7 @@ func (b *run) steadyState(ctx context.Context) error {
 		return fmt.Errorf("steady run: %w\n%s", err, lastLines(out.String(), 20))
 	}
 	n := b.o.Rate * int(b.o.SteadyDuration/time.Second)
-	if err := b.produce(ctx, topic, n, b.o.Rate); err != nil {
+	if err := b.produce(ctx, topic, n, b.o.Rate, nil); err != nil {
 		return err
 	}
 	time.Sleep(3 * time.Second) // the last batch
@@ -455,7 +584,7 @@ func (b *run) steadyState(ctx context.Context) error {
 // latencies maps every row to the snapshot that made it visible (the first whose offsets
 // map passes the row's offset) and returns commit time minus event time.
 func (b *run) latencies(ctx context.Context, table, pipeline string) ([]time.Duration, error) {
-	cat, err := iceberg.Open(ctx, iceberg.Config{DataDir: filepath.Join(b.dir, "lake")})
+	cat, err := b.catalog(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -7,9 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/testinfra"
 )
 
 // The results go to the user's cache directory, not the current folder.
@@ -90,11 +94,16 @@ func TestRunSmall(t *testing.T) {
 		t.Skip("builds the binary and runs brokers and pipelines as processes")
 	}
 	bin := buildBinary(t)
+	contract, err := filepath.Abs("../../examples/payments-contract.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var progress []string
 	o := Options{
 		Binary: bin, RunID: "test", Progress: func(r Result) { progress = append(progress, r.Stage) },
 		Records: 2000, CatchupRecords: 1000, Rate: 500, SteadyDuration: 2 * time.Second,
 		TargetRate: 1, TargetRatio: 0, TargetP99: time.Hour, TargetRSSMiB: 1 << 20,
+		Contract:     contract,
 		ScaleWorkers: []int{2}, ScaleRate: 500, ScaleDuration: 2 * time.Second, ScalePartitions: 4,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -116,6 +125,9 @@ func TestRunSmall(t *testing.T) {
 	for _, s := range []string{"produce backlog (bench)", "raw consume", "transform only", "parquet writing only",
 		"end-to-end (exactly once)", "end-to-end peak RSS", "end-to-end / raw consume", "latency p99",
 		"catch-up (exactly once)", "scale-out 2 workers",
+		"produce backlog (bench_contract)", "transform only, contract", "end-to-end, contract (exactly once)",
+		"target: end-to-end, contract: verify passes (exactly once)",
+		"transform only, contract / default", "end-to-end, contract / default",
 		"target: end-to-end: verify passes (exactly once)", "target: steady state: verify passes (exactly once)",
 		"target: catch-up: verify passes (exactly once)", "target: scale-out 2 workers: verify passes (exactly once)"} {
 		if _, ok := stages[s]; !ok {
@@ -124,6 +136,9 @@ func TestRunSmall(t *testing.T) {
 	}
 	if r := stages["raw consume"]; r.Records != 2000 {
 		t.Errorf("raw consume read %d records, want 2000", r.Records)
+	}
+	if r := stages["end-to-end, contract / default"]; r.Value <= 0 || r.Unit != "ratio" {
+		t.Errorf("contract ratio %+v", r)
 	}
 	if r := stages["end-to-end peak RSS"]; r.Value <= 0 {
 		t.Errorf("end-to-end peak RSS %v MiB", r.Value)
@@ -156,5 +171,46 @@ func TestRunSmall(t *testing.T) {
 	}
 	if n != len(rep.Results) {
 		t.Errorf("%d lines, want %d", n, len(rep.Results))
+	}
+}
+
+// The scale-out stage on a PostgreSQL catalog, the multi-worker production catalog: the
+// workers share one table there, verify passes, and the run's tables are gone after it.
+func TestRunScalePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs brokers and pipelines as processes")
+	}
+	uri := testinfra.RequirePostgres(t)
+	bin := buildBinary(t)
+	o := Options{
+		Binary: bin, RunID: "2026-11-27T20:00:00Z-" + strconv.Itoa(os.Getpid()), Catalog: uri, ScaleOnly: true,
+		ScaleWorkers: []int{3}, ScaleRate: 600, ScaleDuration: 2 * time.Second, ScalePartitions: 6,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failed) > 0 {
+		t.Errorf("targets not met: %v", rep.Failed)
+	}
+	if len(rep.Scale) != 1 || rep.Scale[0].Accepted != 1200 || rep.Scale[0].CommitsPerSec <= 0 {
+		t.Fatalf("scale rows %+v", rep.Scale)
+	}
+	cat, err := iceberg.Open(ctx, iceberg.Config{CatalogURI: uri, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	ns := "bench_20261127200000" + strconv.Itoa(os.Getpid())
+	for _, name := range []string{ns + ".bench_scale_3", ns + ".bench_scale_3_rejects"} {
+		ident, err := iceberg.ParseIdent(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := cat.TableExists(ctx, ident); err != nil || ok {
+			t.Errorf("table %s after the run: exists %v (%v), want dropped", name, ok, err)
+		}
 	}
 }

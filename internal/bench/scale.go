@@ -69,7 +69,7 @@ type scaleWorker struct {
 
 func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 	topic := fmt.Sprintf("bench_scale_%d", n)
-	table := "demo." + topic
+	table := b.ns + "." + topic
 	pipeline := "bench-" + topic
 	if err := kafka.CreateTopicPartitions(ctx, b.client(), topic, int32(b.o.ScalePartitions)); err != nil {
 		return ScaleRow{}, err
@@ -110,7 +110,7 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		return ScaleRow{}, err
 	}
 	start := time.Now()
-	if err := b.produce(ctx, topic, total, b.o.ScaleRate); err != nil {
+	if err := b.produce(ctx, topic, total, b.o.ScaleRate, nil); err != nil {
 		return ScaleRow{}, err
 	}
 	// Drained: every transaction committed by some worker.
