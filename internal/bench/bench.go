@@ -201,14 +201,14 @@ func (b *run) stages(ctx context.Context) error {
 	if err := b.parquetOnly(ctx, min(o.Records, 1_000_000)); err != nil {
 		return err
 	}
-	e2e, err := b.pipeline(ctx, "end-to-end", "bench", b.ns+".bench_e2e", o.Records, "")
+	e2e, e2eCPU, err := b.pipeline(ctx, "end-to-end", "bench", b.ns+".bench_e2e", o.Records, "")
 	if err != nil {
 		return err
 	}
 	if b.contract != nil {
 		// Right after the default contract's stages, so that the ratio compares runs
 		// under the same load.
-		if err := b.contractStages(ctx, transform, e2e); err != nil {
+		if err := b.contractStages(ctx, transform, e2e, e2eCPU); err != nil {
 			return err
 		}
 	}
@@ -225,7 +225,7 @@ func (b *run) stages(ctx context.Context) error {
 		if err := b.produce(ctx, "bench_catchup", o.CatchupRecords, 0, nil); err != nil {
 			return err
 		}
-		res, err := b.pipeline(ctx, "catch-up", "bench_catchup", b.ns+".bench_catchup", o.CatchupRecords, "")
+		res, _, err := b.pipeline(ctx, "catch-up", "bench_catchup", b.ns+".bench_catchup", o.CatchupRecords, "")
 		if err != nil {
 			return err
 		}
@@ -240,7 +240,7 @@ func (b *run) stages(ctx context.Context) error {
 
 // contractStages measures the contract's transform and end-to-end stages and their ratios
 // to the default contract's.
-func (b *run) contractStages(ctx context.Context, transform, e2e Result) error {
+func (b *run) contractStages(ctx context.Context, transform, e2e Result, e2eCPU time.Duration) error {
 	topic, table := "bench_contract", b.ns+".bench_contract"
 	if err := b.produce(ctx, topic, b.o.Records, 0, b.contract); err != nil {
 		return err
@@ -249,13 +249,19 @@ func (b *run) contractStages(ctx context.Context, transform, e2e Result) error {
 	if err != nil {
 		return err
 	}
-	ce2e, err := b.pipeline(ctx, "end-to-end, contract", topic, table, b.o.Records, b.o.Contract)
+	ce2e, ccpu, err := b.pipeline(ctx, "end-to-end, contract", topic, table, b.o.Records, b.o.Contract)
 	if err != nil {
 		return err
 	}
 	note := filepath.Base(b.o.Contract) + " / default"
-	b.add(Result{Stage: "transform only, contract / default", Value: ct.PerSec / transform.PerSec, Unit: "ratio", Note: note})
-	b.add(Result{Stage: "end-to-end, contract / default", Value: ce2e.PerSec / e2e.PerSec, Unit: "ratio", Note: note})
+	b.add(Result{Stage: "transform only, contract / default", Value: ct.PerSec / transform.PerSec, Unit: "ratio", Note: note + ", records/s"})
+	if transform.Value > 0 && ct.Value > 0 {
+		b.add(Result{Stage: "transform CPU per record, contract / default", Value: ct.Value / transform.Value, Unit: "ratio", Note: note})
+	}
+	b.add(Result{Stage: "end-to-end, contract / default", Value: ce2e.PerSec / e2e.PerSec, Unit: "ratio", Note: note + ", transactions/s"})
+	if e2eCPU > 0 && ccpu > 0 {
+		b.add(Result{Stage: "end-to-end CPU per tx, contract / default", Value: float64(ccpu) / float64(e2eCPU), Unit: "ratio", Note: note})
+	}
 	return nil
 }
 
@@ -400,20 +406,35 @@ func (b *run) transformOnly(n int, contract *ledger.Contract) (Result, error) {
 	}
 	rules := ledger.DefaultRules()
 	rules.Contract = contract
+	cpu0 := selfCPU()
 	start := time.Now()
 	for i := range n {
 		if _, rej := rules.Decode(values[i%len(values)]); rej != nil {
 			return Result{}, fmt.Errorf("transform: %v", rej)
 		}
 	}
-	stage := "transform only"
+	r := Result{Stage: "transform only", Records: int64(n), Seconds: time.Since(start).Seconds()}
 	if contract != nil {
-		stage += ", contract"
+		r.Stage += ", contract"
 	}
-	r := Result{Stage: stage, Records: int64(n), Seconds: time.Since(start).Seconds()}
 	b.add(r)
 	r.PerSec = float64(n) / r.Seconds
+	// The harness's CPU while it decoded (GC included; nothing else runs in it then):
+	// Value, in µs per record.
+	r.Value = float64((selfCPU() - cpu0).Nanoseconds()) / 1000 / float64(max(n, 1))
+	if b.contract != nil {
+		b.add(Result{Stage: r.Stage + ": CPU per record", Value: r.Value, Unit: "µs", Note: "user+sys"})
+	}
 	return r, nil
+}
+
+// selfCPU is this process's CPU time so far (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // parquetOnly writes rows as the ledger's data files without committing them.
@@ -502,30 +523,36 @@ func (b *run) dropTables() {
 }
 
 // pipeline runs `run --available-now` over the topic as its own process (with the
-// contract file, if not ""), then verify. The result's Value is the run's peak RSS, MiB.
-func (b *run) pipeline(ctx context.Context, stage, topic, table string, n int, contract string) (Result, error) {
+// contract file, if not ""), then verify. The result's Value is the run's peak RSS, MiB,
+// and cpu its CPU time (user and system) per transaction.
+func (b *run) pipeline(ctx context.Context, stage, topic, table string, n int, contract string) (r Result, cpu time.Duration, err error) {
 	args := append([]string{"run", "--available-now", "--create-table=yes", "--pipeline", "bench-" + topic}, b.common(topic, table)...)
 	if contract != "" {
 		args = append(args, "--contract", contract)
 	}
 	start := time.Now()
-	rss, _, err := b.child(ctx, args...)
+	c, err := b.child(ctx, args...)
 	if err != nil {
-		return Result{}, err
+		return Result{}, 0, err
 	}
-	r := Result{Stage: stage + " (exactly once)", Records: int64(n), Seconds: time.Since(start).Seconds()}
+	r = Result{Stage: stage + " (exactly once)", Records: int64(n), Seconds: time.Since(start).Seconds()}
 	r.PerSec = float64(n) / r.Seconds
 	b.add(r)
-	b.add(Result{Stage: stage + " peak RSS", Value: rss, Unit: "MiB"})
+	b.add(Result{Stage: stage + " peak RSS", Value: c.rssMiB, Unit: "MiB"})
+	cpu = c.cpu / time.Duration(max(n, 1))
+	if b.contract != nil {
+		// Beside the contract's: CPU time is what a loaded machine does not distort.
+		b.add(Result{Stage: stage + " CPU per tx", Value: float64(cpu.Nanoseconds()) / 1000, Unit: "µs", Note: "user+sys of run"})
+	}
 	b.verify(ctx, stage, topic, table)
-	r.Value = rss
-	return r, nil
+	r.Value = c.rssMiB
+	return r, cpu, nil
 }
 
 // verify runs `verify` on the table; the bench fails if it does.
 func (b *run) verify(ctx context.Context, stage, topic, table string) {
-	_, out, err := b.child(ctx, append([]string{"verify", "--pipeline", "bench-" + topic}, b.common(topic, table)...)...)
-	ok := err == nil && strings.Contains(out, "PASS exactly_once")
+	c, err := b.child(ctx, append([]string{"verify", "--pipeline", "bench-" + topic}, b.common(topic, table)...)...)
+	ok := err == nil && strings.Contains(c.out, "PASS exactly_once")
 	b.target(stage+": verify passes (exactly once)", ok, map[bool]string{true: "passed", false: "failed"}[ok])
 }
 

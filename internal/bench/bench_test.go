@@ -128,6 +128,8 @@ func TestRunSmall(t *testing.T) {
 		"produce backlog (bench_contract)", "transform only, contract", "end-to-end, contract (exactly once)",
 		"target: end-to-end, contract: verify passes (exactly once)",
 		"transform only, contract / default", "end-to-end, contract / default",
+		"end-to-end CPU per tx", "end-to-end, contract CPU per tx", "end-to-end CPU per tx, contract / default",
+		"transform CPU per record, contract / default",
 		"target: end-to-end: verify passes (exactly once)", "target: steady state: verify passes (exactly once)",
 		"target: catch-up: verify passes (exactly once)", "target: scale-out 2 workers: verify passes (exactly once)"} {
 		if _, ok := stages[s]; !ok {

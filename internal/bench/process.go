@@ -52,14 +52,22 @@ func (b *run) service(ctx context.Context, args ...string) (*exec.Cmd, *syncBuff
 	return cmd, out
 }
 
-// child runs the binary with args to its end and returns its peak RSS in MiB and its output.
-func (b *run) child(ctx context.Context, args ...string) (float64, string, error) {
+// childRun is what a child process used: its peak RSS in MiB and its CPU time (user and
+// system), and what it printed.
+type childRun struct {
+	rssMiB float64
+	cpu    time.Duration
+	out    string
+}
+
+// child runs the binary with args to its end.
+func (b *run) child(ctx context.Context, args ...string) (childRun, error) {
 	cmd := exec.CommandContext(ctx, b.o.Binary, args...)
 	var out strings.Builder
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
-		return 0, "", err
+		return childRun{}, err
 	}
 	// The child's peak resident set as the kernel keeps it (VmHWM), read until it exits.
 	// Not the rusage of wait: Linux counts there the memory of the parent that forked the
@@ -86,11 +94,12 @@ func (b *run) child(ctx context.Context, args ...string) (float64, string, error
 	err := cmd.Wait()
 	close(done)
 	<-poll
-	rss := hwm
+	// The CPU of wait's rusage is the child's own (unlike its peak RSS, above).
+	r := childRun{rssMiB: hwm, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), out: out.String()}
 	if err != nil {
-		return rss, out.String(), fmt.Errorf("%s %s: %w\n%s", filepath.Base(b.o.Binary), strings.Join(args, " "), err, lastLines(out.String(), 20))
+		return r, fmt.Errorf("%s %s: %w\n%s", filepath.Base(b.o.Binary), strings.Join(args, " "), err, lastLines(out.String(), 20))
 	}
-	return rss, out.String(), nil
+	return r, nil
 }
 
 func lastLines(s string, n int) string {
