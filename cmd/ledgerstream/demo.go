@@ -155,7 +155,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 		if err != nil {
 			return err
 		}
-		if err := res.write(out, false); err != nil {
+		if err := writeVerify(out, res, false); err != nil {
 			return err
 		}
 	}

@@ -208,7 +208,7 @@ func TestJSONDocumentsSnakeCase(t *testing.T) {
 	seen := map[reflect.Type]bool{}
 	checkJSONTags(t, reflect.TypeFor[iceberg.MaintainResult](), "maintain", seen)
 	checkJSONTags(t, reflect.TypeFor[report.Report](), "report", seen)
-	checkJSONTags(t, reflect.TypeFor[verifyResult](), "verify", seen)
+	checkJSONTags(t, reflect.TypeFor[audit.VerifyResult](), "verify", seen)
 
 	// maintain --json of a result with nothing in it: lists are [] and maps {}, not null.
 	var buf bytes.Buffer

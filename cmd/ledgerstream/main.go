@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -52,10 +53,14 @@ func (e *exitError) Error() string { return e.msg }
 
 func main() {
 	ctx, stop := signalContext()
-	err := explainKafkaError(newRoot().ExecuteContext(ctx))
+	cmd, err := newRoot().ExecuteContextC(ctx)
+	err = explainKafkaError(err)
 	stop()
 	if err == nil {
 		return
+	}
+	if wantsJSON(cmd) {
+		writeJSONError(os.Stdout, err)
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -66,6 +71,43 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "ledgerstream:", err)
 	os.Exit(1)
+}
+
+// wantsJSON says whether cmd was asked for a JSON document (--json).
+func wantsJSON(cmd *cobra.Command) bool {
+	if cmd == nil {
+		return false
+	}
+	f := cmd.Flags().Lookup("json")
+	return f != nil && f.Value.String() == "true"
+}
+
+// jsonError is the document a --json command prints on stdout when it fails before its
+// own document: scripts parse stdout whatever happened.
+type jsonError struct {
+	Error struct {
+		// What is the error message (also on stderr).
+		What string `json:"what"`
+		// Path is the file the error is about, when it names one (a damaged table file).
+		Path string `json:"path"`
+		// Hint says what to do, when known.
+		Hint string `json:"hint"`
+	} `json:"error"`
+}
+
+// writeJSONError prints err as a jsonError, unless the command already printed its
+// document (an *exitError: a failed check, a report with missing rows).
+func writeJSONError(w io.Writer, err error) {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return
+	}
+	var doc jsonError
+	doc.Error.What = err.Error()
+	if d, ok := iceberg.AsDamage(err); ok {
+		doc.Error.Path, doc.Error.Hint = d.Path, d.Hint()
+	}
+	_ = writeJSONDoc(w, doc)
 }
 
 // signalCause is the cause of a context cancelled by a signal.

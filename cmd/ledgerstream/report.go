@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +22,10 @@ func newReportCmd(g *globals) *cobra.Command {
 		Long: `Prints the notebook's report on the ledger: the summary by (transaction_type, currency),
 the duplicate check, the latest 10 transactions, and the rejects by reason.
 
+A data file or manifest that cannot be read is named, with the rows it held, above the
+figures (in JSON: damaged_files); the report goes on without it and exits 1, since its
+figures lack those rows.
+
 --as-of answers from the ledger as it was at an RFC 3339 time or a snapshot id (see
 'ledgerstream history'); --transaction tells where transactions came from, as
 'ledgerstream history --transaction' does.`,
@@ -36,7 +42,10 @@ the duplicate check, the latest 10 transactions, and the rejects by reason.
 			if err != nil {
 				return err
 			}
-			return writeReport(cmd.OutOrStdout(), rep, asJSON, full)
+			if err := writeReport(cmd.OutOrStdout(), rep, asJSON, full); err != nil {
+				return err
+			}
+			return incomplete(rep)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
@@ -44,6 +53,25 @@ the duplicate check, the latest 10 transactions, and the rejects by reason.
 	cmd.Flags().StringVar(&asOf, "as-of", "", "report the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
 	cmd.Flags().StringSliceVar(&txns, "transaction", nil, "instead of the report, show which snapshot, batch and source record brought these transaction ids in (comma-separated or repeated)")
 	return cmd
+}
+
+// incomplete is the exit error of a report that lacks the rows of files it could not read:
+// a report with rows missing must not pass for a complete one.
+func incomplete(rep *report.Report) error {
+	if len(rep.Damaged) == 0 {
+		return nil
+	}
+	rows, known := report.DamagedRows(rep.Damaged)
+	paths := make([]string, len(rep.Damaged))
+	for i, d := range rep.Damaged {
+		paths[i] = d.Path
+	}
+	more := ""
+	if !known {
+		more = " and more"
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("the report is incomplete: %d rows%s are missing from its figures, in files that could not be read: %s (restore them from a backup of the warehouse)",
+		rows, more, strings.Join(paths, ", "))}
 }
 
 func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {

@@ -43,6 +43,10 @@ type View struct {
 	// that does not exist yet), Earlier the ones it was written with before, oldest first.
 	Contract *ledger.Contract
 	Earlier  []*ledger.Contract
+
+	// damaged are the files ScanLedger and ScanRejects could not read (they go on
+	// without them).
+	damaged []report.DamagedFile
 }
 
 // Open reads the histories of the ledger ident and its rejects table and resolves a in
@@ -147,20 +151,37 @@ func (v *View) RejectsComplete(pipeline string) (map[report.TopicPartition]int64
 	return complete, nil
 }
 
-// ScanLedger calls fn for every row of the ledger as of the view, read by its contract.
+// ScanLedger calls fn for every row of the ledger as of the view, read by its contract. A
+// manifest or data file that cannot be read is skipped and recorded (DamagedFiles); a
+// metadata file or manifest list that cannot be read ends the scan with a
+// *iceberg.DamageError.
 func (v *View) ScanLedger(ctx context.Context, fn func(row ledger.Row, processed time.Time) error) error {
 	if v.Ledger.SnapshotID == 0 {
 		return nil
 	}
-	return v.cat.ScanRows(ctx, v.ident, v.Ledger.SnapshotID, v.Contract, fn)
+	return v.cat.ScanRowsOpts(ctx, v.ident, v.Contract, iceberg.ScanOptions{SnapshotID: v.Ledger.SnapshotID, OnDamage: v.damage}, fn)
 }
 
-// ScanRejects calls fn for every row of the rejects table as of the view.
+// ScanRejects calls fn for every row of the rejects table as of the view; damaged files
+// as ScanLedger.
 func (v *View) ScanRejects(ctx context.Context, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
 	if v.Rejects.SnapshotID == 0 {
 		return nil
 	}
-	return v.cat.ScanRejects(ctx, iceberg.RejectsIdent(v.ident), v.Rejects.SnapshotID, fn)
+	return v.cat.ScanRejectsOpts(ctx, iceberg.RejectsIdent(v.ident), iceberg.ScanOptions{SnapshotID: v.Rejects.SnapshotID, OnDamage: v.damage}, fn)
+}
+
+// damage records a file a scan could not read.
+func (v *View) damage(d *iceberg.DamageError) error {
+	v.damaged = append(v.damaged, report.DamagedFile{Table: d.Table, Kind: d.Kind, Path: d.Path, Problem: d.Problem,
+		Rows: d.Records, Read: d.Read, Source: d.Source, Hint: d.Hint()})
+	return nil
+}
+
+// DamagedFiles lists the files the view's scans could not read so far ([] when none):
+// their rows are missing from what the scans gave.
+func (v *View) DamagedFiles() []report.DamagedFile {
+	return append([]report.DamagedFile{}, v.damaged...)
 }
 
 // Report scans the view once and builds the report, with the rejects table's counts by
@@ -175,6 +196,7 @@ func (v *View) Report(ctx context.Context) (*report.Report, error) {
 	}
 	rep := b.Report()
 	if !v.RejectsExists {
+		rep.Damaged = v.DamagedFiles()
 		return rep, nil
 	}
 	var tally report.RejectTally
@@ -185,6 +207,7 @@ func (v *View) Report(ctx context.Context) (*report.Report, error) {
 		return nil, err
 	}
 	rep.Rejects = tally.Summary()
+	rep.Damaged = v.DamagedFiles()
 	return rep, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,6 +31,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/uptrace/bun/driver/sqliteshim"
+
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // DefaultCatalogName is the catalog name stored in the SQL catalog's rows (catalog_name); a
@@ -149,6 +152,12 @@ type Catalog struct {
 	kind      string // "sqlite", "postgres" or "rest"
 	warehouse string
 	close     func() error
+
+	// SQL catalogs: the database, the catalog's name in it and the FileIO properties,
+	// to find the metadata file of a table that does not load (metadataDamage).
+	db    *sql.DB
+	name  string
+	props ice.Properties
 }
 
 // Open opens the catalog cfg describes. SQL catalogs get their tables created when absent.
@@ -255,7 +264,7 @@ func newSQLCatalog(db *sql.DB, name string, dialect sqlcat.SupportedDialect, kin
 	// NewCatalog leaves a caller-supplied *sql.DB to the caller: close both.
 	return &Catalog{cat: c, kind: kind, warehouse: warehouse, close: func() error {
 		return errors.Join(c.Close(), db.Close())
-	}}, nil
+	}, db: db, name: name, props: props}, nil
 }
 
 // warehouseLocation resolves the warehouse to an absolute local path (iceberg-go's local
@@ -469,13 +478,87 @@ func (c *Catalog) EnsureNamespace(ctx context.Context, ns table.Identifier) erro
 	return nil
 }
 
-// LoadTable loads a table.
+// LoadTable loads a table. A metadata file that cannot be read is a *DamageError naming
+// it (marked retry.Permanent).
 func (c *Catalog) LoadTable(ctx context.Context, ident table.Identifier) (*table.Table, error) {
-	tbl, err := c.cat.LoadTable(ctx, ident)
+	tbl, err := c.loadTable(ctx, ident)
 	if err != nil {
+		if _, ok := AsDamage(err); ok {
+			return nil, err
+		}
 		return nil, fmt.Errorf("iceberg: load table %s: %w", identString(ident), err)
 	}
 	return tbl, nil
+}
+
+// loadTable is the catalog's LoadTable, with its error as the catalog gave it, unless the
+// table's metadata file is damaged: then a *DamageError naming it, marked permanent.
+func (c *Catalog) loadTable(ctx context.Context, ident table.Identifier) (*table.Table, error) {
+	tbl, err := c.cat.LoadTable(ctx, ident)
+	if err != nil {
+		if d := c.metadataDamage(ctx, ident, err); d != nil {
+			return nil, d
+		}
+		return nil, err
+	}
+	return tbl, nil
+}
+
+// metadataDamage tells whether loading ident failed with err because its metadata file
+// is damaged (missing, or not a metadata document), by reading the file the catalog names
+// itself. Only SQL catalogs say where that file is; a REST catalog reads it on its side.
+func (c *Catalog) metadataDamage(ctx context.Context, ident table.Identifier, err error) error {
+	if c.db == nil || errors.Is(err, catalog.ErrNoSuchTable) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || len(ident) < 2 {
+		return nil
+	}
+	// The JDBC catalog schema (iceberg-go's sql catalog): one row per table, with the
+	// current and the previous metadata location.
+	q := "SELECT metadata_location, previous_metadata_location FROM iceberg_tables " +
+		"WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?"
+	if c.kind == "postgres" {
+		q = "SELECT metadata_location, previous_metadata_location FROM iceberg_tables " +
+			"WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3"
+	}
+	var loc, prev sql.NullString
+	ns, name := strings.Join(ident[:len(ident)-1], "."), ident[len(ident)-1]
+	if qerr := c.db.QueryRowContext(ctx, q, c.name, ns, name).Scan(&loc, &prev); qerr != nil || !loc.Valid {
+		return nil
+	}
+	fsys, ferr := iceio.LoadFS(ctx, c.props, loc.String)
+	if ferr != nil {
+		return nil
+	}
+	de := &DamageError{Table: identString(ident), Kind: FileMetadata, Path: loc.String, Records: -1, Previous: prev.String}
+	if prev.Valid && prev.String != "" {
+		de.Rollback = fmt.Sprintf("in the %s catalog: UPDATE iceberg_tables SET metadata_location = '%s', previous_metadata_location = NULL "+
+			"WHERE catalog_name = '%s' AND table_namespace = '%s' AND table_name = '%s'", c.kind, prev.String, c.name, ns, name)
+	}
+	data, rerr := readFile(fsys, loc.String)
+	if rerr != nil {
+		return damaged(fsys, de, -1, rerr)
+	}
+	if strings.HasSuffix(loc.String, ".gz.metadata.json") {
+		return nil // compressed: not read here
+	}
+	if _, perr := table.ParseMetadataBytes(data); perr != nil {
+		de.Problem, de.Err = fmt.Sprintf("not a metadata document (%v)", perr), perr
+		return retry.MarkPermanent(de)
+	}
+	return nil // the file reads: the failure was elsewhere
+}
+
+// readFile reads the whole file at path through fsys.
+func readFile(fsys iceio.IO, path string) ([]byte, error) {
+	if rf, ok := fsys.(iceio.ReadFileIO); ok {
+		return rf.ReadFile(path)
+	}
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // DropTable removes the table from the catalog and, with purge, deletes its files (best

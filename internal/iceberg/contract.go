@@ -264,6 +264,11 @@ func (c *Catalog) ScanContract(ctx context.Context, ident table.Identifier, snap
 
 // scanContractWhere is ScanContract for the rows that match filter (nil: all).
 func (c *Catalog) scanContractWhere(ctx context.Context, ident table.Identifier, snapshotID int64, ct *ledger.Contract, filter ice.BooleanExpression, fn func(row ledger.Row, processed time.Time) error) error {
+	return c.scanContract(ctx, ident, ct, ScanOptions{SnapshotID: snapshotID, Filter: filter}, fn)
+}
+
+// scanContract is ScanContract as opts say.
+func (c *Catalog) scanContract(ctx context.Context, ident table.Identifier, ct *ledger.Contract, opts ScanOptions, fn func(row ledger.Row, processed time.Time) error) error {
 	tbl, err := c.LoadTable(ctx, ident)
 	if err != nil {
 		return err
@@ -281,7 +286,7 @@ func (c *Catalog) scanContractWhere(ctx context.Context, ident table.Identifier,
 			cols = append(cols, f.Name)
 		}
 	}
-	return c.scanBatchesWhere(ctx, ident, snapshotID, filter, cols, func(rec arrow.RecordBatch) error {
+	return c.scanFiles(ctx, ident, opts, cols, func(rec arrow.RecordBatch) error {
 		return eachContractRow(rec, ct, fn)
 	})
 }
@@ -403,4 +408,13 @@ func (c *Catalog) ScanRowsWhere(ctx context.Context, ident table.Identifier, sna
 		return c.ScanLedgerWhere(ctx, ident, snapshotID, filter, fn)
 	}
 	return c.scanContractWhere(ctx, ident, snapshotID, ct, filter, fn)
+}
+
+// ScanRowsOpts is ScanRows as opts say: a snapshot, a filter, and what to do with a file
+// that cannot be read.
+func (c *Catalog) ScanRowsOpts(ctx context.Context, ident table.Identifier, ct *ledger.Contract, opts ScanOptions, fn func(row ledger.Row, processed time.Time) error) error {
+	if ct.IsDefault() {
+		return c.scanFiles(ctx, ident, opts, ledgerColumns, func(rec arrow.RecordBatch) error { return eachLedgerRow(rec, fn) })
+	}
+	return c.scanContract(ctx, ident, ct, opts, fn)
 }

@@ -68,7 +68,7 @@ func earlierContracts(tbl *table.Table) []string {
 // change that is not is refused with an error that says why and what to do.
 func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, given *ledger.Contract) (*table.Table, *ledger.Contract, error) {
 	name := identString(ident)
-	tbl, err := c.cat.LoadTable(ctx, ident)
+	tbl, err := c.loadTable(ctx, ident)
 	if given == nil {
 		if err == nil {
 			have, err := TableContract(tbl)
@@ -159,7 +159,7 @@ func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, give
 
 // reload loads the table and checks that it now has contract want.
 func (c *Catalog) reload(ctx context.Context, ident table.Identifier, want *ledger.Contract) (*table.Table, *ledger.Contract, error) {
-	tbl, err := c.cat.LoadTable(ctx, ident)
+	tbl, err := c.loadTable(ctx, ident)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -310,7 +310,7 @@ func checkChanges(a, b *ledger.Field) string {
 func (c *Catalog) loadCreatedElsewhere(ctx context.Context, ident table.Identifier) (*table.Table, error) {
 	wait := 50 * time.Millisecond
 	for deadline := time.Now().Add(5 * time.Second); ; wait *= 2 {
-		tbl, err := c.cat.LoadTable(ctx, ident)
+		tbl, err := c.loadTable(ctx, ident)
 		if !errors.Is(err, catalog.ErrNoSuchTable) || time.Now().After(deadline) {
 			return tbl, err
 		}

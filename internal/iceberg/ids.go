@@ -98,36 +98,45 @@ func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64
 	if len(snapshots) == 0 {
 		return nil
 	}
-	tbl, err := l.table(ctx, head)
+	loaded, err := l.table(ctx, head)
 	if err != nil {
 		return err
 	}
-	fs, err := tbl.FS(ctx)
+	name := identString(l.ident)
+	tbl, fs, err := readerTable(ctx, loaded)
 	if err != nil {
-		return fmt.Errorf("iceberg: read ids of %s: %w", identString(l.ident), err)
+		return err
 	}
 	meta := tbl.Metadata()
 	var tasks []table.FileScanTask
 	for _, id := range snapshots {
 		snap := meta.SnapshotByID(id)
 		if snap == nil {
-			return fmt.Errorf("iceberg: read ids of %s: no snapshot %d", identString(l.ident), id)
+			return fmt.Errorf("iceberg: read ids of %s: no snapshot %d", name, id)
 		}
 		if snap.Summary != nil && (snap.Summary.Operation == table.OpReplace || snap.Summary.Operation == table.OpDelete) {
 			continue
 		}
 		manifests, err := snap.Manifests(fs)
 		if err != nil {
-			return fmt.Errorf("iceberg: read ids of %s: snapshot %d: %w", identString(l.ident), id, err)
+			if d := damaged(fs, &DamageError{Table: name, Kind: FileManifestList, Path: snap.ManifestList, Records: -1}, -1, err); d != nil {
+				return d
+			}
+			return fmt.Errorf("iceberg: read ids of %s: snapshot %d: %w", name, id, err)
 		}
 		for _, m := range manifests {
 			if m.SnapshotID() != id || m.ManifestContent() != ice.ManifestContentData {
 				continue // inherited from an earlier snapshot, or deletes
 			}
-			for e, err := range m.Entries(fs, true) {
-				if err != nil {
-					return fmt.Errorf("iceberg: read ids of %s: manifest %s: %w", identString(l.ident), m.FilePath(), err)
+			entries, err := m.FetchEntries(fs, true)
+			if err != nil {
+				de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: m.AddedRows() + m.ExistingRows()}
+				if d := damaged(fs, de, m.Length(), err); d != nil {
+					return d
 				}
+				return fmt.Errorf("iceberg: read ids of %s: manifest %s: %w", name, m.FilePath(), err)
+			}
+			for _, e := range entries {
 				if e.Status() != ice.EntryStatusADDED || e.SnapshotID() != id || e.DataFile().ContentType() != ice.EntryContentData {
 					continue
 				}
@@ -139,11 +148,9 @@ func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64
 	if len(tasks) == 0 {
 		return nil
 	}
-	_, batches, err := tbl.Scan(table.WithSelectedFields(l.idColumns()...), table.WithSnapshotID(head)).ReadTasks(ctx, tasks)
-	if err != nil {
-		return fmt.Errorf("iceberg: read ids of %s: %w", identString(l.ident), err)
-	}
-	return eachBatch(identString(l.ident), batches, func(rec arrow.RecordBatch) error { return eachID(rec, l.key, fn) })
+	scan := tbl.Scan(table.WithSelectedFields(l.idColumns()...), table.WithSnapshotID(head))
+	defer scan.Close()
+	return readTasks(ctx, name, fs, scan, scanSchema(meta, head), tasks, nil, func(rec arrow.RecordBatch) error { return eachID(rec, l.key, fn) })
 }
 
 func eachID(rec arrow.RecordBatch, key string, fn func(string, engine.Owner) error) error {

@@ -233,6 +233,12 @@ func (c *Catalog) ScanRejects(ctx context.Context, rejectsIdent table.Identifier
 
 // ScanRejectsWhere is ScanRejects for the rows that match filter only (nil: all).
 func (c *Catalog) ScanRejectsWhere(ctx context.Context, rejectsIdent table.Identifier, snapshotID int64, filter ice.BooleanExpression, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
+	return c.ScanRejectsOpts(ctx, rejectsIdent, ScanOptions{SnapshotID: snapshotID, Filter: filter}, fn)
+}
+
+// ScanRejectsOpts is ScanRejects as opts say: a snapshot, a filter, and what to do with a
+// file that cannot be read.
+func (c *Catalog) ScanRejectsOpts(ctx context.Context, rejectsIdent table.Identifier, opts ScanOptions, fn func(row ledger.RejectRow, rejectedAt time.Time) error) error {
 	fields := []string{
 		ColSourceTopic, ColSourcePartition, ColSourceOffset, ColKey, ColValue, ColValueSize,
 		ColValueSHA256, ColKafkaTimestamp, ColReason, ColMessage, ColTransactionID, ColRejectedAt,
@@ -241,10 +247,10 @@ func (c *Catalog) ScanRejectsWhere(ctx context.Context, rejectsIdent table.Ident
 	if err != nil {
 		return err
 	}
-	if _, ok := scanSchema(tbl.Metadata(), snapshotID).FindFieldByName(ColSourceOffsetLast); ok {
+	if _, ok := scanSchema(tbl.Metadata(), opts.SnapshotID).FindFieldByName(ColSourceOffsetLast); ok {
 		fields = append(fields, ColSourceOffsetLast)
 	}
-	return c.scanBatchesWhere(ctx, rejectsIdent, snapshotID, filter, fields, func(rec arrow.RecordBatch) error { return eachRejectRow(rec, fn) })
+	return c.scanFiles(ctx, rejectsIdent, opts, fields, func(rec arrow.RecordBatch) error { return eachRejectRow(rec, fn) })
 }
 
 // scanSchema is the schema a scan of snapshotID (0: main's head) reads with: the

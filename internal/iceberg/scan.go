@@ -3,17 +3,21 @@ package iceberg
 import (
 	"context"
 	"fmt"
-	"iter"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	ice "github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // ScanLedger reads the ledger table at snapshotID (0: main's head) and calls fn for every
@@ -41,45 +45,249 @@ var ledgerColumns = []string{
 // calls fn for each record batch, which it releases after fn. A table without snapshots has
 // no batches.
 func (c *Catalog) scanBatches(ctx context.Context, ident table.Identifier, snapshotID int64, fields []string, fn func(arrow.RecordBatch) error) error {
-	return c.scanBatchesWhere(ctx, ident, snapshotID, nil, fields, fn)
+	return c.scanFiles(ctx, ident, ScanOptions{SnapshotID: snapshotID}, fields, fn)
 }
 
 // scanBatchesWhere is scanBatches for the rows that match filter (nil: all).
 func (c *Catalog) scanBatchesWhere(ctx context.Context, ident table.Identifier, snapshotID int64, filter ice.BooleanExpression, fields []string, fn func(arrow.RecordBatch) error) error {
-	tbl, err := c.LoadTable(ctx, ident)
+	return c.scanFiles(ctx, ident, ScanOptions{SnapshotID: snapshotID, Filter: filter}, fields, fn)
+}
+
+// ScanOptions says what a scan reads and what it does with a damaged file.
+type ScanOptions struct {
+	// SnapshotID is the snapshot to read (0: main's head).
+	SnapshotID int64
+	// Filter keeps the rows that match it (nil: all); files whose bounds exclude every
+	// match are not read.
+	Filter ice.BooleanExpression
+	// OnDamage, when set, is told of each manifest or data file that cannot be read, and
+	// the scan goes on with the others (an error from OnDamage stops it). When nil, the
+	// first damaged file ends the scan with a *DamageError marked retry.Permanent.
+	OnDamage func(*DamageError) error
+}
+
+// scanFiles reads the columns fields of table ident as opts say, file by file, so that a
+// file that cannot be read is named (a *DamageError) and, with opts.OnDamage, the others
+// are still read. fn is called for each record batch, in no particular order of files
+// (rows of one file in order), from the caller's goroutine; the batch is released after.
+func (c *Catalog) scanFiles(ctx context.Context, ident table.Identifier, opts ScanOptions, fields []string, fn func(arrow.RecordBatch) error) error {
+	name := identString(ident)
+	loaded, err := c.LoadTable(ctx, ident)
 	if err != nil {
 		return err
 	}
-	if mainSnapshotID(tbl.Metadata()) == 0 && snapshotID == 0 {
-		return nil // no snapshot, no rows
-	}
-	opts := []table.ScanOption{table.WithSelectedFields(fields...)}
-	if filter != nil {
-		opts = append(opts, table.WithRowFilter(filter))
-	}
-	if snapshotID != 0 {
-		opts = append(opts, table.WithSnapshotID(snapshotID))
-	}
-	_, batches, err := tbl.Scan(opts...).ToArrowRecords(ctx)
-	if err != nil {
-		return fmt.Errorf("iceberg: scan %s: %w", identString(ident), err)
-	}
-	return eachBatch(identString(ident), batches, fn)
-}
-
-// eachBatch calls fn for each batch of an Arrow scan and releases it.
-func eachBatch(name string, batches iter.Seq2[arrow.RecordBatch, error], fn func(arrow.RecordBatch) error) error {
-	for rec, err := range batches {
-		if err != nil {
-			return fmt.Errorf("iceberg: scan %s: %w", name, err)
+	meta := loaded.Metadata()
+	snapshotID := opts.SnapshotID
+	if snapshotID == 0 {
+		if snapshotID = mainSnapshotID(meta); snapshotID == 0 {
+			return nil // no snapshot, no rows
 		}
-		err = fn(rec)
-		rec.Release()
-		if err != nil {
+	}
+	snap := meta.SnapshotByID(snapshotID)
+	if snap == nil {
+		return fmt.Errorf("iceberg: scan %s: no snapshot %d", name, snapshotID)
+	}
+	tbl, fsys, err := readerTable(ctx, loaded)
+	if err != nil {
+		return err
+	}
+	scanOpts := []table.ScanOption{table.WithSelectedFields(fields...), table.WithSnapshotID(snapshotID)}
+	if opts.Filter != nil {
+		scanOpts = append(scanOpts, table.WithRowFilter(opts.Filter))
+	}
+	scan := tbl.Scan(scanOpts...)
+	defer scan.Close()
+	tasks, err := scan.PlanFiles(ctx)
+	if err != nil {
+		if tasks, err = planAroundDamage(name, fsys, snap, opts.OnDamage, err); err != nil {
 			return err
 		}
 	}
-	return nil
+	return readTasks(ctx, name, fsys, scan, scanSchema(meta, opts.SnapshotID), tasks, opts.OnDamage, fn)
+}
+
+// readerTable is loaded with one FileIO for every file a scan reads (a scan of the table
+// as loaded makes one per file: an S3 client each).
+func readerTable(ctx context.Context, loaded *table.Table) (*table.Table, iceio.IO, error) {
+	fsys, err := loaded.FS(ctx)
+	if err != nil {
+		return nil, nil, retry.Tag(retry.Storage, fmt.Errorf("iceberg: read %s: %w", identString(loaded.Identifier()), err))
+	}
+	tbl := table.New(loaded.Identifier(), loaded.Metadata(), loaded.MetadataLocation(),
+		func(context.Context) (iceio.IO, error) { return fsys, nil }, nil)
+	return tbl, fsys, nil
+}
+
+// planAroundDamage is the plan of a scan whose planning failed with planErr: it reads the
+// snapshot's manifest list and each manifest itself to find the one that cannot be read,
+// and plans the data files of the others (without pruning: the scan's filter still
+// applies to the rows). When every file reads, planErr was a passing failure and is
+// returned; a damaged manifest list ends the scan.
+func planAroundDamage(name string, fsys iceio.IO, snap *table.Snapshot, onDamage func(*DamageError) error, planErr error) ([]table.FileScanTask, error) {
+	failed := fmt.Errorf("iceberg: plan the scan of %s: %w", name, planErr)
+	manifests, err := snap.Manifests(fsys)
+	if err != nil {
+		de := &DamageError{Table: name, Kind: FileManifestList, Path: snap.ManifestList, Records: -1}
+		if d := damaged(fsys, de, -1, err); d != nil {
+			return nil, d
+		}
+		return nil, failed
+	}
+	var tasks []table.FileScanTask
+	found := false
+	for _, m := range manifests {
+		if m.ManifestContent() != ice.ManifestContentData {
+			return nil, failed // deletes: a plan without them would be wrong (ledgerstream writes none)
+		}
+		entries, err := m.FetchEntries(fsys, true)
+		if err != nil {
+			de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: -1}
+			if m.AddedRows() >= 0 && m.ExistingRows() >= 0 {
+				de.Records = m.AddedRows() + m.ExistingRows()
+			}
+			d := damaged(fsys, de, m.Length(), err)
+			if d == nil {
+				return nil, fmt.Errorf("iceberg: scan %s: read manifest %s: %w", name, m.FilePath(), err)
+			}
+			found = true
+			if onDamage == nil {
+				return nil, d
+			}
+			if err := onDamage(de); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		for _, e := range entries {
+			if df := e.DataFile(); df.ContentType() == ice.EntryContentData {
+				tasks = append(tasks, table.FileScanTask{File: df, Length: df.FileSizeBytes()})
+			}
+		}
+	}
+	if !found {
+		return nil, failed
+	}
+	return tasks, nil
+}
+
+// scanMessage is a batch of one task, or the error that ended it (rec nil), or its end.
+type scanMessage struct {
+	task int
+	rec  arrow.RecordBatch
+	err  error
+	done bool
+}
+
+// readTasks reads tasks a file at a time on a few goroutines and calls fn for each batch
+// in the caller's goroutine. A file that fails is judged by damaged: damage goes to
+// onDamage (nil: it ends the scan), a passing failure ends the scan.
+func readTasks(ctx context.Context, name string, fsys iceio.IO, scan *table.Scan, schema *ice.Schema, tasks []table.FileScanTask,
+	onDamage func(*DamageError) error, fn func(arrow.RecordBatch) error) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	out := make(chan scanMessage)
+	var g errgroup.Group
+	g.Go(func() error { // hands out the tasks in plan order
+		defer close(next)
+		for i := range tasks {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	workers := min(len(tasks), max(2, runtime.GOMAXPROCS(0)))
+	var readers sync.WaitGroup
+	for range workers {
+		readers.Add(1)
+		g.Go(func() error {
+			defer readers.Done()
+			send := func(m scanMessage) bool {
+				select {
+				case out <- m:
+					return true
+				case <-ctx.Done():
+					if m.rec != nil {
+						m.rec.Release()
+					}
+					return false
+				}
+			}
+			for i := range next {
+				_, batches, err := scan.ReadTasks(ctx, tasks[i:i+1])
+				if err != nil {
+					if !send(scanMessage{task: i, err: err}) {
+						return nil
+					}
+					continue
+				}
+				failed := false
+				for rec, err := range batches {
+					if err != nil {
+						failed = true
+						if !send(scanMessage{task: i, err: err}) {
+							return nil
+						}
+						break
+					}
+					if !send(scanMessage{task: i, rec: rec}) {
+						return nil
+					}
+				}
+				if !failed && !send(scanMessage{task: i, done: true}) {
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	go func() { readers.Wait(); close(out) }()
+
+	read := make([]int64, len(tasks))
+	var first error
+	stop := func(err error) {
+		if first == nil {
+			first = err
+			cancel()
+		}
+	}
+	for m := range out {
+		switch {
+		case m.rec != nil:
+			if first == nil {
+				if err := fn(m.rec); err != nil {
+					stop(err)
+				}
+				read[m.task] += m.rec.NumRows()
+			}
+			m.rec.Release()
+		case m.err != nil && first == nil:
+			df := tasks[m.task].File
+			de := &DamageError{Table: name, Kind: FileData, Path: df.FilePath(), Records: df.Count(),
+				Read: read[m.task], Source: sourceRange(schema, df)}
+			switch d := damaged(fsys, de, df.FileSizeBytes(), m.err); {
+			case d == nil:
+				stop(retry.Tag(retry.Storage, fmt.Errorf("iceberg: scan %s: read %s: %w", name, df.FilePath(), m.err)))
+			case onDamage == nil:
+				stop(d)
+			default:
+				if err := onDamage(de); err != nil {
+					stop(err)
+				}
+			}
+		}
+	}
+	_ = g.Wait() // every goroutine has returned once out is closed and drained
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // stringColumn is what utf8 and large_utf8 arrays have in common.

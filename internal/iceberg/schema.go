@@ -81,7 +81,7 @@ func TableProperties() ice.Properties {
 // where schema has it optional, and no extra required field; otherwise EnsureTable refuses with an
 // error that names the difference.
 func (c *Catalog) EnsureTable(ctx context.Context, ident table.Identifier, schema *ice.Schema) (*table.Table, error) {
-	tbl, err := c.cat.LoadTable(ctx, ident)
+	tbl, err := c.loadTable(ctx, ident)
 	if errors.Is(err, catalog.ErrNoSuchTable) {
 		if err := c.EnsureNamespace(ctx, catalog.NamespaceFromIdent(ident)); err != nil {
 			return nil, err
@@ -91,7 +91,7 @@ func (c *Catalog) EnsureTable(ctx context.Context, ident table.Identifier, schem
 			catalog.WithProperties(TableProperties()))
 		if errors.Is(err, catalog.ErrTableAlreadyExists) {
 			// Another worker created it first: use theirs, checked below.
-			tbl, err = c.cat.LoadTable(ctx, ident)
+			tbl, err = c.loadTable(ctx, ident)
 		}
 	}
 	if err != nil {
@@ -169,11 +169,11 @@ func (c *Catalog) EnsureRejectsTable(ctx context.Context, ident table.Identifier
 			return fmt.Errorf("iceberg: add columns %s to %s: %w", fieldNames(missing), identString(ident), err)
 		}
 		// Most likely another worker evolved or committed first: re-read and look again.
-		if tbl, err = c.cat.LoadTable(ctx, ident); err != nil {
+		if tbl, err = c.loadTable(ctx, ident); err != nil {
 			return fmt.Errorf("iceberg: re-read %s after a failed schema update: %w", identString(ident), err)
 		}
 	}
-	tbl, err = c.cat.LoadTable(ctx, ident)
+	tbl, err = c.loadTable(ctx, ident)
 	if err != nil {
 		return fmt.Errorf("iceberg: load %s: %w", identString(ident), err)
 	}

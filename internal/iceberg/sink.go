@@ -153,7 +153,7 @@ func (s *TableSink[R]) Table() *table.Table {
 // current snapshot, and the offsets map and batch of the newest snapshot of the pipeline in
 // main's history (foreign commits in between are skipped).
 func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
-	tbl, err := s.cat.cat.LoadTable(ctx, s.ident)
+	tbl, err := s.cat.loadTable(ctx, s.ident)
 	if err != nil {
 		return engine.TableState{}, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: load %s: %w", s.Name(), err))
 	}

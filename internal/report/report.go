@@ -67,6 +67,10 @@ type Report struct {
 	// caller fills it from a RejectTally).
 	Rejects *RejectSummary `json:"rejects"`
 
+	// Damaged lists the files that could not be read (the caller fills it): their rows
+	// are missing from every figure above, and the report is incomplete.
+	Damaged []DamagedFile `json:"damaged_files,omitempty"`
+
 	// For a ledger written with a custom contract: the report section's group_by columns
 	// and amount column (Summary rows then have Group), and the columns of Latest rows
 	// (which then have Values).

@@ -28,6 +28,9 @@ func (r *Report) WriteTextFull(w io.Writer) error {
 
 func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 	var sb strings.Builder
+	if err := WriteDamageText(&sb, r.Damaged); err != nil {
+		return err
+	}
 
 	sb.WriteString("Transaction Ledger Summary:\n")
 	rows := make([][]string, 0, len(r.Summary))
