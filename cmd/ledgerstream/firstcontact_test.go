@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
