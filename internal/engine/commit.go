@@ -223,6 +223,11 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	// Held across the catalog commit: the ledger's state and the index change together
 	// with it, and Resume reads both (see commitLedger). Released before the back-off.
 	e.mu.Lock()
+	if e.fatal != nil {
+		err := e.fatal
+		e.mu.Unlock()
+		return false, fmt.Errorf("resume partitions: %w", err) // no commit on a table found damaged
+	}
 	base := e.ledger
 	if base.SnapshotID != lc.planned {
 		// A Resume reloaded the ledger while the batch was being staged. The verdict and

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -161,6 +162,10 @@ type Engine struct {
 	targets, logStart Offsets
 	// indexed is the ledger snapshot the index was synced to when the batch began.
 	indexed int64
+	// fatal is a failure retrying cannot fix that Resume met (a damaged table file, a
+	// denied access) on the group's goroutine, which can only refuse the assignment: the
+	// loop stops on it instead of the group retrying the assignment for ever.
+	fatal error
 	// assignments counts, per partition, the times it was assigned to this worker.
 	assignments map[Partition]int64
 
@@ -280,6 +285,8 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	if err := e.loadLocked(ctx); err != nil {
 		if retry.IsTemporary(err) {
 			e.cfg.Retry.Track().Failed(dependencyOf(err, retry.Catalog), "resume partitions", err)
+		} else {
+			e.fatal = cmp.Or(e.fatal, err)
 		}
 		return nil, fmt.Errorf("resume %d partitions: %w", len(parts), err)
 	}
@@ -291,6 +298,9 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	// classified again before the commit: see commitLedger.)
 	if e.sinks.Index != nil {
 		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
+			if !retry.IsTemporary(err) {
+				e.fatal = cmp.Or(e.fatal, err)
+			}
 			return nil, fmt.Errorf("resume %d partitions: sync the transaction id index: %w", len(parts), err)
 		}
 	}
@@ -465,6 +475,9 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 // prepare makes sure the tables' states are known and the index reflects the ledger
 // before a batch classifies records against it.
 func (e *Engine) prepare(ctx context.Context) error {
+	if err := e.fatalErr(); err != nil {
+		return err
+	}
 	err := e.do(ctx, retry.Catalog, "load the tables", func(ctx context.Context) error {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -485,6 +498,16 @@ func (e *Engine) prepare(ctx context.Context) error {
 		e.indexed = e.ledger.SnapshotID
 		return nil
 	})
+}
+
+// fatalErr is the failure Resume met that retrying cannot fix, wrapped to say where.
+func (e *Engine) fatalErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fatal != nil {
+		return fmt.Errorf("resume partitions: %w", e.fatal)
+	}
+	return nil
 }
 
 // caughtUp says whether an available-now run has reached its targets on every owned

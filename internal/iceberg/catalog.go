@@ -31,8 +31,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/uptrace/bun/driver/sqliteshim"
-
-	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // DefaultCatalogName is the catalog name stored in the SQL catalog's rows (catalog_name); a
@@ -543,7 +541,7 @@ func (c *Catalog) metadataDamage(ctx context.Context, ident table.Identifier, er
 	}
 	if _, perr := table.ParseMetadataBytes(data); perr != nil {
 		de.Problem, de.Err = fmt.Sprintf("not a metadata document (%v)", perr), perr
-		return retry.MarkPermanent(de)
+		return permanentDamage(de)
 	}
 	return nil // the file reads: the failure was elsewhere
 }

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	stdfs "io/fs"
 	"strings"
 
 	ice "github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
@@ -129,7 +130,7 @@ func damaged(fsys iceio.IO, de *DamageError, wantSize int64, err error) error {
 	de.Err = err
 	size, serr := fileSize(fsys, de.Path)
 	switch {
-	case errors.Is(serr, fs.ErrNotExist) || errors.Is(err, fs.ErrNotExist):
+	case errors.Is(serr, stdfs.ErrNotExist) || errors.Is(err, stdfs.ErrNotExist):
 		de.Problem = "missing"
 	case serr == nil && wantSize >= 0 && size != wantSize:
 		de.Problem = fmt.Sprintf("%d bytes, the table's metadata says %d (%v)", size, wantSize, err)
@@ -145,7 +146,12 @@ func damaged(fsys iceio.IO, de *DamageError, wantSize int64, err error) error {
 	default:
 		de.Problem = fmt.Sprintf("unreadable (%v)", err)
 	}
-	return retry.MarkPermanent(de)
+	return permanentDamage(de)
+}
+
+// permanentDamage is de as the retry policy must see it: the storage's, and permanent.
+func permanentDamage(de *DamageError) error {
+	return retry.Tag(retry.Storage, retry.MarkPermanent(de))
 }
 
 // fileSize is the size of the file at path, through the table's FileIO.
@@ -198,4 +204,104 @@ func sourceRange(schema *ice.Schema, df ice.DataFile) string {
 		return fmt.Sprintf("partition %d offsets %d-%d", p0, o0, o1)
 	}
 	return fmt.Sprintf("partitions %d-%d, offsets %d-%d", p0, p1, o0, o1)
+}
+
+// FilesChecked is what CheckFiles looked at.
+type FilesChecked struct {
+	Manifests, DataFiles int
+	// Bytes is the data files' total size.
+	Bytes int64
+}
+
+// CheckFiles checks, without reading any data, the files main's head of table ident is
+// made of: its metadata file loads, its manifest list and every manifest decode, and every
+// data file they list is present with the size the manifest records (one listing of the
+// table's location; a file outside it is looked at on its own). It cannot see bytes
+// changed inside a data file of the right size: that is found when the file is read (an
+// index rebuild, a sync, verify). The first damaged file is returned as a *DamageError,
+// marked retry.Permanent.
+func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (FilesChecked, error) {
+	var out FilesChecked
+	name := identString(ident)
+	tbl, err := c.loadTable(ctx, ident)
+	if err != nil {
+		return out, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: check the files of %s: %w", name, err))
+	}
+	head := mainSnapshotID(tbl.Metadata())
+	if head == 0 {
+		return out, nil
+	}
+	snap := tbl.Metadata().SnapshotByID(head)
+	fsys, err := tbl.FS(ctx)
+	if err != nil {
+		return out, retry.Tag(retry.Storage, fmt.Errorf("iceberg: check the files of %s: %w", name, err))
+	}
+	failed := func(what string, err error) error {
+		return retry.Tag(retry.Storage, fmt.Errorf("iceberg: check the files of %s: %s: %w", name, what, err))
+	}
+	manifests, err := snap.Manifests(fsys)
+	if err != nil {
+		if d := damaged(fsys, &DamageError{Table: name, Kind: FileManifestList, Path: snap.ManifestList, Records: -1}, -1, err); d != nil {
+			return out, d
+		}
+		return out, failed("read the manifest list "+snap.ManifestList, err)
+	}
+	schema := tbl.Schema()
+	var files []ice.DataFile
+	for _, m := range manifests {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		entries, err := m.FetchEntries(fsys, true)
+		if err != nil {
+			de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: -1}
+			if m.AddedRows() >= 0 && m.ExistingRows() >= 0 {
+				de.Records = m.AddedRows() + m.ExistingRows()
+			}
+			if d := damaged(fsys, de, m.Length(), err); d != nil {
+				return out, d
+			}
+			return out, failed("read the manifest "+m.FilePath(), err)
+		}
+		out.Manifests++
+		for _, e := range entries {
+			files = append(files, e.DataFile())
+		}
+	}
+	// Sizes from one listing of the table's location: a request per thousand files on S3
+	// rather than one per file.
+	sizes := map[string]int64{}
+	if lister, ok := fsys.(iceio.ListableIO); ok {
+		_ = lister.WalkDir(tbl.Location(), func(path string, d stdfs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			if info, ierr := d.Info(); ierr == nil {
+				sizes[path] = info.Size()
+			}
+			return ctx.Err()
+		}) // a listing that fails leaves the files to be looked at one by one
+	}
+	for _, df := range files {
+		size, listed := sizes[df.FilePath()]
+		if !listed {
+			var serr error
+			if size, serr = fileSize(fsys, df.FilePath()); serr != nil && !errors.Is(serr, stdfs.ErrNotExist) {
+				return out, failed("look at "+df.FilePath(), serr)
+			} else if serr != nil {
+				size = -1
+			}
+		}
+		if size != df.FileSizeBytes() {
+			de := &DamageError{Table: name, Kind: FileData, Path: df.FilePath(), Records: df.Count(), Source: sourceRange(schema, df),
+				Problem: "missing"}
+			if size >= 0 {
+				de.Problem = fmt.Sprintf("%d bytes, the manifest says %d", size, df.FileSizeBytes())
+			}
+			return out, permanentDamage(de)
+		}
+		out.DataFiles++
+		out.Bytes += size
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"log/slog"
 	"maps"
 	"runtime"
 	"strconv"
@@ -64,9 +65,10 @@ type TableSink[R any] struct {
 	pipeline string
 	newEnc   func() (Encoder[R], error)
 
-	mu   sync.Mutex
-	tbl  *table.Table // as of the last Load or successful Commit
-	encs []Encoder[R] // free encoders
+	mu      sync.Mutex
+	tbl     *table.Table // as of the last Load or successful Commit
+	encs    []Encoder[R] // free encoders
+	checked bool         // the first Load checked the table's files (CheckFiles)
 }
 
 // Sink is the ledger table's sink.
@@ -152,7 +154,25 @@ func (s *TableSink[R]) Table() *table.Table {
 // Load refreshes the table and returns the state of branch main for this pipeline: the
 // current snapshot, and the offsets map and batch of the newest snapshot of the pipeline in
 // main's history (foreign commits in between are skipped).
+//
+// The first Load also checks the files the table is made of (CheckFiles), so that a worker
+// refuses a damaged table at start whatever its local index holds (docs/design.md §7).
 func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
+	s.mu.Lock()
+	check := !s.checked
+	s.mu.Unlock()
+	if check {
+		started := time.Now()
+		n, err := s.cat.CheckFiles(ctx, s.ident)
+		if err != nil {
+			return engine.TableState{}, err
+		}
+		slog.Info("table files checked: every manifest reads, every data file is present with its size",
+			"table", s.Name(), "manifests", n.Manifests, "data_files", n.DataFiles, "bytes", n.Bytes, "took", time.Since(started).Round(time.Millisecond))
+		s.mu.Lock()
+		s.checked = true
+		s.mu.Unlock()
+	}
 	tbl, err := s.cat.loadTable(ctx, s.ident)
 	if err != nil {
 		return engine.TableState{}, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: load %s: %w", s.Name(), err))

@@ -24,7 +24,7 @@ type DamagedFile struct {
 	Read int64 `json:"rows_read"`
 	// Source is where its rows came from, when the file's column bounds tell
 	// ("financial_transactions/1 offsets 2000-2999").
-	Source string `json:"source,omitempty"`
+	Source string `json:"source"`
 	// Hint says what to do.
 	Hint string `json:"hint"`
 }

@@ -69,7 +69,7 @@ type Report struct {
 
 	// Damaged lists the files that could not be read (the caller fills it): their rows
 	// are missing from every figure above, and the report is incomplete.
-	Damaged []DamagedFile `json:"damaged_files,omitempty"`
+	Damaged []DamagedFile `json:"damaged_files"`
 
 	// For a ledger written with a custom contract: the report section's group_by columns
 	// and amount column (Summary rows then have Group), and the columns of Latest rows
