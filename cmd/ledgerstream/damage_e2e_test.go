@@ -195,11 +195,10 @@ func ledgerFiles(t *testing.T, st stack) (files, manifests map[string]int64, met
 	}
 	files, manifests = map[string]int64{}, map[string]int64{}
 	for _, m := range list {
-		entries, err := m.FetchEntries(fsys, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
+		for e, err := range m.Entries(fsys, true) {
+			if err != nil {
+				t.Fatal(err)
+			}
 			if e.DataFile().ContentType() == ice.EntryContentData {
 				files[e.DataFile().FilePath()] = e.DataFile().Count()
 				manifests[m.FilePath()] += e.DataFile().Count()

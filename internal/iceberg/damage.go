@@ -252,7 +252,7 @@ func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (Files
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		entries, err := m.FetchEntries(fsys, true)
+		entries, err := readManifest(fsys, m)
 		if err != nil {
 			de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: -1}
 			if m.AddedRows() >= 0 && m.ExistingRows() >= 0 {
@@ -304,4 +304,17 @@ func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (Files
 		out.Bytes += size
 	}
 	return out, nil
+}
+
+// readManifest returns the live entries of manifest m, all of them or an error: a manifest
+// that fails in its middle is damaged as a whole.
+func readManifest(fsys iceio.IO, m ice.ManifestFile) ([]ice.ManifestEntry, error) {
+	var entries []ice.ManifestEntry
+	for e, err := range m.Entries(fsys, true) {
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
 }

@@ -128,7 +128,7 @@ func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64
 			if m.SnapshotID() != id || m.ManifestContent() != ice.ManifestContentData {
 				continue // inherited from an earlier snapshot, or deletes
 			}
-			entries, err := m.FetchEntries(fs, true)
+			entries, err := readManifest(fs, m)
 			if err != nil {
 				de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: m.AddedRows() + m.ExistingRows()}
 				if d := damaged(fs, de, m.Length(), err); d != nil {

@@ -139,7 +139,7 @@ func planAroundDamage(name string, fsys iceio.IO, snap *table.Snapshot, onDamage
 		if m.ManifestContent() != ice.ManifestContentData {
 			return nil, failed // deletes: a plan without them would be wrong (ledgerstream writes none)
 		}
-		entries, err := m.FetchEntries(fsys, true)
+		entries, err := readManifest(fsys, m)
 		if err != nil {
 			de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: -1}
 			if m.AddedRows() >= 0 && m.ExistingRows() >= 0 {
