@@ -86,7 +86,8 @@ func wantsJSON(cmd *cobra.Command) bool {
 // own document: scripts parse stdout whatever happened.
 type jsonError struct {
 	Error struct {
-		// What is the error message (also on stderr).
+		// What is the error message (on stderr in full); for a damaged file, which file
+		// and how, without the hint.
 		What string `json:"what"`
 		// Path is the file the error is about, when it names one (a damaged table file).
 		Path string `json:"path"`
@@ -105,7 +106,7 @@ func writeJSONError(w io.Writer, err error) {
 	var doc jsonError
 	doc.Error.What = err.Error()
 	if d, ok := iceberg.AsDamage(err); ok {
-		doc.Error.Path, doc.Error.Hint = d.Path, d.Hint()
+		doc.Error.What, doc.Error.Path, doc.Error.Hint = d.What(), d.Path, d.Hint()
 	}
 	_ = writeJSONDoc(w, doc)
 }

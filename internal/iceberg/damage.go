@@ -56,14 +56,15 @@ type DamageError struct {
 	Err error
 }
 
-func (e *DamageError) Error() string {
+func (e *DamageError) Error() string { return e.What() + "; " + e.Hint() }
+
+// What says which file is damaged, how, and what it held, without the hint.
+func (e *DamageError) What() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s %s is damaged: %s", e.Table, e.Kind, e.Path, e.Problem)
 	if held := e.held(); held != "" {
 		fmt.Fprintf(&b, " (%s)", held)
 	}
-	b.WriteString("; ")
-	b.WriteString(e.Hint())
 	return b.String()
 }
 
