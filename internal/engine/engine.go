@@ -135,6 +135,16 @@ type Sinks struct {
 	// Index deduplicates transaction ids across the ledger's whole history. Nil disables
 	// deduplication.
 	Index Index
+	// Checks check, before the first batch, that the tables' files can be read (the sinks
+	// themselves, named here because decorators of a Table hide what else it implements).
+	Checks []FileChecker
+}
+
+// FileChecker is a Table that can check, before the first batch, that the files it is
+// made of can be read (without reading its data): a damaged table is then refused at start
+// whatever the local index holds (docs/design.md §7). The check's error names the file.
+type FileChecker interface {
+	CheckFiles(ctx context.Context) error
 }
 
 // Engine runs the micro-batch loop for one worker.
@@ -285,8 +295,8 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	if err := e.loadLocked(ctx); err != nil {
 		if retry.IsTemporary(err) {
 			e.cfg.Retry.Track().Failed(dependencyOf(err, retry.Catalog), "resume partitions", err)
-		} else {
-			e.fatal = cmp.Or(e.fatal, err)
+		} else if ctx.Err() == nil {
+			e.fatal = cmp.Or(e.fatal, err) // not the group's session ending meanwhile
 		}
 		return nil, fmt.Errorf("resume %d partitions: %w", len(parts), err)
 	}
@@ -298,7 +308,7 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 	// classified again before the commit: see commitLedger.)
 	if e.sinks.Index != nil {
 		if err := e.sinks.Index.Sync(ctx, e.ledger); err != nil {
-			if !retry.IsTemporary(err) {
+			if !retry.IsTemporary(err) && ctx.Err() == nil {
 				e.fatal = cmp.Or(e.fatal, err)
 			}
 			return nil, fmt.Errorf("resume %d partitions: sync the transaction id index: %w", len(parts), err)
@@ -477,6 +487,14 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 func (e *Engine) prepare(ctx context.Context) error {
 	if err := e.fatalErr(); err != nil {
 		return err
+	}
+	// Before the first batch: the tables' files, whatever the index holds. Not under mu
+	// (it reads every manifest: Resume must not wait on it), and never in Resume, whose
+	// group session would expire meanwhile.
+	for _, c := range e.sinks.Checks {
+		if err := e.do(ctx, retry.Storage, "check the table's files", c.CheckFiles); err != nil {
+			return err
+		}
 	}
 	err := e.do(ctx, retry.Catalog, "load the tables", func(ctx context.Context) error {
 		e.mu.Lock()

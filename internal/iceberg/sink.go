@@ -68,7 +68,7 @@ type TableSink[R any] struct {
 	mu      sync.Mutex
 	tbl     *table.Table // as of the last Load or successful Commit
 	encs    []Encoder[R] // free encoders
-	checked bool         // the first Load checked the table's files (CheckFiles)
+	checked bool         // CheckFiles passed
 }
 
 // Sink is the ledger table's sink.
@@ -154,25 +154,7 @@ func (s *TableSink[R]) Table() *table.Table {
 // Load refreshes the table and returns the state of branch main for this pipeline: the
 // current snapshot, and the offsets map and batch of the newest snapshot of the pipeline in
 // main's history (foreign commits in between are skipped).
-//
-// The first Load also checks the files the table is made of (CheckFiles), so that a worker
-// refuses a damaged table at start whatever its local index holds (docs/design.md §7).
 func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
-	s.mu.Lock()
-	check := !s.checked
-	s.mu.Unlock()
-	if check {
-		started := time.Now()
-		n, err := s.cat.CheckFiles(ctx, s.ident)
-		if err != nil {
-			return engine.TableState{}, err
-		}
-		slog.Info("table files checked: every manifest reads, every data file is present with its size",
-			"table", s.Name(), "manifests", n.Manifests, "data_files", n.DataFiles, "bytes", n.Bytes, "took", time.Since(started).Round(time.Millisecond))
-		s.mu.Lock()
-		s.checked = true
-		s.mu.Unlock()
-	}
 	tbl, err := s.cat.loadTable(ctx, s.ident)
 	if err != nil {
 		return engine.TableState{}, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: load %s: %w", s.Name(), err))
@@ -185,6 +167,30 @@ func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
 	s.tbl = tbl
 	s.mu.Unlock()
 	return st, nil
+}
+
+// CheckFiles checks the files the table is made of (Catalog.CheckFiles) the first time
+// it is called, and does nothing after a check that passed: the engine calls it before its
+// first batch, so that a worker refuses a damaged table at start whatever its local index
+// holds (docs/design.md §7).
+func (s *TableSink[R]) CheckFiles(ctx context.Context) error {
+	s.mu.Lock()
+	done := s.checked
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	started := time.Now()
+	n, err := s.cat.CheckFiles(ctx, s.ident)
+	if err != nil {
+		return err
+	}
+	slog.Info("table files checked: every manifest reads, every data file is present with its size",
+		"table", s.Name(), "manifests", n.Manifests, "data_files", n.DataFiles, "bytes", n.Bytes, "took", time.Since(started).Round(time.Millisecond))
+	s.mu.Lock()
+	s.checked = true
+	s.mu.Unlock()
+	return nil
 }
 
 // mainSnapshotID is the id of main's head, 0 when the table has no snapshot.

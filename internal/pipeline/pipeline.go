@@ -156,7 +156,7 @@ func openSinks(ctx context.Context, cfg Config, contract *ledger.Contract, log *
 	}
 	st := idx.Stats()
 	log.Info("transaction id index opened", "path", path, "ids", st.Rows, "bloom_bytes", st.BloomBytes)
-	return engine.Sinks{Ledger: sink, Rejects: rejects, Index: idx}, idx.Close, nil
+	return engine.Sinks{Ledger: sink, Rejects: rejects, Index: idx, Checks: []engine.FileChecker{sink, rejects}}, idx.Close, nil
 }
 
 // lagSource is what the observer asks the source: the partitions it owns, and how far the
