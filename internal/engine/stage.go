@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -13,19 +14,21 @@ import (
 const defaultStageAheadRows = 25_000
 
 // stager writes a batch's accepted rows as data files while the batch is still being read.
-// Writing Parquet is the pipeline's largest cost per row, and reading (fetch, decode,
-// classify) keeps one goroutine busy: the rows gathered so far are written on another core
-// meanwhile, one part at a time, and the commit writes only the rest. Staging is not
-// committing: the parts are files nobody references until the ledger commit, and a batch
-// that is dropped, fenced or classified again discards them.
+// Writing Parquet is the pipeline's largest cost per row, more than reading (fetch,
+// decode, classify) on one goroutine: the rows gathered so far are written meanwhile, a
+// part at a time per core, and the commit writes only the rest. With one part at a time
+// the writing fell behind the reading, and the commit then waited for a long tail with a
+// core idle (issue 16). Staging is not committing: the parts are files nobody references
+// until the ledger commit, and a batch that is dropped, fenced or classified again
+// discards them.
 type stager struct {
 	table     Table[ledger.Row]
 	processed time.Time
 	minRows   int // rows that make a part worth writing ahead
 
-	next int           // rows below this index are staged or being staged
-	busy chan struct{} // closed when the part ahead started last is done; nil when idle
-	wg   sync.WaitGroup
+	next  int           // rows below this index are staged or being staged
+	slots chan struct{} // one token per part being written ahead: at most one a core
+	wg    sync.WaitGroup
 
 	mu    sync.Mutex // guards parts and err, written by the parts' goroutines
 	parts []Staged
@@ -33,36 +36,37 @@ type stager struct {
 }
 
 func newStager(table Table[ledger.Row], processed time.Time, minRows int) *stager {
-	return &stager{table: table, processed: processed, minRows: minRows}
+	return &stager{table: table, processed: processed, minRows: minRows,
+		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
 }
 
-// ahead starts writing rows[s.next:] in the background when no part is being written and
-// at least s.minRows rows wait. The goroutine reads only that range; the caller may
-// append to rows meanwhile (appends write past it) but must not change what is in it.
+// ahead starts writing rows[s.next:] in the background when at least s.minRows rows wait
+// and fewer parts than cores are being written. The goroutine reads only that range; the
+// caller may append to rows meanwhile (appends write past it) but must not change what is
+// in it.
 func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
-	if s.busy != nil {
-		select {
-		case <-s.busy:
-			s.busy = nil
-		default:
-			return // one part at a time while reading: the next takes what gathers meanwhile
-		}
+	if len(rows)-s.next < s.minRows {
+		return
 	}
-	if len(rows)-s.next >= s.minRows {
-		s.busy = s.start(ctx, rows)
+	select {
+	case s.slots <- struct{}{}:
+		s.start(ctx, rows, func() { <-s.slots })
+	default: // every core writes a part: the next takes what gathers meanwhile
 	}
 }
 
 // start writes rows[s.next:] as one part on a goroutine of its own, which wait (the
-// commit) or discard (every other way out) waits for.
-func (s *stager) start(ctx context.Context, rows []ledger.Row) chan struct{} {
+// commit) or discard (every other way out) waits for; done, when not nil, runs when the
+// part is written.
+func (s *stager) start(ctx context.Context, rows []ledger.Row, done func()) {
 	part := rows[s.next:len(rows):len(rows)]
 	s.next = len(rows)
-	done := make(chan struct{})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(done)
+		if done != nil {
+			defer done()
+		}
 		staged, err := s.table.Stage(context.WithoutCancel(ctx), part, s.processed)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -72,14 +76,13 @@ func (s *stager) start(ctx context.Context, rows []ledger.Row) chan struct{} {
 		}
 		s.parts = append(s.parts, staged)
 	}()
-	return done
 }
 
-// finish writes the rows not written yet as a last part, side by side with a part still
-// being written, and waits for every part.
+// finish writes the rows not written yet as a last part, side by side with the parts
+// still being written, and waits for every part.
 func (s *stager) finish(ctx context.Context, rows []ledger.Row) ([]Staged, error) {
 	if len(rows) > s.next {
-		s.start(ctx, rows)
+		s.start(ctx, rows, nil)
 	}
 	return s.wait()
 }
@@ -87,7 +90,6 @@ func (s *stager) finish(ctx context.Context, rows []ledger.Row) ([]Staged, error
 // wait waits for every part being written and returns the parts.
 func (s *stager) wait() ([]Staged, error) {
 	s.wg.Wait()
-	s.busy = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.parts, s.err
