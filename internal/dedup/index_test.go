@@ -1,9 +1,11 @@
 package dedup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -577,5 +579,41 @@ func TestSyncDoesNotWaitForTheWriteThatCoversIt(t *testing.T) {
 	}
 	if o, ok, err := x.Lookup("TXN00000101"); err != nil || !ok || o.Partition.Partition != 1 {
 		t.Fatalf("the other worker's id: %+v %v %v", o, ok, err)
+	}
+}
+
+// TestSortEntriesKeepsOrderOfAnIdMetTwice: of an id met several times in one batch, the
+// entries stay in the order they were added (the first is the owner apply keeps), also on
+// batches large enough that the unstable sort reorders equal keys.
+func TestSortEntriesKeepsOrderOfAnIdMetTwice(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := &batch{}
+	seq := map[string]int{}
+	for i := range 5000 {
+		key := fmt.Sprintf("TXN%08d", rng.IntN(1000)) // about five entries an id
+		seq[key]++
+		b.entries = append(b.entries, entry{key: []byte(key), val: []byte(fmt.Sprint(seq[key], "/", i))})
+	}
+	sortEntries(b)
+	last := map[string]int{}
+	for i, e := range b.entries {
+		if i > 0 && bytes.Compare(b.entries[i-1].key, e.key) > 0 {
+			t.Fatalf("entry %d %s after %s", i, e.key, b.entries[i-1].key)
+		}
+		var n, at int
+		fmt.Sscanf(string(e.val), "%d/%d", &n, &at)
+		if n != last[string(e.key)]+1 {
+			t.Fatalf("id %s: entry %d (added %d) came where entry %d was due", e.key, n, at, last[string(e.key)]+1)
+		}
+		last[string(e.key)] = n
+	}
+	// Without an id met twice the unstable sort's order is taken.
+	b = &batch{}
+	for _, i := range rng.Perm(5000) {
+		b.entries = append(b.entries, entry{key: []byte(fmt.Sprintf("TXN%08d", i))})
+	}
+	sortEntries(b)
+	if !slices.IsSortedFunc(b.entries, func(a, c entry) int { return bytes.Compare(a.key, c.key) }) {
+		t.Fatal("not sorted")
 	}
 }
