@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
@@ -40,6 +42,9 @@ type ScaleRow struct {
 	// commit).
 	Accepted int64
 	Seconds  float64
+	// Load is the machine's 1-minute load average when the rate ended: on a shared
+	// machine, what the latency and the wall-clock figures must be read with.
+	Load float64
 }
 
 // scaleOut runs, for each worker count in ScaleWorkers, that many `run` workers of one
@@ -131,13 +136,14 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	load := loadAverage()
 	cpu1, err := workersCPU(workers)
 	if err != nil {
 		return ScaleRow{}, err
 	}
 	cpu := cpu1 - cpu0
 	stop()
-	r := ScaleRow{Workers: n, Accepted: int64(sum(per, "ledgerstream_records_accepted_total")), Seconds: elapsed.Seconds()}
+	r := ScaleRow{Workers: n, Accepted: int64(sum(per, "ledgerstream_records_accepted_total")), Seconds: elapsed.Seconds(), Load: load}
 	var errs []error
 	readRE := regexp.MustCompile(`transaction id index closed.* rows_read=(\d+)`)
 	var read int64
@@ -194,11 +200,26 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		{"p99 produce-to-visible", r.P99.Seconds(), "s"},
 		{"index rows synced per worker", r.IndexRowsSyncedMean, "rows"},
 		{"CPU per transaction", float64(r.CPUPerTx.Nanoseconds()) / 1000, "µs"},
+		{"load average", r.Load, "1-minute"},
 	} {
 		b.rep.Results = append(b.rep.Results, Result{Run: b.o.RunID, Stage: stage + ": " + v.name, Value: v.value, Unit: v.unit})
 	}
 	b.verify(ctx, stage, topic, table)
 	return r, nil
+}
+
+// loadAverage is the machine's 1-minute load average (/proc/loadavg), 0 where unknown.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // workersCPU is the CPU time the workers have used so far.
