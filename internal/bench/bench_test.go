@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +155,7 @@ func TestRunSmall(t *testing.T) {
 		t.Fatalf("scale rows %+v, want one", rep.Scale)
 	}
 	s := rep.Scale[0]
-	if s.Workers != 2 || s.Accepted != 1000 || s.CommitsPerSec <= 0 || s.CPUPerTx <= 0 || s.P99 <= 0 {
+	if s.Workers != 2 || s.Accepted != 1000 || s.CommitsPerSec <= 0 || s.CPUPerTx <= 0 || s.P99 <= 0 || s.CommitSeconds <= 0 || s.Load <= 0 {
 		t.Errorf("scale row %+v: want 2 workers, 1000 accepted, commits, CPU and latency measured", s)
 	}
 	path := filepath.Join(t.TempDir(), "r.jsonl")
@@ -213,6 +216,36 @@ func TestRunScalePostgres(t *testing.T) {
 		}
 		if ok, err := cat.TableExists(ctx, ident); err != nil || ok {
 			t.Errorf("table %s after the run: exists %v (%v), want dropped", name, ok, err)
+		}
+	}
+}
+
+// The scraper reads unlabelled samples and labelled ones by their full name, as the
+// metrics endpoint writes them.
+func TestScrape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `# HELP ledgerstream_batches_total Batches.
+# TYPE ledgerstream_batches_total counter
+ledgerstream_batches_total 12
+ledgerstream_commit_duration_seconds_bucket{table="ledger",le="0.5"} 3
+ledgerstream_commit_duration_seconds_sum{table="ledger"} 0.75
+ledgerstream_commit_duration_seconds_count{table="ledger"} 3
+ledgerstream_commit_duration_seconds_sum{table="rejects"} 9
+`)
+	}))
+	defer srv.Close()
+	m, err := scrape(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{
+		"ledgerstream_batches_total":                                 12,
+		`ledgerstream_commit_duration_seconds_sum{table="ledger"}`:   0.75,
+		`ledgerstream_commit_duration_seconds_count{table="ledger"}`: 3,
+		`ledgerstream_commit_duration_seconds_sum{table="rejects"}`:  9,
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", k, m[k], want, m)
 		}
 	}
 }

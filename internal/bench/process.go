@@ -159,7 +159,8 @@ func waitReady(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
-// scrape reads the unlabelled samples of a Prometheus text endpoint.
+// scrape reads the samples of a Prometheus text endpoint, by name with its labels as
+// exposed (`name{label="value"}`).
 func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -176,13 +177,20 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	m := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			m[name] = v
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
 		}
+		name, val := line[:i], line[i+1:]
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		m[name] = v
 	}
 	return m, sc.Err()
 }

@@ -26,6 +26,9 @@ type ScaleRow struct {
 	// committed batch; UnknownPerCommit the commits with an unknown outcome per batch.
 	ConflictsPerCommit float64
 	UnknownPerCommit   float64
+	// CommitSeconds is the mean time of one ledger commit attempt (the conditional append):
+	// what one table's commits are serialised on.
+	CommitSeconds float64
 	// Fenced are the batches fenced (another worker took the partition first).
 	Fenced int64
 	// P99 is the p99 produce-to-visible latency of the rows.
@@ -172,6 +175,9 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		r.UnknownPerCommit = sum(per, "ledgerstream_commit_unknown_total") / batches
 	}
 	r.Fenced = int64(sum(per, "ledgerstream_batches_fenced_total"))
+	if n := sum(per, `ledgerstream_commit_duration_seconds_count{table="ledger"}`); n > 0 {
+		r.CommitSeconds = sum(per, `ledgerstream_commit_duration_seconds_sum{table="ledger"}`) / n
+	}
 	r.IndexRowsSyncedMean = float64(read) / float64(n)
 	if r.Accepted > 0 {
 		r.CPUPerTx = cpu / time.Duration(r.Accepted)
@@ -197,6 +203,7 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		{"commits/s", r.CommitsPerSec, "1/s"},
 		{"conflicts per commit", r.ConflictsPerCommit, "ratio"},
 		{"fenced batches", float64(r.Fenced), "batches"},
+		{"mean commit attempt", r.CommitSeconds, "s"},
 		{"p99 produce-to-visible", r.P99.Seconds(), "s"},
 		{"index rows synced per worker", r.IndexRowsSyncedMean, "rows"},
 		{"CPU per transaction", float64(r.CPUPerTx.Nanoseconds()) / 1000, "µs"},
