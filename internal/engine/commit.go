@@ -275,7 +275,7 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 		if lc.conflicts >= e.cfg.CommitAttempts {
 			return false, fmt.Errorf("%s: gave up after %d conflicts: %w", op, lc.conflicts, err)
 		}
-		if err := e.clock.Sleep(ctx, backoff(lc.conflicts)); err != nil {
+		if err := e.clock.Sleep(ctx, e.backoff(lc.conflicts)); err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
 		}
 	} else {
@@ -461,7 +461,7 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 			if conflicts >= e.cfg.CommitAttempts {
 				return fmt.Errorf("%s: gave up after %d conflicts: %w", op, conflicts, err)
 			}
-			if err := e.clock.Sleep(ctx, backoff(conflicts)); err != nil {
+			if err := e.clock.Sleep(ctx, e.backoff(conflicts)); err != nil {
 				return fmt.Errorf("%s: %w", op, err)
 			}
 		} else {

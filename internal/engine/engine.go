@@ -587,8 +587,13 @@ func (e *Engine) caughtUp(ctx context.Context, src Source) (bool, error) {
 	return true, nil
 }
 
-// backoff is how long a failed commit waits before it reads the table back and tries again.
-func backoff(attempt int) time.Duration {
-	d := 10 * time.Millisecond << min(attempt, 8)
-	return min(d, 2*time.Second)
+// backoff is how long a commit refused by a conflict waits before it reads the table back
+// and tries again: 10 ms doubled per conflict up to 2 s, of which a random half is taken
+// off (the retry policy's jitter). Workers that lost the same race must not race again in
+// step: with a fixed pause, 16 workers starting together on one PostgreSQL catalog kept
+// colliding until one gave up after CommitAttempts conflicts (`bench --scale-workers 16`).
+func (e *Engine) backoff(conflicts int) time.Duration {
+	d := min(10*time.Millisecond<<min(conflicts, 8), 2*time.Second)
+	e.cfg.Retry.Track() // initialises the policy once, Jitter included, before it is read
+	return d/2 + time.Duration(e.cfg.Retry.Jitter()*float64(d/2))
 }
