@@ -63,6 +63,8 @@ type ledgerCommit struct {
 	// moved (bounded by Config.CommitAttempts), and unknown those whose outcome is unknown
 	// in a row (bounded by the retry policy's outage timeout).
 	attempts, conflicts, unknown int
+	// conflictSince is when the batch's first conflict happened (see conflictsExhausted).
+	conflictSince time.Time
 	// mayHaveLanded is set once an attempt's outcome is unknown: from then on a table that
 	// shows the batch's ends may show that attempt (Settle's Landed), not someone else's.
 	mayHaveLanded bool
@@ -270,10 +272,14 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	if errors.Is(err, ErrConflict) {
 		e.cfg.Retry.Track().Succeeded(retry.Catalog) // it answered
 		lc.conflicts, lc.unknown = lc.conflicts+1, 0
+		if lc.conflicts == 1 {
+			lc.conflictSince = e.clock.Now()
+		}
 		e.stats.Conflicts.Add(1)
 		e.log.Info("commit conflict; re-reading the table", "table", table.Name(), "batch", c.Batch, "attempt", lc.attempts)
-		if lc.conflicts >= e.cfg.CommitAttempts {
-			return false, fmt.Errorf("%s: gave up after %d conflicts: %w", op, lc.conflicts, err)
+		if e.conflictsExhausted(lc.conflicts, lc.conflictSince) {
+			return false, fmt.Errorf("%s: gave up after %d conflicts in %s: %w", op, lc.conflicts,
+				e.clock.Now().Sub(lc.conflictSince).Round(time.Millisecond), err)
 		}
 		if err := e.clock.Sleep(ctx, e.backoff(lc.conflicts)); err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
@@ -409,6 +415,7 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 		return nil
 	}
 	conflicts, unknown := 0, 0
+	var conflictSince time.Time // the first conflict (see conflictsExhausted)
 	for {
 		e.mu.Lock()
 		claim, rows := e.planRejectsLocked(b)
@@ -457,9 +464,13 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 		if errors.Is(err, ErrConflict) {
 			e.cfg.Retry.Track().Succeeded(retry.Catalog)
 			conflicts, unknown = conflicts+1, 0
+			if conflicts == 1 {
+				conflictSince = e.clock.Now()
+			}
 			e.stats.Conflicts.Add(1)
-			if conflicts >= e.cfg.CommitAttempts {
-				return fmt.Errorf("%s: gave up after %d conflicts: %w", op, conflicts, err)
+			if e.conflictsExhausted(conflicts, conflictSince) {
+				return fmt.Errorf("%s: gave up after %d conflicts in %s: %w", op, conflicts,
+					e.clock.Now().Sub(conflictSince).Round(time.Millisecond), err)
 			}
 			if err := e.clock.Sleep(ctx, e.backoff(conflicts)); err != nil {
 				return fmt.Errorf("%s: %w", op, err)

@@ -39,8 +39,12 @@ type Config struct {
 	// Without a rejects table, gaps always stop the pipeline.
 	OnGap OnGap
 	// CommitAttempts bounds the commits of one batch refused by a conflict (the table
-	// moved) before Step fails. 0 means 20. Failures of the catalog or the storage are not
-	// counted here: Retry waits them out.
+	// moved) before Step fails. 0 means no bound by count: a conflict is another worker's
+	// commit, so the pipeline progresses, and with many workers on one table a worker may
+	// lose the race many times in a row (16 workers at a 1 s trigger lost 20 in a row);
+	// conflicts that go on for longer than Retry's OutageTimeout (a worker that never
+	// wins) stop it instead. Failures of the catalog or the storage are not counted here:
+	// Retry waits them out.
 	CommitAttempts int
 	// Retry waits out temporary failures of the catalog, the storage and Kafka, and bounds
 	// one outage (retry.Policy.OutageTimeout). Nil means a policy with
@@ -199,9 +203,6 @@ func New(cfg Config, sinks Sinks) *Engine {
 	}
 	if cfg.StageAheadRows <= 0 {
 		cfg.StageAheadRows = defaultStageAheadRows
-	}
-	if cfg.CommitAttempts <= 0 {
-		cfg.CommitAttempts = 20
 	}
 	if cfg.StartingOffsets != OffsetLatest {
 		cfg.StartingOffsets = OffsetEarliest
@@ -585,6 +586,17 @@ func (e *Engine) caughtUp(ctx context.Context, src Source) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// conflictsExhausted reports whether a batch whose commits n conflicts refused, the first
+// at since, stops the worker: after CommitAttempts conflicts when it is set, else once they
+// have gone on for longer than the retry policy's OutageTimeout (0: never).
+func (e *Engine) conflictsExhausted(n int, since time.Time) bool {
+	if e.cfg.CommitAttempts > 0 {
+		return n >= e.cfg.CommitAttempts
+	}
+	t := e.cfg.Retry.OutageTimeout
+	return t > 0 && e.clock.Now().Sub(since) > t
 }
 
 // backoff is how long a commit refused by a conflict waits before it reads the table back

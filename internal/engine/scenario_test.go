@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // TestScenarios runs the transcripts in testdata/: each file is one tricky case of the
@@ -30,6 +31,7 @@ import (
 // The commands (arguments in brackets are optional):
 //
 //	worker NAME [crash=FAULT-POINT] [attempts=N] [max-batch=N] [per-fetch=N] [trigger=DURATION]
+//	       [outage=DURATION]          the retry policy's outage timeout (default 15m)
 //	produce p=N [n=N] [bad] [marker] [retry=ID] [conflicting=ID]
 //	assign NAME p=(N,...)          the group gives the worker partitions (Engine.Resume)
 //	lose NAME p=(N,...)            a session expiry takes them away, unannounced
@@ -264,6 +266,14 @@ func (s *script) newWorker(a scriptArgs) error {
 	}
 	// The worker's log, one line an event.
 	cfg.Logger = slog.New(&logSink{s: s, name: name})
+	if v := a.value("outage"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		// The production policy but for its outage timeout, without randomness.
+		cfg.Retry = &retry.Policy{OutageTimeout: d, Clock: s.w.clock, Logger: cfg.Logger, Jitter: func() float64 { return 0.5 }}
+	}
 	k := s.w.worker(cfg)
 	k.src.observe = func(e string) { s.event(name + ": " + e) }
 	if v := a.value("per-fetch"); v != "" {
