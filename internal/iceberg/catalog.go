@@ -534,6 +534,9 @@ func (c *Catalog) metadataDamage(ctx context.Context, ident table.Identifier, er
 	}
 	data, rerr := readFile(fsys, loc.String)
 	if rerr != nil {
+		data, rerr = readFile(fsys, loc.String) // once more: a read cut short on the way is not a file cut short
+	}
+	if rerr != nil {
 		return damaged(fsys, de, -1, rerr)
 	}
 	if strings.HasSuffix(loc.String, ".gz.metadata.json") {

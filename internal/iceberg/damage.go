@@ -240,7 +240,7 @@ func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (Files
 	failed := func(what string, err error) error {
 		return retry.Tag(retry.Storage, fmt.Errorf("iceberg: check the files of %s: %s: %w", name, what, err))
 	}
-	manifests, err := snap.Manifests(fsys)
+	manifests, err := readManifestList(fsys, snap)
 	if err != nil {
 		if d := damaged(fsys, &DamageError{Table: name, Kind: FileManifestList, Path: snap.ManifestList, Records: -1}, -1, err); d != nil {
 			return out, d
@@ -318,4 +318,15 @@ func readManifest(fsys iceio.IO, m ice.ManifestFile) ([]ice.ManifestEntry, error
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// readManifestList reads the manifest list of snap, twice before giving up: its size is
+// recorded nowhere, so a read cut short on the way (a network) and a file cut short look
+// alike to damaged until a second read fails the same way.
+func readManifestList(fsys iceio.IO, snap *table.Snapshot) ([]ice.ManifestFile, error) {
+	manifests, err := snap.Manifests(fsys)
+	if err != nil {
+		manifests, err = snap.Manifests(fsys)
+	}
+	return manifests, err
 }

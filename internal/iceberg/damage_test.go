@@ -170,3 +170,24 @@ func TestDamagedMetadata(t *testing.T) {
 		t.Errorf("the previous metadata file %s: %v", d.Previous, err)
 	}
 }
+
+// A commit on a head whose manifest list is cut short is refused as permanent damage
+// naming the list, not taken for a commit of unknown outcome.
+func TestCommitOnDamagedManifestList(t *testing.T) {
+	c := openSQLite(t)
+	s := newSink(t, c)
+	st, err := stageCommit(t, s, mustLoad(t, s), testRows("tx", 0, 0, 10), 1, engine.Offsets{{Topic: "tx", Partition: 0}: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := mustTable(t, c).CurrentSnapshot().ManifestList
+	if err := os.Truncate(list, 20); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stageCommit(t, s, mustLoad(t, s), testRows("tx", 0, 10, 10), 2, engine.Offsets{{Topic: "tx", Partition: 0}: 20})
+	d, ok := AsDamage(err)
+	if !ok || d.Path != list || d.Kind != FileManifestList || retry.Classify(err) != retry.Permanent {
+		t.Errorf("commit: %v, want permanent damage of the manifest list %s", err, list)
+	}
+	_ = st
+}

@@ -117,7 +117,7 @@ func (l *LedgerIDs) ReadAdded(ctx context.Context, head int64, snapshots []int64
 		if snap.Summary != nil && (snap.Summary.Operation == table.OpReplace || snap.Summary.Operation == table.OpDelete) {
 			continue
 		}
-		manifests, err := snap.Manifests(fs)
+		manifests, err := readManifestList(fs, snap)
 		if err != nil {
 			if d := damaged(fs, &DamageError{Table: name, Kind: FileManifestList, Path: snap.ManifestList, Records: -1}, -1, err); d != nil {
 				return d

@@ -125,7 +125,7 @@ func readerTable(ctx context.Context, loaded *table.Table) (*table.Table, iceio.
 // returned; a damaged manifest list ends the scan.
 func planAroundDamage(name string, fsys iceio.IO, snap *table.Snapshot, onDamage func(*DamageError) error, planErr error) ([]table.FileScanTask, error) {
 	failed := fmt.Errorf("iceberg: plan the scan of %s: %w", name, planErr)
-	manifests, err := snap.Manifests(fsys)
+	manifests, err := readManifestList(fsys, snap)
 	if err != nil {
 		de := &DamageError{Table: name, Kind: FileManifestList, Path: snap.ManifestList, Records: -1}
 		if d := damaged(fsys, de, -1, err); d != nil {

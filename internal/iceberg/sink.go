@@ -413,10 +413,16 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 		err = txn.AddFiles(ctx, nil, props, true)
 	}
 	if err != nil {
+		if d := headDamage(ctx, tbl, err); d != nil {
+			return engine.TableState{}, d
+		}
 		return engine.TableState{}, fmt.Errorf("iceberg: commit to %s: nothing committed: %w", s.Name(), err)
 	}
 	newTbl, err := txn.Commit(ctx)
 	if err != nil {
+		if d := headDamage(ctx, tbl, err); d != nil {
+			return engine.TableState{}, d // the new snapshot carries the head's manifests: nothing was sent
+		}
 		return engine.TableState{}, retry.Tag(dependencyOf(err), classifyCommitError(s.Name(), err))
 	}
 	s.mu.Lock()
@@ -434,6 +440,29 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 		st2.TopicIDs = maps.Clone(c.TopicIDs)
 	}
 	return st2, nil
+}
+
+// headDamage tells whether a commit on tbl failed with err because the manifest list of
+// its head, which the new snapshot carries forward, cannot be read: a permanent
+// *DamageError then, not an outcome to settle or an outage to wait out. Nil otherwise.
+func headDamage(ctx context.Context, tbl *table.Table, err error) error {
+	if errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) || isRefRequirementFailure(err) ||
+		ctx.Err() != nil {
+		return nil
+	}
+	snap := tbl.CurrentSnapshot()
+	if snap == nil {
+		return nil
+	}
+	fsys, ferr := tbl.FS(ctx)
+	if ferr != nil {
+		return nil
+	}
+	if _, merr := readManifestList(fsys, snap); merr != nil {
+		de := &DamageError{Table: identString(tbl.Identifier()), Kind: FileManifestList, Path: snap.ManifestList, Records: -1}
+		return damaged(fsys, de, -1, merr)
+	}
+	return nil
 }
 
 // dependencyOf says which dependency an error of the table's catalog or FileIO comes from:
