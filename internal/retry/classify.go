@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -185,6 +186,12 @@ func classifyServer(err error) (Class, bool) {
 			api.ErrorCode() != "SlowDown" && api.ErrorCode() != "RequestTimeTooSkewed" {
 			return Permanent, true
 		}
+		return Temporary, true
+	}
+	// A request that never got an answer (the server killed or unreachable) is a transport
+	// failure, whatever code gocloud gives it: a killed versitygw came back as NotFound.
+	var send *smithyhttp.RequestSendError
+	if errors.As(err, &send) {
 		return Temporary, true
 	}
 	switch gcerrors.Code(err) {

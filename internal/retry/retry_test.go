@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -77,6 +78,8 @@ func TestClassify(t *testing.T) {
 		{"S3 bad signature", &smithy.GenericAPIError{Code: "SignatureDoesNotMatch", Fault: smithy.FaultClient}, Permanent},
 		{"S3 slow down", &smithy.GenericAPIError{Code: "SlowDown", Fault: smithy.FaultClient}, Temporary},
 		{"S3 internal error", &smithy.GenericAPIError{Code: "InternalError", Fault: smithy.FaultServer}, Temporary},
+		{"S3 request never answered", &smithy.OperationError{ServiceID: "S3", OperationName: "PutObject",
+			Err: &smithyhttp.RequestSendError{Err: fmt.Errorf("send: %w", fs.ErrNotExist)}}, Temporary}, // no answer: whatever the cause says
 		{"PostgreSQL auth", &pgconn.PgError{Code: "28P01", Message: "password authentication failed"}, Permanent},
 		{"PostgreSQL missing database", &pgconn.PgError{Code: "3D000"}, Permanent},
 		{"PostgreSQL undefined column", &pgconn.PgError{Code: "42703"}, Permanent},
