@@ -96,6 +96,31 @@ func TestEndToEndContract(t *testing.T) {
 		t.Fatalf("report summary %+v", rep)
 	}
 
+	// A window prunes: of the three partitions written (Jan 16 USD and EUR, Jan 17 USD), a
+	// day and a currency read one data file.
+	var win struct {
+		Rows   int64 `json:"rows"`
+		Window struct {
+			Filter string `json:"filter"`
+			Read   int    `json:"data_files_read"`
+			Total  int    `json:"data_files_total"`
+		} `json:"window"`
+		Latest []struct {
+			Values []string `json:"values"`
+		} `json:"latest"`
+	}
+	out = st.run(t, "report", "--json", "--from", "2025-01-16", "--to", "2025-01-17", "--where", "currency=USD")
+	if err := json.Unmarshal([]byte(out), &win); err != nil {
+		t.Fatal(err)
+	}
+	if win.Rows != 1 || win.Window.Read != 1 || win.Window.Total != 3 || len(win.Latest) != 1 || win.Latest[0].Values[0] != "P1" ||
+		win.Window.Filter != "event_timestamp >= 2025-01-16T00:00:00Z and event_timestamp < 2025-01-17T00:00:00Z and currency in (USD)" {
+		t.Fatalf("report of a window:\n%s", out)
+	}
+	if p := st.start(t, "report", "--where", "payer=ACC1234"); p.wait(time.Minute) == nil || !strings.Contains(p.stderr.String(), "not one of the report's group_by columns (currency)") {
+		t.Fatalf("report --where on a column that is not grouped by: %s", p.stderr.String())
+	}
+
 	// Refused: a changed type. The table is untouched.
 	dir := t.TempDir()
 	text, err := os.ReadFile(contract)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,13 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
 
 func newReportCmd(g *globals) *cobra.Command {
 	var asJSON, full bool
-	var asOf string
-	var txns []string
+	var asOf, from, to string
+	var txns, where []string
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Print the ledger summary, the duplicate check, the latest 10 transactions and the rejects by reason",
@@ -28,17 +30,29 @@ figures lack those rows.
 
 --as-of answers from the ledger as it was at an RFC 3339 time or a snapshot id (see
 'ledgerstream history'); --transaction tells where transactions came from, as
-'ledgerstream history --transaction' does.`,
+'ledgerstream history --transaction' does.
+
+--from, --to and --where report on part of the ledger: a time window on the report's time
+column (event_timestamp) and values of its group-by columns. They prune the scan: data files
+whose partition values or column bounds cannot match are not read, and the report says how
+many were.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			at, err := audit.ParseAsOf(asOf)
 			if err != nil {
 				return err
 			}
+			w, err := audit.ParseWindow(from, to, where)
+			if err != nil {
+				return err
+			}
 			if len(txns) > 0 {
+				if !w.IsZero() {
+					return errors.New("--transaction finds transactions wherever they are: it takes no --from, --to or --where")
+				}
 				return findTransactions(cmd.Context(), cmd.OutOrStdout(), g, at, txns, nil, asJSON)
 			}
-			rep, err := buildReport(cmd.Context(), g, at)
+			rep, err := buildReportWindow(cmd.Context(), g, at, w)
 			if err != nil {
 				return err
 			}
@@ -51,6 +65,9 @@ figures lack those rows.
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().BoolVar(&full, "full", false, "print whole cells, not cut at 20 characters as Spark's show() does")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "report the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
+	cmd.Flags().StringVar(&from, "from", "", "report only the rows whose time column is at or after this RFC 3339 time or date (YYYY-MM-DD, midnight UTC)")
+	cmd.Flags().StringVar(&to, "to", "", "report only the rows whose time column is before this RFC 3339 time or date")
+	cmd.Flags().StringArrayVar(&where, "where", nil, "report only the rows whose group-by column has one of these values: COLUMN=V1,V2 (repeat for more columns)")
 	cmd.Flags().StringSliceVar(&txns, "transaction", nil, "instead of the report, show which snapshot, batch and source record brought these transaction ids in (comma-separated or repeated)")
 	return cmd
 }
@@ -87,6 +104,11 @@ func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
 // buildReport scans the ledger table as of at once and builds the report, with the rejects
 // table's counts by reason when there is one.
 func buildReport(ctx context.Context, g *globals, at audit.AsOf) (*report.Report, error) {
+	return buildReportWindow(ctx, g, at, iceberg.Window{})
+}
+
+// buildReportWindow is buildReport over the rows in w (report --from/--to/--where).
+func buildReportWindow(ctx context.Context, g *globals, at audit.AsOf, w iceberg.Window) (*report.Report, error) {
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
@@ -99,5 +121,5 @@ func buildReport(ctx context.Context, g *globals, at audit.AsOf) (*report.Report
 	if err != nil {
 		return nil, err
 	}
-	return v.Report(ctx)
+	return v.ReportWindow(ctx, w)
 }

@@ -59,7 +59,8 @@ func Open(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, a A
 	if err != nil {
 		return nil, err
 	}
-	if tbl, err := cat.LoadTable(ctx, ident); err == nil {
+	tbl, err := cat.LoadTable(ctx, ident)
+	if err == nil {
 		if v.Contract, err = iceberg.TableContract(tbl); err != nil {
 			return nil, err
 		}
@@ -81,6 +82,9 @@ func Open(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, a A
 			}
 		}
 		v.Ledger, v.History = history[i], history[i:]
+		if !a.IsZero() && tbl != nil {
+			v.Contract = contractAt(tbl, v.Ledger.SnapshotID, v.Contract, v.Earlier)
+		}
 	}
 
 	rident := iceberg.RejectsIdent(ident)
@@ -209,6 +213,35 @@ func (v *View) Report(ctx context.Context) (*report.Report, error) {
 	rep.Rejects = tally.Summary()
 	rep.Damaged = v.DamagedFiles()
 	return rep, nil
+}
+
+// contractAt is the contract a past snapshot of tbl was written with, as far as its schema
+// tells: the newest of current and earlier (oldest first) whose every field is a column of
+// the snapshot's schema. So a report as of a moment before an evolution added a column has
+// the columns and report section of that moment; when none fits, the current one (columns
+// the snapshot lacks read as null).
+func contractAt(tbl *table.Table, snapshotID int64, current *ledger.Contract, earlier []*ledger.Contract) *ledger.Contract {
+	if current.IsDefault() {
+		return current
+	}
+	schema := iceberg.SnapshotSchema(tbl, snapshotID)
+	fits := func(c *ledger.Contract) bool {
+		for _, f := range c.Fields {
+			if _, ok := schema.FindFieldByName(f.Name); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if fits(current) {
+		return current
+	}
+	for i := len(earlier) - 1; i >= 0; i-- {
+		if fits(earlier[i]) {
+			return earlier[i]
+		}
+	}
+	return current
 }
 
 // newestOf returns the newest snapshot of pipeline in history (newest first).

@@ -129,6 +129,7 @@ type ContractEncoder struct {
 	mem    memory.Allocator
 	schema *arrow.Schema
 	cols   []columnSource
+	b      *array.RecordBuilder // reused from batch to batch (NewRecordBatch resets it)
 }
 
 // columnSource says where a table column's values come from.
@@ -148,7 +149,7 @@ func NewContractEncoder(mem memory.Allocator, schema *ice.Schema, c *ledger.Cont
 	if err != nil {
 		return nil, fmt.Errorf("iceberg: contract Arrow schema: %w", err)
 	}
-	e := &ContractEncoder{mem: mem, schema: sc}
+	e := &ContractEncoder{mem: mem, schema: sc, b: array.NewRecordBuilder(mem, sc)}
 	for _, f := range schema.Fields() {
 		src := columnSource{field: c.FieldIndex(f.Name)}
 		if src.field >= 0 {
@@ -178,12 +179,28 @@ func (e *ContractEncoder) Schema() *arrow.Schema { return e.schema }
 // Encode returns one record batch holding rows (each with Custom set), processing_time =
 // processed for all of them. The caller owns the batch (Release it).
 func (e *ContractEncoder) Encode(rows []ledger.Row, processed time.Time) arrow.RecordBatch {
-	b := array.NewRecordBuilder(e.mem, e.schema)
-	defer b.Release()
+	b := e.b
 	n := len(rows)
 	for ci, src := range e.cols {
 		fb := b.Field(ci)
 		fb.Reserve(n)
+		if sb, ok := fb.(*array.StringBuilder); ok {
+			// The string data's exact size up front: no reallocation while appending.
+			total := 0
+			for i := range rows {
+				switch r := &rows[i]; {
+				case src.field >= 0:
+					total += len(r.Custom.Values[src.field].Str)
+				case src.fixed == ColTransactionHash:
+					total += len(r.TransactionHash)
+				case src.fixed == ColSourceTopic:
+					total += len(r.SourceTopic)
+				case src.fixed == ColExtras && r.Custom != nil:
+					total += len(r.Custom.Extras)
+				}
+			}
+			sb.ReserveData(total)
+		}
 		if src.field < 0 {
 			switch src.fixed {
 			case ColTransactionHash, ColExtras, ColSourceTopic:
@@ -273,8 +290,10 @@ func (c *Catalog) scanContract(ctx context.Context, ident table.Identifier, ct *
 	if err != nil {
 		return err
 	}
+	// The columns of the snapshot read: an older one may predate columns an evolution
+	// added since (they read as null), and selecting them would fail.
 	present := map[string]bool{}
-	for _, f := range tbl.Schema().Fields() {
+	for _, f := range SnapshotSchema(tbl, opts.SnapshotID).Fields() {
 		present[f.Name] = true
 	}
 	cols := []string{ColTransactionHash, ColProcessingTime, ColSourceTopic, ColSourcePartition, ColSourceOffset}
@@ -375,6 +394,23 @@ func valueAt(a arrow.Array, i int) (ledger.Value, error) {
 		return ledger.Value{Valid: true, Int: conv(i).UnixMicro()}, nil
 	}
 	return ledger.Value{}, fmt.Errorf("unexpected Arrow type %s", a.DataType())
+}
+
+// SnapshotSchema returns the schema tbl had when snapshot snapshotID was written (0: main's
+// head), or its current schema when the snapshot does not say.
+func SnapshotSchema(tbl *table.Table, snapshotID int64) *ice.Schema {
+	meta := tbl.Metadata()
+	if snapshotID == 0 {
+		snapshotID = mainSnapshotID(meta)
+	}
+	if snap := meta.SnapshotByID(snapshotID); snap != nil && snap.SchemaID != nil {
+		for _, s := range meta.Schemas() {
+			if s.ID == *snap.SchemaID {
+				return s
+			}
+		}
+	}
+	return tbl.Schema()
 }
 
 // NewContractSink returns the Sink of pipeline on the ledger ident written with contract ct

@@ -92,6 +92,9 @@ func (c *Catalog) EnsureLedger(ctx context.Context, ident table.Identifier, give
 		props := TableProperties()
 		if !given.IsDefault() {
 			props[PropertyContract] = string(given.YAML())
+			// The key is unique per row, like the notebook's transaction_id: a Parquet
+			// dictionary of it is built, found useless and abandoned in every file.
+			props["write.parquet.dict-encoding-enabled.column."+given.Key] = "false"
 		}
 		tbl, err = c.cat.CreateTable(ctx, ident, schema, catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
 		if errors.Is(err, catalog.ErrTableAlreadyExists) {

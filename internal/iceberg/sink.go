@@ -280,6 +280,12 @@ func (s *TableSink[R]) Stage(ctx context.Context, rows []R, processed time.Time)
 	// Parquet writing is the pipeline's largest cost per row and one file is written by one
 	// goroutine: a large batch is cut into one file per core, written side by side.
 	parts := min(runtime.GOMAXPROCS(0), len(rows)/minRowsPerFile)
+	if tbl := s.Table(); tbl != nil && !tbl.Spec().IsUnpartitioned() {
+		// A partitioned table's fanout writer already writes each partition's file in
+		// its own goroutine; cutting the batch as well would only double the files (one
+		// per partition per part), and a file's fixed cost is much of a small one's.
+		parts = 1
+	}
 	if parts <= 1 {
 		return s.stageChunk(ctx, rows, processed)
 	}

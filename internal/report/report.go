@@ -80,6 +80,21 @@ type Report struct {
 	// NoAmountCheck says the contract does not require positive amounts: Validate makes
 	// no positive_amounts check.
 	NoAmountCheck bool `json:"-"`
+
+	// Window is set when the report covers part of the ledger (report --from/--to/--where):
+	// every figure above is over the rows in it.
+	Window *Window `json:"window,omitempty"`
+}
+
+// Window says which rows a report covers and how much of the table it read for them.
+type Window struct {
+	// Filter is the window as a condition: `event_timestamp >= 2025-01-16T00:00:00Z and
+	// currency in (EUR)`.
+	Filter string `json:"filter"`
+	// FilesRead data files were read, of FilesTotal in the snapshot: the others were
+	// pruned by their partition values or column bounds without being opened.
+	FilesRead  int `json:"data_files_read"`
+	FilesTotal int `json:"data_files_total"`
 }
 
 // SummaryRow is one row of the summary query.

@@ -32,6 +32,10 @@ func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 		return err
 	}
 
+	if r.Window != nil {
+		sb.WriteString("Window: " + r.Window.Filter + " (read " + strconv.Itoa(r.Window.FilesRead) + " of " +
+			strconv.Itoa(r.Window.FilesTotal) + " data files; the others were pruned unopened)\n\n")
+	}
 	sb.WriteString("Transaction Ledger Summary:\n")
 	rows := make([][]string, 0, len(r.Summary))
 	header := []string{"transaction_type", "currency", "txn_count", "total_amount", "avg_amount"}
@@ -88,6 +92,9 @@ func (r *Report) writeText(w io.Writer, numRows, truncate int) error {
 
 	if r.Rejects != nil {
 		sb.WriteString(r.Rejects.text(numRows, truncate))
+	} else if r.Window != nil {
+		// A refused message has no event time the ledger trusts: it is in no window.
+		sb.WriteString("\nRejects: not in a window report (a refused message has no trusted event time); see `ledgerstream rejects list`\n")
 	}
 
 	_, err := io.WriteString(w, sb.String())
