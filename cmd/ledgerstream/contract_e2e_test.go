@@ -121,6 +121,30 @@ func TestEndToEndContract(t *testing.T) {
 		t.Fatalf("report --where on a column that is not grouped by: %s", p.stderr.String())
 	}
 
+	// verify checks a window with --table-only (the notebook's validations on its rows),
+	// and refuses one for the reconciliation, which must read every row.
+	var ver struct {
+		Checks []struct {
+			Name   string `json:"name"`
+			Passed bool   `json:"passed"`
+			Figure int64  `json:"figure"`
+		} `json:"checks"`
+		Window struct {
+			Read  int `json:"data_files_read"`
+			Total int `json:"data_files_total"`
+		} `json:"window"`
+	}
+	out = st.run(t, "verify", "--table-only", "--json", "--from", "2025-01-16", "--to", "2025-01-17")
+	if err := json.Unmarshal([]byte(out), &ver); err != nil {
+		t.Fatal(err)
+	}
+	if ver.Window.Read != 2 || ver.Window.Total != 3 || len(ver.Checks) == 0 || !ver.Checks[0].Passed || ver.Checks[0].Figure != 2 {
+		t.Fatalf("verify --table-only of a window:\n%s", out)
+	}
+	if p := st.start(t, "verify", "--from", "2025-01-16"); p.wait(time.Minute) == nil || !strings.Contains(p.stderr.String(), "need --table-only") {
+		t.Fatalf("verify --from without --table-only: %s", p.stderr.String())
+	}
+
 	// Refused: a changed type. The table is untouched.
 	dir := t.TempDir()
 	text, err := os.ReadFile(contract)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -9,13 +10,15 @@ import (
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var asJSON, tableOnly bool
-	var pipeline, asOf string
+	var pipeline, asOf, from, to string
+	var where []string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the ledger: the notebook's validations and, against the topic, exactly once",
@@ -30,14 +33,27 @@ read (missing, cut short, damaged) does not stop it: verify names the file, coun
 it held as lost (check readable_files) and goes on with the others.
 
 --as-of checks the ledger as it was at an RFC 3339 time or a snapshot id (see
-'ledgerstream history'), reconciled up to the offsets the pipeline had committed then.`,
+'ledgerstream history'), reconciled up to the offsets the pipeline had committed then.
+
+--from, --to and --where (with --table-only) run the validations on a window of the ledger,
+as report does, reading only the data files that can hold its rows. The reconciliation with
+the topic takes no window: it accounts for every offset, so it reads every row.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			at, err := audit.ParseAsOf(asOf)
 			if err != nil {
 				return err
 			}
-			res, err := verify(cmd.Context(), g, pipeline, !tableOnly, at)
+			w, err := audit.ParseWindow(from, to, where)
+			if err != nil {
+				return err
+			}
+			if !w.IsZero() && !tableOnly {
+				return errors.New("--from, --to and --where need --table-only: the reconciliation with the topic accounts for every offset, " +
+					"so it reads every row (a window would make the rows outside it look lost); " +
+					"`verify --table-only --from ...` runs the notebook's validations on the window, `verify` alone reconciles the whole ledger")
+			}
+			res, err := verifyWindow(cmd.Context(), g, pipeline, !tableOnly, at, w)
 			if err != nil {
 				return err
 			}
@@ -51,6 +67,9 @@ it held as lost (check readable_files) and goes on with the others.
 	cmd.Flags().BoolVar(&tableOnly, "table-only", false, "run only the notebook's validations, without reading the topic")
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline whose committed offsets bound the reconciliation (default: the only one that committed to the table)")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "check the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
+	cmd.Flags().StringVar(&from, "from", "", "with --table-only: check only the rows whose time column is at or after this RFC 3339 time or date (YYYY-MM-DD)")
+	cmd.Flags().StringVar(&to, "to", "", "with --table-only: check only the rows whose time column is before this RFC 3339 time or date")
+	cmd.Flags().StringArrayVar(&where, "where", nil, "with --table-only: check only the rows whose group-by column has one of these values: COLUMN=V1,V2")
 	return cmd
 }
 
@@ -62,6 +81,9 @@ func writeVerify(w io.Writer, res *audit.VerifyResult, asJSON bool) error {
 			return err
 		}
 	} else {
+		if res.Window != nil {
+			fmt.Fprintf(w, "Window: %s (read %d of %d data files; the others were pruned unopened)\n\n", res.Window.Filter, res.Window.FilesRead, res.Window.FilesTotal)
+		}
 		if err := report.WriteDamageText(w, res.Damaged); err != nil {
 			return err
 		}
@@ -83,6 +105,11 @@ func writeVerify(w io.Writer, res *audit.VerifyResult, asJSON bool) error {
 // verify checks the ledger as of at (audit.View.Verify), reading the topic when withTopic
 // is set.
 func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at audit.AsOf) (*audit.VerifyResult, error) {
+	return verifyWindow(ctx, g, pipeline, withTopic, at, iceberg.Window{})
+}
+
+// verifyWindow is verify on the rows of w only (verify --table-only --from/--to/--where).
+func verifyWindow(ctx context.Context, g *globals, pipeline string, withTopic bool, at audit.AsOf, w iceberg.Window) (*audit.VerifyResult, error) {
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
@@ -95,7 +122,7 @@ func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at
 	if _, err := ledgerContract(ctx, g, cat, ident); err != nil {
 		return nil, err // a --contract that is not the table's
 	}
-	opts := audit.VerifyOptions{Pipeline: pipeline, Topic: g.topic}
+	opts := audit.VerifyOptions{Pipeline: pipeline, Topic: g.topic, Window: w}
 	if withTopic {
 		opts.ReadTopic = func(ctx context.Context, fn func(engine.Record) error) (engine.TopicState, error) {
 			return kafka.ReadTopicState(ctx, g.kafkaConfigBounded(), g.topic, fn)

@@ -82,8 +82,8 @@ type Report struct {
 	NoAmountCheck bool `json:"-"`
 
 	// Window is set when the report covers part of the ledger (report --from/--to/--where):
-	// every figure above is over the rows in it.
-	Window *Window `json:"window,omitempty"`
+	// every figure above is over the rows in it. Null for the whole ledger.
+	Window *Window `json:"window"`
 }
 
 // Window says which rows a report covers and how much of the table it read for them.
