@@ -35,18 +35,10 @@ type Condition struct {
 // IsZero reports whether w selects every row.
 func (w Window) IsZero() bool { return w.From.IsZero() && w.To.IsZero() && len(w.Where) == 0 }
 
-// String describes w for a report's heading: `event_timestamp >= 2025-01-16T00:00:00Z and
-// currency in (EUR, USD)`.
-func (w Window) String() string {
-	return strings.Join(w.terms("the time column"), " and ")
-}
-
-// Describe is String with the time column named as ct names it.
+// Describe says which rows w selects in a ledger of contract ct, for a report's heading:
+// `event_timestamp >= 2025-01-16T00:00:00Z and currency in (EUR, USD)`.
 func (w Window) Describe(ct *ledger.Contract) string {
-	return strings.Join(w.terms(ct.Report.Time), " and ")
-}
-
-func (w Window) terms(timeCol string) []string {
+	timeCol := ct.Report.Time
 	var terms []string
 	if !w.From.IsZero() {
 		terms = append(terms, timeCol+" >= "+w.From.UTC().Format(time.RFC3339Nano))
@@ -57,7 +49,7 @@ func (w Window) terms(timeCol string) []string {
 	for _, c := range w.Where {
 		terms = append(terms, c.Column+" in ("+strings.Join(c.Values, ", ")+")")
 	}
-	return terms
+	return strings.Join(terms, " and ")
 }
 
 // Check says what is wrong with w for a ledger of contract ct: a window that ends before
