@@ -335,12 +335,14 @@ func (s *store) reset(st fileState) error {
 	return nil
 }
 
-// forEachKey calls fn with every key, run by run.
+// forEachKey calls fn with every key, run by run. It holds mu shared throughout, as
+// lookups do: a merge that ends meanwhile deletes its input runs only after it has taken
+// mu, so no run this scan has yet to open disappears under it (a worker's first open
+// rebuilds the Bloom filter while the merger, started by openStore, may be merging).
 func (s *store) forEachKey(fn func(key []byte)) error {
 	s.mu.RLock()
-	runs := slices.Clone(s.runs)
-	s.mu.RUnlock()
-	for _, r := range runs {
+	defer s.mu.RUnlock()
+	for _, r := range s.runs {
 		it, err := r.iter()
 		if err != nil {
 			return err
