@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/rejects"
 )
 
 // expectedFates replays the generator `produce` uses and counts what each message must
@@ -153,7 +154,7 @@ func TestEndToEndRejects(t *testing.T) {
 	var from []string
 	for _, r := range again.Rejects {
 		for _, h := range r.Headers {
-			if h.Key == RepublishedHeader && h.Value != nil {
+			if h.Key == rejects.RepublishedHeader && h.Value != nil {
 				from = append(from, h.Value.Text)
 			}
 		}
