@@ -106,7 +106,7 @@ what would be done.`,
 			if ok, err := cat.TableExists(cmd.Context(), ident); err != nil {
 				return err
 			} else if !ok {
-				others, _ := otherLedgers(cmd.Context(), cat, ident)
+				others, _ := cat.OtherLedgers(cmd.Context(), ident)
 				hint := "check --table and --data-dir"
 				if len(others) > 0 {
 					hint = "the catalog has " + strings.Join(others, ", ")

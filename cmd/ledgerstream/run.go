@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,7 +40,7 @@ type runFlags struct {
 	indexDir        string
 	cpuProfile      string
 	memoryLimitMiB  int64
-	createTable     string     // auto, yes or no: createtable.go
+	createTable     string     // auto, yes or no: pipeline.CreateMode
 	faults          faultFlags // test builds only (go:build faults): faults.go
 	ops             opsFlags   // metrics, progress, automatic maintenance
 }
@@ -126,6 +128,9 @@ func addOpsFlags(f *pflag.FlagSet, o *opsFlags) {
 	addMaintainFlags(f, &o.maintain, "maintain-")
 }
 
+// createTableModes are run's --create-table values (pipeline.CreateMode).
+var createTableModes = []string{"auto", "yes", "no"}
+
 // runPipeline runs the streaming service until ctx ends or, with --available-now, the
 // backlog is done, and prints a one-line summary.
 func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*engine.Stats, error) {
@@ -157,6 +162,9 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 			return nil, err
 		}
 	}
+	if !slices.Contains(createTableModes, r.createTable) {
+		return nil, fmt.Errorf("--create-table %q: want one of %s", r.createTable, strings.Join(createTableModes, ", "))
+	}
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
 		return nil, err
@@ -164,9 +172,6 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	defer cat.Close()
 	contract, err := g.contractFlag()
 	if err != nil {
-		return nil, err
-	}
-	if err := ensureLedgerTable(ctx, cat, ident, r.createTable, contract, r.outageTimeout, out); err != nil {
 		return nil, err
 	}
 	rules := ledger.DefaultRules()
@@ -184,8 +189,16 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		indexDir = dataPath(g, "index")
 	}
 	cfg := pipeline.Config{
-		Catalog:        cat,
-		Table:          ident,
+		Catalog:     cat,
+		Table:       ident,
+		CreateTable: pipeline.CreateMode(r.createTable),
+		OnCreated: func(c pipeline.Created) {
+			where := c.Catalog + " catalog"
+			if c.Warehouse != "" {
+				where += ", warehouse " + c.Warehouse
+			}
+			fmt.Fprintf(out, "Created ledger table %s (and %s for its rejects) in the %s\n", c.Table, c.Rejects, where)
+		},
 		Contract:       contract,
 		Kafka:          kc,
 		Topic:          g.topic,

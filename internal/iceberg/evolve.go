@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // TableContract returns the contract a ledger table is written with: the one kept in its
@@ -308,17 +308,12 @@ func checkChanges(a, b *ledger.Field) string {
 // loadCreatedElsewhere loads a table whose creation failed because another worker created
 // it at the same moment. Workers of one pipeline start together and race to create the
 // ledger; under PostgreSQL's serializable transactions the loser can be told the table
-// exists before the winner's row reads back, so a missing table is asked for again for a
-// few seconds before it counts as an error.
+// exists before the winner's row reads back: that is a temporary error, which the caller's
+// retry policy waits out (internal/pipeline runs EnsureLedger under the worker's policy).
 func (c *Catalog) loadCreatedElsewhere(ctx context.Context, ident table.Identifier) (*table.Table, error) {
-	wait := 50 * time.Millisecond
-	for deadline := time.Now().Add(5 * time.Second); ; wait *= 2 {
-		tbl, err := c.loadTable(ctx, ident)
-		if !errors.Is(err, catalog.ErrNoSuchTable) || time.Now().After(deadline) {
-			return tbl, err
-		}
-		if err := sleepCtx(ctx, wait); err != nil {
-			return nil, err
-		}
+	tbl, err := c.loadTable(ctx, ident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return nil, retry.MarkTemporary(fmt.Errorf("another worker created %s at the same moment, and it does not read back yet: %w", identString(ident), err))
 	}
+	return tbl, err
 }

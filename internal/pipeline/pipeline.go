@@ -31,9 +31,14 @@ import (
 type Config struct {
 	// Catalog holds the tables; the caller opens and closes it.
 	Catalog *iceberg.Catalog
-	// Table is the ledger; its rejects table is iceberg.RejectsIdent(Table). Both are
-	// created when missing.
+	// Table is the ledger; its rejects table is iceberg.RejectsIdent(Table). A missing
+	// ledger is created as CreateTable allows, and announced to OnCreated; a missing
+	// rejects table is created.
 	Table table.Identifier
+	// CreateTable says whether a missing ledger may be created ("" is CreateAlways).
+	CreateTable CreateMode
+	// OnCreated, when set, is told that Run created the ledger.
+	OnCreated func(Created)
 	// Contract is what the messages look like and what the ledger makes of them (see
 	// iceberg.EnsureLedger): nil means the table's own, or the default contract for a new
 	// table; another contract than the table's must be an evolution it accepts.
@@ -87,7 +92,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		log = slog.Default()
 	}
 	cat, ident := cfg.Catalog, cfg.Table
-	_, contract, err := cat.EnsureLedger(ctx, ident, cfg.Contract)
+	ecfg := cfg.Engine
+	if ecfg.Logger == nil {
+		ecfg.Logger = log
+	}
+	if ecfg.Retry == nil {
+		ecfg.Retry = &retry.Policy{OutageTimeout: cfg.OutageTimeout, Logger: log, Clock: ecfg.Clock}
+	}
+	contract, err := ensureLedger(ctx, cfg, ecfg.Retry)
 	if err != nil {
 		return Result{}, err
 	}
@@ -99,19 +111,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	obs := newObserver(cat, ident, cfg.Engine.Trigger, log)
 	obs.status.workerID, obs.status.pipeline, obs.status.topic = workerName(cfg.WorkerID), cfg.Engine.Pipeline, cfg.Topic
 	sinks = obs.wrap(sinks) // commit timing and committed offsets for metrics
-	ecfg := cfg.Engine
-	if ecfg.Logger == nil {
-		ecfg.Logger = log
-	}
 	rules := ledger.DefaultRules()
 	if ecfg.Rules != nil {
 		rules = *ecfg.Rules
 	}
 	rules.Contract = contract
 	ecfg.Rules = &rules
-	if ecfg.Retry == nil {
-		ecfg.Retry = &retry.Policy{OutageTimeout: cfg.OutageTimeout, Logger: log, Clock: ecfg.Clock}
-	}
 	obs.deps = ecfg.Retry.Track()
 	eng := engine.New(ecfg, sinks)
 	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
