@@ -45,16 +45,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/faults"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
 // chaosFaultPoints are the engine's fault points; every one must kill a worker at least once.
-var chaosFaultPoints = []string{
-	engine.FaultAfterFetch, engine.FaultAfterStage, engine.FaultAfterCommit,
-	engine.FaultInRebalance, engine.FaultAfterAdvised,
-}
+var chaosFaultPoints = faults.Points
 
 // foreignTopic is the source_topic of the rows the foreign writer appends: verify
 // reconciles only the rows of its own topic.
@@ -191,7 +188,7 @@ func TestChaos(t *testing.T) {
 			point := rotation[0]
 			rotation = rotation[1:]
 			n := 1 + rng.IntN(6)
-			if point == engine.FaultInRebalance {
+			if point == faults.InRebalance {
 				n = 1 + rng.IntN(2)
 			}
 			w.fault = fmt.Sprintf("%s@%d", point, n)

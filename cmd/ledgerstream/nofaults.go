@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/pipeline"
 )
 
 // faultsBuild says whether this binary has the fault-injection flags (faults.go): the
@@ -16,4 +17,4 @@ type faultFlags struct{}
 
 func addFaultFlags(*pflag.FlagSet, *faultFlags) {}
 
-func (faultFlags) apply(*engine.Config) error { return nil }
+func (faultFlags) apply(*engine.Config) ([]pipeline.Wrapper, error) { return nil, nil }

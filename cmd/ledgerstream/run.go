@@ -221,7 +221,8 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		Maintain:      sched,
 		Logger:        slog.Default(),
 	}
-	if err := r.faults.apply(&cfg.Engine); err != nil {
+	wrap, err := r.faults.apply(&cfg.Engine)
+	if err != nil {
 		return nil, err
 	}
 	if r.availableNow && r.ops.progress {
@@ -235,7 +236,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		}
 		defer stop()
 	}
-	res, err := pipeline.Run(ctx, cfg)
+	res, err := pipeline.Run(ctx, cfg, wrap...)
 	st := res.Stats
 	if st == nil {
 		return nil, err

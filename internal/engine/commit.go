@@ -33,7 +33,6 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 		src.Seek(seek)
 		return nil
 	}
-	e.fault(FaultAfterCommit)
 	if err := e.commitRejects(ctx, b); err != nil {
 		return err
 	}
@@ -47,7 +46,6 @@ func (e *Engine) commit(ctx context.Context, src Source, b *batch) error {
 	if err := src.CommitAdvisory(ctx, ends); err != nil {
 		e.log.Warn("advisory Kafka offset commit failed (progress is safe in the tables)", "error", err)
 	}
-	e.fault(FaultAfterAdvised)
 	return nil
 }
 
@@ -72,8 +70,6 @@ type ledgerCommit struct {
 	// may reference those files (now, or once a later commit builds on that attempt), so
 	// the engine never deletes them; maintain's orphan removal does when nothing does.
 	stagedInFlight bool
-	// stagedOnce: the batch's files were written once (FaultAfterStage has fired).
-	stagedOnce bool
 	// planned is the ledger snapshot the last plan settled the claim on: an attempt
 	// commits only on that state (see attemptLedger).
 	planned int64
@@ -123,10 +119,6 @@ func (e *Engine) commitLedger(ctx context.Context, b *batch) (Offsets, error) {
 		if lc.staged == nil {
 			if lc.staged, err = e.stageBatch(ctx, b); err != nil {
 				return nil, err
-			}
-			if !lc.stagedOnce {
-				lc.stagedOnce = true
-				e.fault(FaultAfterStage)
 			}
 		}
 		done, err := e.attemptLedger(ctx, lc)

@@ -54,11 +54,8 @@ type Config struct {
 	// batch it holds, outages included, before it gives the batch up (it is redone after
 	// a restart). 0 means 30 s.
 	StopGrace time.Duration
-	// Fault, when set, is called at each named fault point (see the Fault* constants). Tests
-	// make it kill the process there. Nil in production.
-	Fault  func(point string)
-	Logger *slog.Logger
-	Clock  Clock
+	Logger    *slog.Logger
+	Clock     Clock
 }
 
 // lateBatchWindow is how long a batch that is already late gathers what is ready.
@@ -66,15 +63,6 @@ const lateBatchWindow = 10 * time.Millisecond
 
 // DefaultMaxBatchRecords bounds a batch when Config.MaxBatchRecords is 0.
 const DefaultMaxBatchRecords = 100_000
-
-// Fault points: the moments where a crash is most interesting.
-const (
-	FaultAfterFetch   = "after-fetch"   // records read, nothing written
-	FaultAfterStage   = "after-stage"   // data files written, not committed
-	FaultAfterCommit  = "after-commit"  // table committed, Kafka group offsets not yet
-	FaultInRebalance  = "in-rebalance"  // partitions being assigned
-	FaultAfterAdvised = "after-advised" // everything done for the batch
-)
 
 // Stats are the engine's running totals. Safe to read while Step runs.
 type Stats struct {
@@ -240,12 +228,6 @@ func (e *Engine) do(ctx context.Context, dep retry.Dependency, op string, fn fun
 	return e.cfg.Retry.Do(ctx, dep, op, fn)
 }
 
-func (e *Engine) fault(point string) {
-	if e.cfg.Fault != nil {
-		e.cfg.Fault(point)
-	}
-}
-
 // loadLocked reads both tables' states.
 func (e *Engine) loadLocked(ctx context.Context) error {
 	st, err := e.sinks.Ledger.Load(ctx)
@@ -283,7 +265,6 @@ func (e *Engine) Refresh(ctx context.Context) error {
 // Resume is the ResumeFunc for the source: newly assigned partitions start where the
 // tables say, read fresh, never at Kafka's group offsets.
 func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error) {
-	e.fault(FaultInRebalance)
 	// One attempt, bounded: this runs on the source's group goroutine, which must not
 	// wait out an outage here (the group retries the assignment, and the loop's own
 	// retries report the outage).
@@ -449,7 +430,6 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		}
 	}
 	if !b.empty() {
-		e.fault(FaultAfterFetch)
 		// A stopping worker still commits what it holds: a clean stop leaves nothing to redo.
 		// The commit gets its own context so that a stop signal, before the commit or during
 		// it, does not cut it short at once; it waits out an outage for StopGrace at most

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/faults"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
@@ -95,9 +96,16 @@ type worker struct {
 	w   *world
 	eng *engine.Engine
 	src *fakeSource
+	// feed is src as the engine reads it: decorated by the fault injector of a worker that
+	// dies at a fault point.
+	feed engine.Source
 }
 
-func (w *world) worker(cfg engine.Config) *worker {
+func (w *world) worker(cfg engine.Config) *worker { return w.workerDyingAt(cfg, "") }
+
+// workerDyingAt is a worker killed (a panic of crash) the first time it reaches the fault
+// point (internal/faults); "" never.
+func (w *world) workerDyingAt(cfg engine.Config, point string) *worker {
 	cfg.Pipeline = "p"
 	cfg.Clock = w.clock
 	if cfg.Logger == nil {
@@ -118,8 +126,18 @@ func (w *world) worker(cfg engine.Config) *worker {
 	if w.noIndex {
 		sinks.Index = nil
 	}
-	e := engine.New(cfg, sinks)
-	return &worker{w: w, eng: e, src: newSource(w.log, w.clock, e.Resume)}
+	if point == "" {
+		e := engine.New(cfg, sinks)
+		src := newSource(w.log, w.clock, e.Resume)
+		return &worker{w: w, eng: e, src: src, feed: src}
+	}
+	in, err := faults.New(point, 1, func(at string) { panic(crash(at)) })
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	e := engine.New(cfg, in.Sinks(sinks))
+	src := newSource(w.log, w.clock, in.Resume(e.Resume))
+	return &worker{w: w, eng: e, src: src, feed: in.Source(src)}
 }
 
 // runToEnd steps until the run is over, as internal/pipeline's loop does.
@@ -130,15 +148,6 @@ func runToEnd(ctx context.Context, e *engine.Engine, src engine.Source) error {
 			return err
 		}
 	}
-}
-
-// crashAt returns a config whose fault hook kills the worker at the named point.
-func crashAt(point string) engine.Config {
-	return engine.Config{Fault: func(at string) {
-		if at == point {
-			panic(crash(at))
-		}
-	}}
 }
 
 // step runs one batch and reports whether the worker crashed.
@@ -153,7 +162,7 @@ func (k *worker) step() (crashed string) {
 			crashed = string(c)
 		}
 	}()
-	if _, err := k.eng.Step(context.Background(), k.src); err != nil {
+	if _, err := k.eng.Step(context.Background(), k.feed); err != nil {
 		k.w.t.Fatalf("step: %v", err)
 	}
 	return ""
@@ -293,7 +302,7 @@ func TestScenarioAvailableNowStopsAtTheEnd(t *testing.T) {
 	k := w.worker(engine.Config{AvailableNow: true, MaxBatchRecords: 10})
 	k.src.perFetch = 4
 	k.src.assign(t, p0, p1)
-	if err := runToEnd(context.Background(), k.eng, k.src); err != nil {
+	if err := runToEnd(context.Background(), k.eng, k.feed); err != nil {
 		t.Fatal(err)
 	}
 	w.wantOffsets(engine.Offsets{p0: 26, p1: 7})
@@ -317,7 +326,7 @@ func TestScenarioStopCommitsWhatWasRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	k.src.perFetch = 3
 	cancel()
-	if err := runToEnd(ctx, k.eng, k.src); err != nil {
+	if err := runToEnd(ctx, k.eng, k.feed); err != nil {
 		t.Fatal(err)
 	}
 	w.reconcile()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/faults"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
@@ -22,7 +23,7 @@ func (w *world) deleteUnread(p engine.Partition, from, off int64) {
 
 // stepErr runs one batch and returns its error.
 func (k *worker) stepErr() error {
-	_, err := k.eng.Step(context.Background(), k.src)
+	_, err := k.eng.Step(context.Background(), k.feed)
 	return err
 }
 
@@ -129,7 +130,7 @@ func TestScenarioGapRecorded(t *testing.T) {
 // A worker killed at every fault point of the batch that records a gap: the restarted one
 // records it exactly once.
 func TestScenarioGapCrashAtEveryFaultPoint(t *testing.T) {
-	for _, point := range []string{engine.FaultAfterFetch, engine.FaultAfterStage, engine.FaultAfterCommit, engine.FaultAfterAdvised} {
+	for _, point := range []string{faults.AfterFetch, faults.AfterStage, faults.AfterCommit, faults.AfterAdvised} {
 		t.Run(point, func(t *testing.T) {
 			w := newWorld(t)
 			k := w.worker(engine.Config{})
@@ -141,15 +142,13 @@ func TestScenarioGapCrashAtEveryFaultPoint(t *testing.T) {
 			w.produceBad(p0)
 			w.produce(p1, 2)
 			w.deleteUnread(p0, 3, 5) // 3 and 4 lost; 5, 6 and the bad message (7) remain
-			cfg := crashAt(point)
-			cfg.OnGap = engine.GapRecord
-			victim := w.worker(cfg)
+			victim := w.workerDyingAt(engine.Config{OnGap: engine.GapRecord}, point)
 			victim.src.assign(t, p0, p1)
 			if got := victim.step(); got != point {
 				t.Fatalf("crashed at %q, want %q", got, point)
 			}
 			w.log.deleteBefore(p0, 6)
-			if point == engine.FaultAfterFetch || point == engine.FaultAfterStage {
+			if point == faults.AfterFetch || point == faults.AfterStage {
 				w.want["0/5"] = ledger.ReasonLostBeforeProcessing // read, never committed
 			}
 			// Retention moves on while the worker is down: the restart finds a larger gap

@@ -115,7 +115,7 @@ func TestScenarioOutageLongerThanTimeoutEndsTheRun(t *testing.T) {
 	w.produce(p0, 5)
 	arm := outageFor(w, w.ledger, time.Hour, "commit", "load")
 	arm()
-	_, err := k.eng.Step(context.Background(), k.src)
+	_, err := k.eng.Step(context.Background(), k.feed)
 	var out *retry.OutageError
 	if !errors.As(err, &out) || out.Dependency != retry.Catalog {
 		t.Fatalf("Step = %v, want an outage error of the catalog", err)
@@ -173,7 +173,7 @@ func TestScenarioPermissionDeniedFailsFast(t *testing.T) {
 		}
 		return nil
 	}
-	_, err := k.eng.Step(context.Background(), k.src)
+	_, err := k.eng.Step(context.Background(), k.feed)
 	var perm *retry.PermanentError
 	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "00001.parquet") || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("Step = %v, want a permanent error naming the file", err)

@@ -245,9 +245,6 @@ func (s *script) newWorker(a scriptArgs) error {
 		return fmt.Errorf("worker %q: no name, or one alive already", name)
 	}
 	var cfg engine.Config
-	if point := a.value("crash"); point != "" {
-		cfg = crashAt(point)
-	}
 	var err error
 	if v := a.value("max-batch"); v != "" {
 		if cfg.MaxBatchRecords, err = strconv.Atoi(v); err != nil {
@@ -274,7 +271,7 @@ func (s *script) newWorker(a scriptArgs) error {
 		// The production policy but for its outage timeout, without randomness.
 		cfg.Retry = &retry.Policy{OutageTimeout: d, Clock: s.w.clock, Logger: cfg.Logger, Jitter: func() float64 { return 0.5 }}
 	}
-	k := s.w.worker(cfg)
+	k := s.w.workerDyingAt(cfg, a.value("crash"))
 	k.src.observe = func(e string) { s.event(name + ": " + e) }
 	if v := a.value("per-fetch"); v != "" {
 		if k.src.perFetch, err = strconv.Atoi(v); err != nil {
@@ -325,7 +322,7 @@ func (s *script) step(k *scriptWorker) {
 			s.event(fmt.Sprintf("%s: killed at %s", k.name, string(c)))
 		}
 	}()
-	if _, err := k.eng.Step(context.Background(), k.src); err != nil {
+	if _, err := k.eng.Step(context.Background(), k.feed); err != nil {
 		s.event(fmt.Sprintf("%s: step failed: %v", k.name, err))
 	}
 }

@@ -2,10 +2,12 @@ package iceberg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 )
 
@@ -16,7 +18,11 @@ func (c *Catalog) OtherLedgers(ctx context.Context, ident table.Identifier) ([]s
 	var out []string
 	for id, err := range c.cat.ListTables(ctx, ns) {
 		if err != nil {
-			// A namespace that does not exist yet holds no ledger.
+			// A namespace that did not exist when listed held no ledger (workers that start
+			// together may create it a moment later: they then create the same table).
+			if errors.Is(err, catalog.ErrNoSuchNamespace) {
+				return nil, nil
+			}
 			if exists, nerr := c.cat.CheckNamespaceExists(ctx, ns); nerr == nil && !exists {
 				return nil, nil
 			}

@@ -82,11 +82,22 @@ type Result struct {
 	Elapsed time.Duration
 }
 
+// Wrapper decorates what the engine talks to: its sinks, its source, and the callback
+// through which the source resumes newly assigned partitions. The faults build of the
+// binary (cmd/ledgerstream/faults.go) passes one that kills the process at a fault point
+// (internal/faults); the product passes none.
+type Wrapper interface {
+	Sinks(engine.Sinks) engine.Sinks
+	Source(engine.Source) engine.Source
+	Resume(engine.ResumeFunc) engine.ResumeFunc
+}
+
 // Run runs a worker until ctx ends (it then commits what it holds) or, with
 // Engine.AvailableNow, until the backlog it found is committed. An error means the
 // worker must stop; its uncommitted work is safe to redo. Result.Stats is set once the
-// worker has joined the group, even with an error.
-func Run(ctx context.Context, cfg Config) (Result, error) {
+// worker has joined the group, even with an error. wrap decorates what the engine talks
+// to, outermost last.
+func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -111,6 +122,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	obs := newObserver(cat, ident, cfg.Engine.Trigger, log)
 	obs.status.workerID, obs.status.pipeline, obs.status.topic = workerName(cfg.WorkerID), cfg.Engine.Pipeline, cfg.Topic
 	sinks = obs.wrap(sinks) // commit timing and committed offsets for metrics
+	for _, w := range wrap {
+		sinks = w.Sinks(sinks)
+	}
 	rules := ledger.DefaultRules()
 	if ecfg.Rules != nil {
 		rules = *ecfg.Rules
@@ -119,13 +133,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	ecfg.Rules = &rules
 	obs.deps = ecfg.Retry.Track()
 	eng := engine.New(ecfg, sinks)
+	resume := eng.Resume
+	for _, w := range wrap {
+		resume = w.Resume(resume)
+	}
 	src, err := kafka.NewSource(ctx, kafka.SourceConfig{
 		Client:         cfg.Kafka,
 		Topic:          cfg.Topic,
 		Group:          ecfg.Pipeline,
 		InstanceID:     cfg.WorkerID,
 		SessionTimeout: cfg.SessionTimeout,
-		Resume:         eng.Resume,
+		Resume:         resume,
 		Logger:         log,
 		Tracker:        obs.deps,
 	})
@@ -136,7 +154,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	log.Info("streaming", "topic", cfg.Topic, "table", identName(ident), "pipeline", ecfg.Pipeline,
 		"trigger", ecfg.Trigger, "available_now", ecfg.AvailableNow)
 	start := time.Now()
-	err = runWorker(ctx, cfg, eng, src, obs, log)
+	err = runWorker(ctx, cfg, eng, src, obs, wrap, log)
 	return Result{Stats: eng.Stats(), Elapsed: time.Since(start)}, err
 }
 
@@ -173,7 +191,7 @@ type lagSource interface {
 
 // runWorker runs the loop with the metrics endpoint, the progress line and automatic
 // maintenance around it, and stops them when the loop ends.
-func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.Source, obs *observer, log *slog.Logger) error {
+func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.Source, obs *observer, wrap []Wrapper, log *slog.Logger) error {
 	obs.stats = eng.Stats()
 	obs.source = src
 
@@ -218,7 +236,11 @@ func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.S
 	}
 	// The source as the engine sees it: each fetch is shown to the produce-to-visible
 	// latency measure.
-	err := loop(ctx, eng, visibleSource{metrics.VisibleSource{Source: src, V: obs.status.visible}, src}, obs, auto)
+	var feed engine.Source = visibleSource{metrics.VisibleSource{Source: src, V: obs.status.visible}, src}
+	for _, w := range wrap {
+		feed = w.Source(feed)
+	}
+	err := loop(ctx, eng, feed, obs, auto)
 	cancel()
 	return errors.Join(err, g.Wait())
 }
