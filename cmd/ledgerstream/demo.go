@@ -120,7 +120,7 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 	} else if existing != "" {
 		fmt.Fprintf(out, "%s\n\n", existing)
 	}
-	if _, err := produce(ctx, g, p, out); err != nil {
+	if _, err := sendTransactions(ctx, g, p, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nExactly-once processing started\n")

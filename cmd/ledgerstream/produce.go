@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/produce"
 )
 
 // produceFlags are the producer's settings, shared by produce and demo.
@@ -28,11 +25,6 @@ type produceFlags struct {
 	firstID     int  // -1: after the highest transaction_id already on the topic
 	createTopic bool // create a missing topic instead of refusing
 }
-
-// tailScan is how many of each partition's last records produce reads to find the highest
-// transaction_id there. A run's highest id is among its last messages (ids grow; only
-// duplicates, which reach back at most 1024 messages, come after it).
-const tailScan = 2048
 
 func newProduceCmd(g *globals) *cobra.Command {
 	var p produceFlags
@@ -58,7 +50,7 @@ duplicate (the same content) or conflicting_duplicate (another content); the ded
 demonstration. A topic that does not exist is an error unless --create-topic is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := produce(cmd.Context(), g, p, cmd.OutOrStdout())
+			_, err := sendTransactions(cmd.Context(), g, p, cmd.OutOrStdout())
 			return err
 		},
 	}
@@ -86,104 +78,29 @@ func limitProduceFlags(f *pflag.FlagSet, count string) {
 	}
 }
 
-// produce sends the transactions and prints progress lines to out.
-func produce(ctx context.Context, g *globals, p produceFlags, out io.Writer) (kafka.ProduceStats, error) {
-	if p.seed == 0 {
-		p.seed = time.Now().UnixNano()
-	}
+// sendTransactions sends the transactions (internal/produce) and prints progress lines to out.
+func sendTransactions(ctx context.Context, g *globals, p produceFlags, out io.Writer) (kafka.ProduceStats, error) {
 	contract, err := g.contractFlag()
 	if err != nil {
 		return kafka.ProduceStats{}, err
 	}
-	// The generator of the contract's messages (the notebook's without --contract); a first
-	// one numbers the keys already on the topic.
-	keys, err := ledger.NewGeneratorFor(contract, p.seed, ledger.GeneratorOptions{})
-	if err != nil {
-		return kafka.ProduceStats{}, fmt.Errorf("produce --contract %s: %w", g.contract, err)
-	}
-	kc := g.kafkaConfigBounded()
-	first, err := firstTransaction(ctx, kc, g.topic, p, keys, out)
-	if err != nil {
-		return kafka.ProduceStats{}, err
-	}
-	prod, err := kafka.NewProducer(kc)
-	if err != nil {
-		return kafka.ProduceStats{}, err
-	}
-	defer prod.Close()
-	gen, err := ledger.NewGeneratorFor(contract, p.seed, ledger.GeneratorOptions{Duplicates: p.duplicates, Malformed: p.malformed, FirstID: first})
-	if err != nil {
-		return kafka.ProduceStats{}, err
-	}
-	msgs := iter.Seq2[[]byte, []byte](func(yield func([]byte, []byte) bool) {
-		for range p.count {
-			m := gen.Next(time.Now())
-			if !yield(m.Key, m.Value) {
-				return
-			}
-		}
-	})
-	fmt.Fprintf(out, "Producing %d financial transactions to %s (seed %d, ids from %s)...\n", p.count, g.topic, p.seed, keys.KeyText(first))
 	progress := newProgress(out)
-	st, err := prod.Produce(ctx, g.topic, msgs, kafka.ProduceOptions{
-		Rate: p.rate,
-		// A live line on a terminal (observe.go), a plain line every ten seconds elsewhere.
+	st, err := produce.Run(ctx, g.kafkaConfigBounded(), g.topic, produce.Options{
+		Contract: contract, ContractSource: g.contract,
+		Count: p.count, Rate: p.rate, Seed: p.seed, Duplicates: p.duplicates, Malformed: p.malformed,
+		FirstID: p.firstID, CreateTopic: p.createTopic,
+		// A live line on a terminal, a plain line every ten seconds elsewhere.
 		ProgressEvery: progress.period(),
 		Progress: func(s kafka.ProduceStats) {
 			rate := float64(s.Acked) / max(s.Elapsed.Seconds(), 1e-9)
 			progress.show(fmt.Sprintf("  sent %d/%d, acknowledged %d (%.0f/s), ETA %s", s.Sent, p.count, s.Acked, rate,
 				eta(int64(p.count)-s.Acked, rate)), s.Acked+s.Failed >= int64(p.count))
 		},
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return st, &exitError{code: interruptedCode(ctx), msg: fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", st.Acked, p.count, g.topic)}
-		}
-		return st, fmt.Errorf("produce: %d of %d acknowledged: %w", st.Acked, p.count, err)
+	}, out)
+	if err != nil && ctx.Err() != nil {
+		return st, &exitError{code: interruptedCode(ctx), msg: fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", st.Acked, p.count, g.topic)}
 	}
-	fmt.Fprintf(out, "Produced %d transactions to %s in %s\n", st.Acked, g.topic, st.Elapsed.Round(time.Millisecond))
-	return st, nil
-}
-
-// firstTransaction checks that the topic exists (or creates it, with --create-topic) and
-// picks the number of the first transaction_id: --first-id, or one past the highest
-// TXN id in the last records of each partition. A --first-id that reaches back into ids
-// already sent is said out loud: those messages will be refused as duplicates.
-func firstTransaction(ctx context.Context, kc kafka.ClientConfig, topic string, p produceFlags, keys ledger.MessageSource, out io.Writer) (int, error) {
-	if _, err := kafka.TopicPartitions(ctx, kc, topic); err != nil {
-		if !errors.Is(err, kafka.ErrNoTopic) || !p.createTopic {
-			return 0, err
-		}
-		if err := kafka.CreateTopic(ctx, kc, topic); err != nil {
-			return 0, err
-		}
-		fmt.Fprintf(out, "Created topic %s\n", topic)
-	}
-	highest := -1
-	if _, err := kafka.ReadTail(ctx, kc, topic, tailScan, func(r engine.Record) error {
-		if n, ok := keys.KeyNumber(r.Key); ok {
-			highest = max(highest, n)
-		}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("produce: find the highest transaction_id on %s: %w", topic, err)
-	}
-	first := p.firstID
-	switch {
-	case first < 0:
-		first = highest + 1
-		if highest >= 0 {
-			fmt.Fprintf(out, "The topic already holds ids up to %s: continuing after it (--first-id chooses)\n", keys.KeyText(highest))
-		}
-	case first <= highest:
-		fmt.Fprintf(out, "Note: --first-id %d re-sends ids already on the topic (up to %s): the ledger refuses each repeat as duplicate (same content) or conflicting_duplicate (other content)\n",
-			first, keys.KeyText(highest))
-	}
-	if last := first + p.count - 1; last > ledger.MaxTransactionNumber {
-		return 0, fmt.Errorf("produce: ids %s to %d would pass %s, the last the numbering of ids allows: lower --count or choose --first-id",
-			keys.KeyText(first), last, keys.KeyText(ledger.MaxTransactionNumber))
-	}
-	return first, nil
+	return st, err
 }
 
 // dataPath is a folder under the data directory.
