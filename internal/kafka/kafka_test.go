@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -314,6 +317,29 @@ func TestSourceTransactions(t *testing.T) {
 // the loop is in the hold.
 type batchHold struct{ on, holding atomic.Bool }
 
+// messageLog is a slog.Handler that keeps every message, for tests that wait on one.
+type messageLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *messageLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *messageLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *messageLog) WithGroup(string) slog.Handler            { return l }
+func (l *messageLog) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Message)
+	return nil
+}
+
+// has reports whether msg was logged.
+func (l *messageLog) has(msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.msgs, msg)
+}
+
 // pollLoop is what the engine does: fetch, (process), release. It runs until ctx ends.
 func pollLoop(ctx context.Context, s *Source, hold *batchHold) error {
 	for ctx.Err() == nil {
@@ -346,7 +372,17 @@ func TestSourceRebalance(t *testing.T) {
 	ctxB, cancelB := context.WithCancel(ctx)
 	loopB := make(chan error, 1)
 
-	a := newTestSource(t, cc, "tx", "pipe", earliest)
+	// A's client logs (franz-go's, at debug level) say when its group goroutine waits for
+	// the batch: the evidence that the rebalance is held back, not merely slow.
+	aLog := &messageLog{}
+	ccA := cc
+	ccA.Logger = slog.New(aLog)
+	a, err := NewSource(ctx, SourceConfig{Client: ccA, Topic: "tx", Group: "pipe", SessionTimeout: time.Second,
+		Resume: earliest, Logger: slog.New(aLog)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
 	var holdA batchHold
 	go func() { loops <- pollLoop(ctx, a, &holdA) }()
 	waitFor(t, "a owns all", 10*time.Second, func() bool { return len(a.Assigned()) == 4 })
@@ -356,12 +392,15 @@ func TestSourceRebalance(t *testing.T) {
 	waitFor(t, "a holds its batch", 10*time.Second, holdA.holding.Load)
 	bSrc := newTestSource(t, cc, "tx", "pipe", earliest)
 	go func() { loopB <- pollLoop(ctxB, bSrc, nil) }()
-	// Proving that nothing moves needs a window: B joins at once and, were A not
-	// holding, the partitions would split within a few hundred milliseconds (the split
-	// below, after the release, is waited for as a condition).
-	time.Sleep(2 * time.Second)
-	if got, gotB := len(a.Assigned()), len(bSrc.Assigned()); got != 4 || gotB != 0 {
-		t.Fatalf("a owns %d partitions and b %d while a holds its batch, want 4 and 0", got, gotB)
+	// B's join puts the group in a rebalance. A hears of it at its next heartbeat and must
+	// revoke its partitions, which its group goroutine does only once the batch is
+	// released: franz-go then heartbeats on "while waiting for user revoke to finish".
+	// That line is the condition; nothing may have moved by then.
+	waitFor(t, "a's revoke to wait for its batch", 20*time.Second, func() bool {
+		return aLog.has("kgo: heartbeat errored again while waiting for user revoke to finish")
+	})
+	if got, gotB := len(a.Assigned()), len(bSrc.Assigned()); got != 4 || gotB != 0 || !holdA.holding.Load() {
+		t.Fatalf("a owns %d partitions and b %d while a holds its batch (%v), want 4 and 0", got, gotB, holdA.holding.Load())
 	}
 	holdA.on.Store(false)
 
