@@ -102,16 +102,6 @@ what would be done.`,
 				return err
 			}
 			defer cat.Close()
-			if ok, err := cat.TableExists(cmd.Context(), ident); err != nil {
-				return err
-			} else if !ok {
-				others, _ := cat.OtherLedgers(cmd.Context(), ident)
-				hint := "check --table and --data-dir"
-				if len(others) > 0 {
-					hint = "the catalog has " + strings.Join(others, ", ")
-				}
-				return fmt.Errorf("maintain: no table %s in the catalog (%s); nothing was done", g.table, hint)
-			}
 			results, err := pipeline.MaintainTables(cmd.Context(), cat, ident, opts)
 			if asJSON {
 				if jerr := writeMaintainJSON(cmd.OutOrStdout(), results); jerr != nil {

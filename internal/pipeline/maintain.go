@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
@@ -19,18 +20,27 @@ type Schedule struct {
 	Options      iceberg.MaintainOptions
 }
 
-// MaintainTables maintains the ledger, then its rejects table when it exists.
+// MaintainTables maintains the ledger, then its rejects table when it exists. A ledger
+// that does not exist is an error naming the ledgers the catalog has beside it (a
+// mistyped --table), and nothing is done.
 func MaintainTables(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier, opts iceberg.MaintainOptions) ([]*iceberg.MaintainResult, error) {
 	var results []*iceberg.MaintainResult
 	for i, id := range []table.Identifier{ident, iceberg.RejectsIdent(ident)} {
-		if i > 0 {
-			ok, err := cat.TableExists(ctx, id)
-			if err != nil {
-				return results, fmt.Errorf("maintain: %w", err)
+		ok, err := cat.TableExists(ctx, id)
+		switch {
+		case err != nil && i == 0:
+			return nil, err
+		case err != nil:
+			return results, fmt.Errorf("maintain: %w", err)
+		case !ok && i == 0:
+			others, _ := cat.OtherLedgers(ctx, ident)
+			hint := "check --table and --data-dir"
+			if len(others) > 0 {
+				hint = "the catalog has " + strings.Join(others, ", ")
 			}
-			if !ok {
-				continue
-			}
+			return nil, fmt.Errorf("maintain: no table %s in the catalog (%s); nothing was done", identName(ident), hint)
+		case !ok:
+			continue
 		}
 		r, err := cat.Maintain(ctx, id, opts)
 		if r != nil {
