@@ -180,7 +180,7 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	if r.maxOffsets > 0 {
 		batch = min(batch, r.maxOffsets)
 	}
-	if limit := memoryLimit(r.memoryLimitMiB, batch); limit > 0 {
+	if limit := pipeline.MemoryLimit(r.memoryLimitMiB, batch); limit > 0 {
 		debug.SetMemoryLimit(limit)
 		slog.Debug("soft memory limit", "MiB", limit>>20)
 	}
@@ -250,22 +250,6 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 			n, st.LostOffsets.Load())
 	}
 	return st, err
-}
-
-// memoryLimit is the soft memory limit run sets, or -1 to leave the runtime's. The Go heap
-// otherwise grows to twice what is live before collecting, and what is live is mostly the
-// batch (its records, rows and the parts being written: about 1 KiB a record at the
-// generator's message size), so the default follows --max-batch-records: memory is bounded
-// by the batch, not by the backlog. Larger messages need a larger limit (the runtime then
-// collects more often; it never fails an allocation for it).
-func memoryLimit(mib int64, batchRecords int) int64 {
-	switch {
-	case os.Getenv("GOMEMLIMIT") != "" || mib < 0:
-		return -1
-	case mib > 0:
-		return mib << 20
-	}
-	return 128<<20 + int64(batchRecords)*2<<10
 }
 
 // startCPUProfile profiles the process into path until the returned func is called.
