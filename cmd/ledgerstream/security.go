@@ -9,11 +9,9 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/secrets"
 )
 
 // Environment variables that carry secrets (there are no flags for them).
@@ -104,7 +103,7 @@ func (s *securityFlags) resolveKafka() error {
 	}
 	s.kafkaTLSConfig, s.kafkaSASL = nil, nil
 	if s.kafkaTLS {
-		cfg, err := loadClientTLS("kafka", s.kafkaCAFile, s.kafkaCertFile, s.kafkaKeyFile, s.kafkaInsecure)
+		cfg, err := secrets.ClientTLS("kafka", s.kafkaCAFile, s.kafkaCertFile, s.kafkaKeyFile, s.kafkaInsecure)
 		if err != nil {
 			return err
 		}
@@ -117,7 +116,7 @@ func (s *securityFlags) resolveKafka() error {
 		}
 		return nil
 	}
-	pass, err := requireSecret("--kafka-sasl-mechanism "+s.kafkaSASLMechanism, "--kafka-password-file", s.kafkaPasswordFile, envKafkaPassword)
+	pass, err := secrets.RequirePassword("--kafka-sasl-mechanism "+s.kafkaSASLMechanism, "--kafka-password-file", s.kafkaPasswordFile, envKafkaPassword)
 	if err != nil {
 		return err
 	}
@@ -164,7 +163,7 @@ func (s *securityFlags) resolveCatalog(uri string) error {
 	s.catalogPass, s.rest = "", iceberg.RESTConfig{}
 	var err error
 	if isPG {
-		if s.catalogPass, err = readSecret("catalog password", "--catalog-password-file", s.catalogPasswordFile, envCatalogPassword); err != nil {
+		if s.catalogPass, err = secrets.Read("catalog password", "--catalog-password-file", s.catalogPasswordFile, envCatalogPassword); err != nil {
 			return err
 		}
 	}
@@ -172,17 +171,17 @@ func (s *securityFlags) resolveCatalog(uri string) error {
 		return nil
 	}
 	rc := iceberg.RESTConfig{OAuth2URI: s.catalogOAuth2URI, Scope: s.catalogScope, Warehouse: s.catalogWarehouse, Prefix: s.catalogPrefix}
-	if rc.Token, err = readSecret("catalog token", "--catalog-token-file", s.catalogTokenFile, envCatalogToken); err != nil {
+	if rc.Token, err = secrets.Read("catalog token", "--catalog-token-file", s.catalogTokenFile, envCatalogToken); err != nil {
 		return err
 	}
-	if rc.Credential, err = readSecret("catalog credential", "--catalog-credential-file", s.catalogCredentialFile, envCatalogCredential); err != nil {
+	if rc.Credential, err = secrets.Read("catalog credential", "--catalog-credential-file", s.catalogCredentialFile, envCatalogCredential); err != nil {
 		return err
 	}
 	if rc.Token != "" && rc.Credential != "" {
 		return errors.New("REST catalog: both a bearer token and an OAuth2 client credential are set: choose one")
 	}
 	if s.catalogCAFile != "" || s.catalogInsecure {
-		if rc.TLS, err = loadClientTLS("catalog", s.catalogCAFile, "", "", s.catalogInsecure); err != nil {
+		if rc.TLS, err = secrets.ClientTLS("catalog", s.catalogCAFile, "", "", s.catalogInsecure); err != nil {
 			return err
 		}
 	}
@@ -191,88 +190,6 @@ func (s *securityFlags) resolveCatalog(uri string) error {
 	}
 	s.rest = rc
 	return nil
-}
-
-// readSecret returns the content of file (trailing newlines trimmed) when file is set,
-// else the first non-empty environment variable of envs, else "". Error messages name the
-// file or variable, never the value.
-func readSecret(what, flag, file string, envs ...string) (string, error) {
-	if file != "" {
-		st, err := os.Stat(file)
-		if err != nil {
-			return "", fmt.Errorf("%s %s: %w", flag, what, err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			slog.Warn("secret file is readable by group or others; chmod 600 it", "flag", flag, "file", file, "mode", st.Mode().Perm().String())
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s %s: %w", flag, what, err)
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("%s %s: file %s is empty", flag, what, file)
-		}
-		return v, nil
-	}
-	for _, env := range envs {
-		if v := os.Getenv(env); v != "" {
-			return v, nil
-		}
-	}
-	return "", nil
-}
-
-// requireSecret is readSecret of a password that must be there.
-func requireSecret(what, flag, file, env string) (string, error) {
-	v, err := readSecret(what+" password", flag, file, env)
-	if err == nil && v == "" {
-		err = fmt.Errorf("%s: no password: set %s or %s", what, env, flag)
-	}
-	return v, err
-}
-
-// loadCertPool reads a PEM bundle of CA certificates.
-func loadCertPool(what, file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("%s CA file: %w", what, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s CA file %s: no PEM certificate in it", what, file)
-	}
-	return pool, nil
-}
-
-// loadClientTLS builds a client TLS configuration: CA bundle (else the system roots), an
-// optional client certificate, and, loudly warned, no verification at all.
-func loadClientTLS(what, caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pool, err := loadCertPool(what, caFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
-	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, fmt.Errorf("%s client certificate: --%s-cert-file and --%s-key-file go together", what, what, what)
-	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			// The error may quote neither file's content; tls's messages do not.
-			return nil, fmt.Errorf("%s client certificate %s: %w", what, certFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if insecure {
-		cfg.InsecureSkipVerify = true
-		slog.Warn("!!! TLS CERTIFICATE VERIFICATION IS OFF: anyone on the network path can impersonate the server and read the credentials; use a CA file instead !!!",
-			"connection", what, "flag", "--"+what+"-insecure-skip-verify")
-	}
-	return cfg, nil
 }
 
 // brokerSecurity is the embedded broker's TLS and SASL (broker --tls-cert-file …).
@@ -306,7 +223,7 @@ func (b *brokerSecurity) apply(cfg *kafka.BrokerConfig) error {
 		}
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		if b.clientCAFile != "" {
-			pool, err := loadCertPool("broker client", b.clientCAFile)
+			pool, err := secrets.CertPool("broker client", b.clientCAFile)
 			if err != nil {
 				return err
 			}
@@ -320,7 +237,7 @@ func (b *brokerSecurity) apply(cfg *kafka.BrokerConfig) error {
 		}
 		return nil
 	}
-	pass, err := requireSecret("broker: --sasl-user "+b.saslUser, "--sasl-password-file", b.saslPasswordFile, envBrokerSASLPass)
+	pass, err := secrets.RequirePassword("broker: --sasl-user "+b.saslUser, "--sasl-password-file", b.saslPasswordFile, envBrokerSASLPass)
 	if err != nil {
 		return err
 	}
