@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -131,48 +130,36 @@ func addOpsFlags(f *pflag.FlagSet, o *opsFlags) {
 // createTableModes are run's --create-table values (pipeline.CreateMode).
 var createTableModes = []string{"auto", "yes", "no"}
 
-// runPipeline runs the streaming service until ctx ends or, with --available-now, the
-// backlog is done, and prints a one-line summary.
-func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*engine.Stats, error) {
+// workerConfig is the worker the run flags describe (everything but the catalog and the
+// Kafka client, which the caller opens and chooses), and the fault decorators of a faults
+// build. Created tables are announced on out.
+func (r runFlags) workerConfig(g *globals, out io.Writer) (pipeline.Config, []pipeline.Wrapper, error) {
 	starting := engine.OffsetEarliest
 	switch r.startingOffsets {
 	case "earliest":
 	case "latest":
 		starting = engine.OffsetLatest
 	default:
-		return nil, fmt.Errorf("--starting-offsets must be earliest or latest, not %q", r.startingOffsets)
+		return pipeline.Config{}, nil, fmt.Errorf("--starting-offsets must be earliest or latest, not %q", r.startingOffsets)
 	}
 	onGap, err := engine.ParseOnGap(r.onGap)
 	if err != nil {
-		return nil, err
+		return pipeline.Config{}, nil, err
 	}
 	var sched pipeline.Schedule
 	if r.ops.maintainEvery > 0 || r.ops.maintainEveryN > 0 {
 		opts, err := r.ops.maintain.options(false)
 		if err != nil {
-			return nil, err
+			return pipeline.Config{}, nil, err
 		}
 		sched = pipeline.Schedule{Every: r.ops.maintainEvery, EveryCommits: r.ops.maintainEveryN, Options: opts}
 	}
-	kc := g.kafkaConfig()
-	if r.availableNow {
-		// A person waits on --available-now: no broker, or no topic, is an answer at once.
-		kc = g.kafkaConfigBounded()
-		if _, err := kafka.TopicPartitions(ctx, kc, g.topic); err != nil {
-			return nil, err
-		}
-	}
 	if !slices.Contains(createTableModes, r.createTable) {
-		return nil, fmt.Errorf("--create-table %q: want one of %s", r.createTable, strings.Join(createTableModes, ", "))
+		return pipeline.Config{}, nil, fmt.Errorf("--create-table %q: want one of %s", r.createTable, strings.Join(createTableModes, ", "))
 	}
-	ident, cat, err := openLedger(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
 	contract, err := g.contractFlag()
 	if err != nil {
-		return nil, err
+		return pipeline.Config{}, nil, err
 	}
 	rules := ledger.DefaultRules()
 	rules.MaxMessageBytes = r.maxMessageBytes
@@ -180,17 +167,11 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 	if r.maxOffsets > 0 {
 		batch = min(batch, r.maxOffsets)
 	}
-	if limit := pipeline.MemoryLimit(r.memoryLimitMiB, batch); limit > 0 {
-		debug.SetMemoryLimit(limit)
-		slog.Debug("soft memory limit", "MiB", limit>>20)
-	}
 	indexDir := r.indexDir
 	if indexDir == "" {
 		indexDir = dataPath(g, "index")
 	}
 	cfg := pipeline.Config{
-		Catalog:     cat,
-		Table:       ident,
 		CreateTable: pipeline.CreateMode(r.createTable),
 		OnCreated: func(c pipeline.Created) {
 			where := c.Catalog + " catalog"
@@ -200,7 +181,6 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 			fmt.Fprintf(out, "Created ledger table %s (and %s for its rejects) in the %s\n", c.Table, c.Rejects, where)
 		},
 		Contract:       contract,
-		Kafka:          kc,
 		Topic:          g.topic,
 		WorkerID:       r.workerID,
 		SessionTimeout: r.sessionTimeout,
@@ -219,16 +199,41 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		MetricsListen: r.ops.metricsListen,
 		OnListen:      r.ops.onListen,
 		Maintain:      sched,
+		MemoryLimit:   pipeline.MemoryLimit(r.memoryLimitMiB, batch),
 		Logger:        slog.Default(),
 	}
 	wrap, err := r.faults.apply(&cfg.Engine)
 	if err != nil {
-		return nil, err
+		return pipeline.Config{}, nil, err
 	}
 	if r.availableNow && r.ops.progress {
 		p := newProgress(os.Stderr)
 		cfg.Progress = func(pr pipeline.Progress) { p.show(progressLine(pr), pr.Final) }
 	}
+	return cfg, wrap, nil
+}
+
+// runPipeline runs the streaming service until ctx ends or, with --available-now, the
+// backlog is done, and prints a one-line summary.
+func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*engine.Stats, error) {
+	cfg, wrap, err := r.workerConfig(g, out)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Kafka = g.kafkaConfig()
+	if r.availableNow {
+		// A person waits on --available-now: no broker, or no topic, is an answer at once.
+		cfg.Kafka = g.kafkaConfigBounded()
+		if _, err := kafka.TopicPartitions(ctx, cfg.Kafka, g.topic); err != nil {
+			return nil, err
+		}
+	}
+	ident, cat, err := openLedger(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	cfg.Catalog, cfg.Table = cat, ident
 	if r.cpuProfile != "" {
 		stop, err := startCPUProfile(r.cpuProfile)
 		if err != nil {
@@ -237,19 +242,11 @@ func runPipeline(ctx context.Context, g *globals, r runFlags, out io.Writer) (*e
 		defer stop()
 	}
 	res, err := pipeline.Run(ctx, cfg, wrap...)
-	st := res.Stats
-	if st == nil {
+	if res.Stats == nil {
 		return nil, err
 	}
-	took := res.Elapsed
-	fmt.Fprintf(out, "Streamed %d records in %s (%.0f/s): %d rows committed in %d batches, %d rejected, %d conflicts, %d fenced\n",
-		st.Records.Load(), took.Round(time.Millisecond), float64(st.Records.Load())/max(took.Seconds(), 1e-9),
-		st.Accepted.Load(), st.Batches.Load(), st.Rejected.Load(), st.Conflicts.Load(), st.Fenced.Load())
-	if n := st.Gaps.Load(); n > 0 {
-		fmt.Fprintf(out, "Recorded %d gaps in the rejects table: %d offsets lost before processing (deleted from the topic before they were read; reason lost_before_processing)\n",
-			n, st.LostOffsets.Load())
-	}
-	return st, err
+	res.WriteSummary(out)
+	return res.Stats, err
 }
 
 // startCPUProfile profiles the process into path until the returned func is called.

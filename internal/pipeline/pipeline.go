@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -70,6 +72,9 @@ type Config struct {
 	// Maintain schedules automatic maintenance between batches (off when both periods
 	// are zero).
 	Maintain Schedule
+	// MemoryLimit, when above 0, is the Go runtime's soft memory limit that Run sets for the
+	// process (MemoryLimit computes run's); a worker is alone in its process.
+	MemoryLimit int64
 	// Logger receives the worker's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -92,6 +97,18 @@ type Wrapper interface {
 	Resume(engine.ResumeFunc) engine.ResumeFunc
 }
 
+// WriteSummary prints what the run did, on one line, and the gaps it recorded on another.
+func (r Result) WriteSummary(w io.Writer) {
+	st, took := r.Stats, r.Elapsed
+	fmt.Fprintf(w, "Streamed %d records in %s (%.0f/s): %d rows committed in %d batches, %d rejected, %d conflicts, %d fenced\n",
+		st.Records.Load(), took.Round(time.Millisecond), float64(st.Records.Load())/max(took.Seconds(), 1e-9),
+		st.Accepted.Load(), st.Batches.Load(), st.Rejected.Load(), st.Conflicts.Load(), st.Fenced.Load())
+	if n := st.Gaps.Load(); n > 0 {
+		fmt.Fprintf(w, "Recorded %d gaps in the rejects table: %d offsets lost before processing (deleted from the topic before they were read; reason lost_before_processing)\n",
+			n, st.LostOffsets.Load())
+	}
+}
+
 // Run runs a worker until ctx ends (it then commits what it holds) or, with
 // Engine.AvailableNow, until the backlog it found is committed. An error means the
 // worker must stop; its uncommitted work is safe to redo. Result.Stats is set once the
@@ -101,6 +118,10 @@ func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+		log.Debug("soft memory limit", "MiB", cfg.MemoryLimit>>20)
 	}
 	cat, ident := cfg.Catalog, cfg.Table
 	ecfg := cfg.Engine
