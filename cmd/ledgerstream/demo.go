@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"maps"
+	"io"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
-	"github.com/ledgerstream/ledgerstream/internal/engine"
+	"github.com/ledgerstream/ledgerstream/internal/demo"
+	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
@@ -42,7 +39,7 @@ validations (exit 1 if one fails). Everything lives in a fresh directory unless
 checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enable_cleanup).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return demo(cmd.Context(), cmd, g, p, r, partitions, validate, cleanup)
+			return runDemo(cmd.Context(), cmd, g, p, r, partitions, validate, cleanup)
 		},
 	}
 	f := cmd.Flags()
@@ -85,7 +82,7 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 	return cmd
 }
 
-func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r runFlags, partitions int, validate, cleanup bool) error {
+func runDemo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r runFlags, partitions int, validate, cleanup bool) error {
 	out := cmd.OutOrStdout()
 	fresh := !cmd.Flags().Changed("data-dir") && os.Getenv("LEDGERSTREAM_DATA_DIR") == ""
 	if fresh {
@@ -94,127 +91,37 @@ func demo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r
 			return err
 		}
 		g.dataDir = dir
-		if cleanup {
-			defer os.RemoveAll(dir) // after the broker stops (defers run last-in first-out)
-		}
 	}
 	r.startingOffsets, r.maxBatchRecords, r.sessionTimeout, r.maxMessageBytes = "earliest", 0, 10*time.Second, 1<<20
 	r.outageTimeout = retry.DefaultOutageTimeout
-
-	broker, err := kafka.StartBroker(ctx, kafka.BrokerConfig{
-		DataDir: dataPath(g, "kafka"), Partitions: partitions, Topics: []string{g.topic}, Logger: slog.Default(),
-	})
+	worker, wrap, err := r.workerConfig(g, out)
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
-	g.brokers = broker.Addr()
-
-	fmt.Fprintf(out, "Pattern: exactly-once streaming, Kafka -> ledgerstream -> Iceberg\n")
-	fmt.Fprintf(out, "  broker      %s (embedded, %d partitions)\n", broker.Addr(), partitions)
-	fmt.Fprintf(out, "  data dir    %s\n", dataPath(g, ""))
-	fmt.Fprintf(out, "  table       %s\n  topic       %s\n\n", g.table, g.topic)
-
-	if existing, err := demoExisting(ctx, g); err != nil {
-		return err
-	} else if existing != "" {
-		fmt.Fprintf(out, "%s\n\n", existing)
-	}
-	if _, err := sendTransactions(ctx, g, p, out); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\nExactly-once processing started\n")
-	fmt.Fprintf(out, "   Trigger: a batch every %s; offsets committed atomically with each Iceberg snapshot\n", r.trigger)
-	r.ops.onListen = func(addr string) {
-		fmt.Fprintf(out, "   Status page: http://%s/ (live while streaming; metrics at /metrics)\n", addr)
-	}
-	fmt.Fprintf(out, "   Processing for %s...\n", r.duration)
-	rctx, cancel := context.WithTimeout(ctx, r.duration)
-	st, err := runPipeline(rctx, g, r, out)
-	cancel()
+	ident, err := iceberg.ParseIdent(g.table)
 	if err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	fmt.Fprintln(out, "Streaming stopped")
-	fmt.Fprintln(out, thisRun(st, p.count))
-	fmt.Fprintln(out)
-
-	rep, err := buildReport(ctx, g, audit.AsOf{})
+	produce, err := p.options(g, newProgress(out))
 	if err != nil {
 		return err
 	}
-	if err := rep.WriteText(out); err != nil {
-		return err
+	cfg := demo.Config{
+		DataDir: dataPath(g, ""), Fresh: fresh, Partitions: partitions, Topic: g.topic, Table: ident,
+		Catalog: g.icebergConfig(), Kafka: g.kafkaConfig(), ConnectTimeout: g.connectTimeout,
+		Produce: produce, Worker: worker, Wrap: wrap, Duration: r.duration, Cleanup: cleanup,
 	}
 	if validate {
-		fmt.Fprintln(out, "\nValidation:")
-		res, err := verify(ctx, g, r.pipeline, true, audit.AsOf{})
-		if err != nil {
-			return err
-		}
-		if err := writeVerify(out, res, false); err != nil {
-			return err
-		}
-	}
-	if cleanup {
-		if err := dropLedger(ctx, g); err != nil {
-			return err
-		}
-		fmt.Fprintln(out, "Cleanup completed: table dropped")
-		if fresh {
-			fmt.Fprintln(out, "Cleanup completed: data directory removed")
+		cfg.Validate = func(ctx context.Context, kc kafka.ClientConfig, out io.Writer) error {
+			g.brokers = strings.Join(kc.Brokers, ",")
+			res, err := verify(ctx, g, r.pipeline, true, audit.AsOf{})
+			if err != nil {
+				return err
+			}
+			return writeVerify(out, res, false)
 		}
 	}
-	return nil
-}
-
-// dropLedger drops the ledger table and its rejects table and purges their files.
-func dropLedger(ctx context.Context, g *globals) error {
-	ident, cat, err := openLedger(ctx, g)
-	if err != nil {
-		return err
-	}
-	defer cat.Close()
-	return dropTables(ctx, cat, ident)
-}
-
-// demoExisting describes what an existing data directory already holds, so that the
-// report (of the whole ledger) is not mistaken for this run's; "" for a fresh one.
-func demoExisting(ctx context.Context, g *globals) (string, error) {
-	if _, err := os.Stat(filepath.Join(dataPath(g, ""), "catalog.db")); err != nil || g.catalog != "" {
-		return "", nil
-	}
-	rep, err := buildReport(ctx, g, audit.AsOf{})
-	if err != nil || rep.Rows == 0 {
-		return "", nil //nolint:nilerr // nothing there yet is not an error here
-	}
-	return fmt.Sprintf("The data directory already holds a ledger of %d rows: this run adds new transactions (ids after the highest on the topic), and the report below covers the whole ledger.", rep.Rows), nil
-}
-
-// thisRun says what became of this run's records: rows committed, and rejects by reason.
-func thisRun(st *engine.Stats, produced int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "This run: %d transactions produced, %d records read, %d rows committed, %d rejected",
-		produced, st.Records.Load(), st.Accepted.Load(), st.Rejected.Load())
-	by := st.RejectedBy()
-	reasons := slices.Sorted(maps.Keys(by))
-	for i, r := range reasons {
-		sep := ", "
-		if i == 0 {
-			sep = " ("
-		}
-		fmt.Fprintf(&b, "%s%d %s", sep, by[r], r)
-	}
-	if len(reasons) > 0 {
-		b.WriteString("; `ledgerstream rejects list` shows them)")
-	}
-	if rest := int64(produced) - st.Records.Load(); rest > 0 {
-		fmt.Fprintf(&b, "; %d not read within --duration", rest)
-	}
-	return b.String()
+	return interrupted(ctx, demo.Run(ctx, cfg, out))
 }
 
 // seconds is a duration flag that also takes a bare number of seconds, as the notebook's

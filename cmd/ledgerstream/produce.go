@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -80,27 +81,42 @@ func limitProduceFlags(f *pflag.FlagSet, count string) {
 
 // sendTransactions sends the transactions (internal/produce) and prints progress lines to out.
 func sendTransactions(ctx context.Context, g *globals, p produceFlags, out io.Writer) (kafka.ProduceStats, error) {
-	contract, err := g.contractFlag()
+	opts, err := p.options(g, newProgress(out))
 	if err != nil {
 		return kafka.ProduceStats{}, err
 	}
-	progress := newProgress(out)
-	st, err := produce.Run(ctx, g.kafkaConfigBounded(), g.topic, produce.Options{
+	st, err := produce.Run(ctx, g.kafkaConfigBounded(), g.topic, opts, out)
+	return st, interrupted(ctx, err)
+}
+
+// options are the producer's options the flags describe (the messages of --contract, when
+// given), with progress lines on progress: a live line on a terminal, a plain line every
+// ten seconds elsewhere.
+func (p produceFlags) options(g *globals, progress *progressPrinter) (produce.Options, error) {
+	contract, err := g.contractFlag()
+	if err != nil {
+		return produce.Options{}, err
+	}
+	return produce.Options{
 		Contract: contract, ContractSource: g.contract,
 		Count: p.count, Rate: p.rate, Seed: p.seed, Duplicates: p.duplicates, Malformed: p.malformed,
 		FirstID: p.firstID, CreateTopic: p.createTopic,
-		// A live line on a terminal, a plain line every ten seconds elsewhere.
 		ProgressEvery: progress.period(),
 		Progress: func(s kafka.ProduceStats) {
 			rate := float64(s.Acked) / max(s.Elapsed.Seconds(), 1e-9)
 			progress.show(fmt.Sprintf("  sent %d/%d, acknowledged %d (%.0f/s), ETA %s", s.Sent, p.count, s.Acked, rate,
 				eta(int64(p.count)-s.Acked, rate)), s.Acked+s.Failed >= int64(p.count))
 		},
-	}, out)
-	if err != nil && ctx.Err() != nil {
-		return st, &exitError{code: interruptedCode(ctx), msg: fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", st.Acked, p.count, g.topic)}
+	}, nil
+}
+
+// interrupted makes a producer stopped by a signal exit as shells report the signal.
+func interrupted(ctx context.Context, err error) error {
+	var ie *produce.InterruptedError
+	if errors.As(err, &ie) {
+		return &exitError{code: interruptedCode(ctx), msg: ie.Error()}
 	}
-	return st, err
+	return err
 }
 
 // dataPath is a folder under the data directory.

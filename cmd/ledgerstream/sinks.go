@@ -25,11 +25,6 @@ func openLedger(ctx context.Context, g *globals) (table.Identifier, *iceberg.Cat
 	return ident, cat, nil
 }
 
-// dropTables drops the ledger and its rejects table, purging their files.
-func dropTables(ctx context.Context, cat *iceberg.Catalog, ident table.Identifier) error {
-	return errors.Join(cat.DropTable(ctx, ident, true), cat.DropTable(ctx, iceberg.RejectsIdent(ident), true))
-}
-
 // contractFlag returns the contract --contract names, or nil without one.
 func (g *globals) contractFlag() (*ledger.Contract, error) {
 	if g.contract == "" {

@@ -36,3 +36,8 @@ func (c *Catalog) OtherLedgers(ctx context.Context, ident table.Identifier) ([]s
 	slices.Sort(out)
 	return out, nil
 }
+
+// DropTables drops the ledger ident and its rejects table, purging their files.
+func (c *Catalog) DropTables(ctx context.Context, ident table.Identifier) error {
+	return errors.Join(c.DropTable(ctx, ident, true), c.DropTable(ctx, RejectsIdent(ident), true))
+}

@@ -45,9 +45,32 @@ type Options struct {
 // duplicates, which reach back at most 1024 messages, come after it).
 const tailScan = 2048
 
+// InterruptedError is Run stopped by its context before every transaction was sent.
+type InterruptedError struct {
+	Acked int64
+	Count int
+	Topic string
+	Err   error // what the producer returned
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("produce interrupted: %d of %d transactions acknowledged by %s", e.Acked, e.Count, e.Topic)
+}
+
+// Unwrap returns what the producer returned.
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
 // Run sends the transactions to topic and prints what it does to out. When ctx ends first
-// it returns what was acknowledged and ctx's error.
+// it returns what was acknowledged and an *InterruptedError.
 func Run(ctx context.Context, kc kafka.ClientConfig, topic string, o Options, out io.Writer) (kafka.ProduceStats, error) {
+	st, err := run(ctx, kc, topic, o, out)
+	if err != nil && ctx.Err() != nil {
+		return st, &InterruptedError{Acked: st.Acked, Count: o.Count, Topic: topic, Err: err}
+	}
+	return st, err
+}
+
+func run(ctx context.Context, kc kafka.ClientConfig, topic string, o Options, out io.Writer) (kafka.ProduceStats, error) {
 	if o.Seed == 0 {
 		o.Seed = time.Now().UnixNano()
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 )
@@ -48,5 +49,27 @@ func TestRunNumbersAfterTheTopic(t *testing.T) {
 	if _, st, err := send("tx", Options{Count: 3, FirstID: 99999998}); err == nil || st.Acked != 0 ||
 		!strings.Contains(err.Error(), "would pass TXN99999999") {
 		t.Fatalf("past the last id: %d acked, %v", st.Acked, err)
+	}
+}
+
+// Stopped by its context, Run says how many of how many were acknowledged.
+func TestRunInterrupted(t *testing.T) {
+	b, err := kafka.StartBroker(context.Background(), kafka.BrokerConfig{Topics: []string{"tx"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	_, err = Run(ctx, kafka.ClientConfig{Brokers: []string{b.Addr()}}, "tx", Options{Count: 1000, Rate: 100, FirstID: -1,
+		ProgressEvery: 10 * time.Millisecond, Progress: func(s kafka.ProduceStats) {
+			if s.Acked > 0 {
+				cancel()
+			}
+		}}, &out)
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || ie.Acked == 0 || ie.Acked >= 1000 || !strings.HasPrefix(err.Error(), "produce interrupted: ") ||
+		!strings.HasSuffix(err.Error(), " of 1000 transactions acknowledged by tx") {
+		t.Fatalf("interrupted: %v", err)
 	}
 }
