@@ -101,13 +101,9 @@ func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
 	return rep.WriteText(w)
 }
 
-// buildReport scans the ledger table as of at once and builds the report, with the rejects
-// table's counts by reason when there is one.
-func buildReport(ctx context.Context, g *globals, at audit.AsOf) (*report.Report, error) {
-	return buildReportWindow(ctx, g, at, iceberg.Window{})
-}
-
-// buildReportWindow is buildReport over the rows in w (report --from/--to/--where).
+// buildReportWindow scans the ledger table as of at once and builds the report over the
+// rows in w (report --from/--to/--where), with the rejects table's counts by reason when
+// there is one.
 func buildReportWindow(ctx context.Context, g *globals, at audit.AsOf, w iceberg.Window) (*report.Report, error) {
 	ident, cat, err := openLedger(ctx, g)
 	if err != nil {
