@@ -12,6 +12,7 @@ import (
 	ice "github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
@@ -248,13 +249,29 @@ func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (Files
 		return out, failed("read the manifest list "+snap.ManifestList, err)
 	}
 	schema := tbl.Schema()
+	// Manifests are read a few at a time (a table without manifest maintenance has one per
+	// commit); the first damaged one in the list's order is reported.
+	read := make([][]ice.ManifestEntry, len(manifests))
+	errs := make([]error, len(manifests))
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, m := range manifests {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				errs[i] = err
+				return nil
+			}
+			read[i], errs[i] = readManifest(fsys, m)
+			return nil
+		})
+	}
+	_ = g.Wait() // errors are in errs
 	var files []ice.DataFile
-	for _, m := range manifests {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		entries, err := readManifest(fsys, m)
-		if err != nil {
+	for i, m := range manifests {
+		if err := errs[i]; err != nil {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
 			de := &DamageError{Table: name, Kind: FileManifest, Path: m.FilePath(), Records: -1}
 			if m.AddedRows() >= 0 && m.ExistingRows() >= 0 {
 				de.Records = m.AddedRows() + m.ExistingRows()
@@ -265,7 +282,7 @@ func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (Files
 			return out, failed("read the manifest "+m.FilePath(), err)
 		}
 		out.Manifests++
-		for _, e := range entries {
+		for _, e := range read[i] {
 			files = append(files, e.DataFile())
 		}
 	}
