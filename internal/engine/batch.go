@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // batch is the work in progress: what was read since the last commit, classified.
@@ -48,7 +49,7 @@ func (e *Engine) newBatch() *batch {
 		b.ids, e.idsBuf = e.idsBuf, nil
 	}
 	b.processed = e.clock.Now().UTC()
-	b.stage = newStager(e.sinks.Ledger, b.processed, e.cfg.StageAheadRows)
+	b.stage = newStager(e.sinks.Ledger, b.processed, e.cfg.StageAheadRows, e.cfg.Retry.Timeout(retry.Storage))
 	return b
 }
 

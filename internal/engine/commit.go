@@ -93,11 +93,23 @@ type ledgerCommit struct {
 // them; it is not held while Parquet is written or while the commit backs off. The
 // catalog commit and the read-back do hold it: a Resume in between would otherwise load a
 // state the commit is about to replace, and sync the index past the batch's rows.
-func (e *Engine) commitLedger(ctx context.Context, b *batch) (Offsets, error) {
+func (e *Engine) commitLedger(ctx context.Context, b *batch) (_ Offsets, err error) {
 	lc := &ledgerCommit{b: b, claim: b.ledgerClaim()}
 	if len(lc.claim) == 0 {
 		return nil, nil // a replay for the rejects table only
 	}
+	defer func() {
+		// A batch given up (the worker hands its partitions off) takes its files with it,
+		// unless the storage is what is down: maintain's orphan removal collects those.
+		var h *retry.HandOffError
+		if errors.As(err, &h) && lc.staged != nil {
+			if e.cfg.Retry.Track().State(retry.Storage).Up {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Retry.Timeout(retry.Storage))
+				e.dropStaged(dctx, lc, "the dropped batch's files")
+				cancel()
+			}
+		}
+	}()
 	table := e.sinks.Ledger
 	for {
 		outcome, moved, err := e.planLedger(ctx, lc)
@@ -234,6 +246,7 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 	c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1,
 		Offsets: Merge(base.Offsets, lc.claim), Clean: e.cleanLocked(b, base.Clean), TopicIDs: e.topicIDsLocked(base.TopicIDs)}
 	lc.attempts++
+	began := e.clock.Now()
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Retry.Timeout(retry.Catalog))
 	next, err := table.Commit(cctx, base, lc.staged, c)
 	cancel()
@@ -284,7 +297,7 @@ func (e *Engine) attemptLedger(ctx context.Context, lc *ledgerCommit) (bool, err
 			"batch", c.Batch, "attempt", lc.attempts, "error", err)
 		// Unknown because the catalog or the storage failed: wait it out (a permanent
 		// failure, or an outage longer than the timeout, ends the run here).
-		if err := e.cfg.Retry.Wait(ctx, dependencyOf(err, retry.Catalog), op, lc.unknown, err); err != nil {
+		if err := e.cfg.Retry.WaitSince(ctx, dependencyOf(err, retry.Catalog), op, lc.unknown, err, began); err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
 		}
 	}
@@ -438,6 +451,7 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 		}
 		base := e.reject
 		c := Commit{Pipeline: e.cfg.Pipeline, Batch: base.Batch + 1, Offsets: Merge(base.Offsets, claim)}
+		began := e.clock.Now()
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.Retry.Timeout(retry.Catalog))
 		next, err := table.Commit(cctx, base, staged, c)
 		cancel()
@@ -471,7 +485,7 @@ func (e *Engine) commitRejects(ctx context.Context, b *batch) error {
 			unknown++
 			e.stats.Unknown.Add(1)
 			e.log.Warn("rejects commit outcome unknown; re-reading the table", "table", table.Name(), "error", err)
-			if err := e.cfg.Retry.Wait(ctx, dependencyOf(err, retry.Catalog), op, unknown, err); err != nil {
+			if err := e.cfg.Retry.WaitSince(ctx, dependencyOf(err, retry.Catalog), op, unknown, err, began); err != nil {
 				return fmt.Errorf("%s: %w", op, err)
 			}
 		}

@@ -80,6 +80,9 @@ type Stats struct {
 	LostOffsets atomic.Int64
 	// GapsRefused counts the gaps the pipeline stopped at (--on-gap fail).
 	GapsRefused atomic.Int64
+	// HandOffs counts the times the worker gave its partitions up because the catalog or
+	// the storage was unreachable for its session timeout (retry.HandOff).
+	HandOffs atomic.Int64
 	// TopicChanged is set once the topic was found not to be the one the tables' offsets
 	// name (re-created, shrunk, truncated): the pipeline stopped.
 	TopicChanged atomic.Bool
@@ -447,6 +450,11 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 		})
 		defer stopAfter()
 		if err := e.commit(cctx, src, b); err != nil {
+			var h *retry.HandOffError
+			if errors.As(err, &h) {
+				e.giveUp(ctx, src, b, h)
+				return false, errors.Join(stop, err)
+			}
 			if ctx.Err() != nil && cctx.Err() != nil {
 				e.log.Warn("stopped while waiting to commit; the batch will be read again after a restart",
 					"grace", e.cfg.StopGrace, "error", err)
@@ -461,6 +469,30 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 	// Between batches, and only then, a pending rebalance may take partitions away.
 	src.Release()
 	return stopping, nil
+}
+
+// giveUp drops the batch b because the worker gives its partitions up (h): another worker
+// will read them from the tables' offsets. Its files are deleted unless the storage is the
+// dependency that is down (then maintain's orphan removal collects them), and its
+// partitions' read positions go back to where the tables stand. Nothing of it can land
+// later: a commit attempt of unknown outcome is settled by whoever plans next on the table
+// (Settle), and this worker re-reads the tables when it is assigned partitions again.
+func (e *Engine) giveUp(ctx context.Context, src Source, b *batch, h *retry.HandOffError) {
+	e.stats.HandOffs.Add(1)
+	if e.cfg.Retry.Track().State(retry.Storage).Up {
+		if err := b.stage.discard(ctx); err != nil {
+			e.log.Warn("could not delete the dropped batch's files; maintain will collect them", "error", err)
+		}
+	} else {
+		b.stage.forget()
+	}
+	e.mu.Lock()
+	rows, parts := len(b.rows), len(b.spans)
+	seek := e.rewindLocked(b)
+	e.mu.Unlock()
+	src.Seek(seek)
+	e.log.Warn("batch dropped: giving the partitions up", "dependency", string(h.Dependency),
+		"unreachable_for", h.For.Round(time.Second), "session_timeout", h.After, "rows", rows, "partitions", parts)
 }
 
 // prepare makes sure the tables' states are known and the index reflects the ledger

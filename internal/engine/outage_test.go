@@ -182,3 +182,77 @@ func TestScenarioPermissionDeniedFailsFast(t *testing.T) {
 		t.Fatalf("%d stage attempts: a permanent error was retried", w.ledger.calls["stage"])
 	}
 }
+
+// A worker cut off from the catalog for its session timeout gives its partitions up: Step
+// ends with a hand-off (not the outage timeout), the batch is dropped and its partitions'
+// positions go back to the table's. Another worker that reaches the catalog takes the
+// partition over and commits it; the first, assigned it again once the catalog is back,
+// goes on from the table: nothing lost, nothing twice.
+func TestScenarioCutOffWorkerHandsItsPartitionsOff(t *testing.T) {
+	w := newWorld(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	a := w.worker(engine.Config{Logger: logger, Retry: &retry.Policy{OutageTimeout: 10 * time.Minute, HandOffAfter: 30 * time.Second,
+		Clock: w.clock, Logger: logger}})
+	a.src.assign(t, p0)
+	w.produce(p0, 5)
+	a.step()
+	w.produce(p0, 5)
+	arm := outageFor(w, w.ledger, time.Hour, "commit", "load")
+	arm()
+	_, err := a.eng.Step(context.Background(), a.src)
+	var h *retry.HandOffError
+	if !errors.As(err, &h) || h.Dependency != retry.Catalog {
+		t.Fatalf("Step = %v, want a hand-off for the catalog", err)
+	}
+	if h.For < 30*time.Second || h.For > 30*time.Second+retry.DefaultMax || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("hand-off after %s (%v), want at the 30 s session timeout", h.For, err)
+	}
+	if n := a.eng.Stats().HandOffs.Load(); n != 1 {
+		t.Fatalf("%d hand-offs counted", n)
+	}
+	if !strings.Contains(logs.String(), "batch dropped: giving the partitions up") {
+		t.Fatalf("the drop is not logged:\n%s", logs.String())
+	}
+	// The group moves p0 to b, which reaches the catalog (the outage was a's alone).
+	a.src.lose(p0)
+	w.ledger.down = nil
+	b := w.worker(engine.Config{})
+	b.src.assign(t, p0)
+	w.produce(p0, 3)
+	b.step()
+	w.wantOffsets(engine.Offsets{p0: 13})
+	// a joins again and is given p0 back: it resumes at the table's offset.
+	b.src.lose(p0)
+	a.src.assign(t, p0)
+	w.produce(p0, 2)
+	a.step()
+	w.wantOffsets(engine.Offsets{p0: 15})
+	w.reconcile()
+}
+
+// A worker whose storage is down for its session timeout while writing a batch gives the
+// partitions up too, and leaves the batch's files to maintain (it cannot delete them).
+func TestScenarioStorageCutOffHandsOff(t *testing.T) {
+	w := newWorld(t)
+	a := w.worker(engine.Config{Retry: &retry.Policy{OutageTimeout: 10 * time.Minute, HandOffAfter: 10 * time.Second, Clock: w.clock}})
+	a.src.assign(t, p0)
+	w.produce(p0, 5)
+	w.ledger.down = func(op string) error {
+		if op == "stage" {
+			return &fs.PathError{Op: "write", Path: "/warehouse/ledger/data/00001.parquet", Err: syscall.ENOSPC}
+		}
+		return nil
+	}
+	_, err := a.eng.Step(context.Background(), a.src)
+	var h *retry.HandOffError
+	if !errors.As(err, &h) || h.Dependency != retry.Storage {
+		t.Fatalf("Step = %v, want a hand-off for the storage", err)
+	}
+	w.ledger.down = nil
+	a.src.lose(p0)
+	a.src.assign(t, p0)
+	a.step()
+	w.wantOffsets(engine.Offsets{p0: 5})
+	w.reconcile()
+}

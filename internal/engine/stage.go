@@ -25,6 +25,10 @@ type stager struct {
 	table     Table[ledger.Row]
 	processed time.Time
 	minRows   int // rows that make a part worth writing ahead
+	// timeout bounds the writing of one part and the deletion of one (the storage's
+	// timeout, retry.Policy.Timeout): a storage that stopped answering must not hold the
+	// batch, or a hand-off, for ever. 0: none.
+	timeout time.Duration
 
 	next  int           // rows below this index are staged or being staged
 	slots chan struct{} // one token per part being written ahead: at most one a core
@@ -35,9 +39,19 @@ type stager struct {
 	err   error
 }
 
-func newStager(table Table[ledger.Row], processed time.Time, minRows int) *stager {
-	return &stager{table: table, processed: processed, minRows: minRows,
+func newStager(table Table[ledger.Row], processed time.Time, minRows int, timeout time.Duration) *stager {
+	return &stager{table: table, processed: processed, minRows: minRows, timeout: timeout,
 		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
+}
+
+// bounded is ctx, not cancelled with it (a part is written or deleted whole), under the
+// stager's timeout.
+func (s *stager) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = context.WithoutCancel(ctx)
+	if s.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
 }
 
 // ahead starts writing rows[s.next:] in the background when at least s.minRows rows wait
@@ -67,7 +81,9 @@ func (s *stager) start(ctx context.Context, rows []ledger.Row, done func()) {
 		if done != nil {
 			defer done()
 		}
-		staged, err := s.table.Stage(context.WithoutCancel(ctx), part, s.processed)
+		sctx, cancel := s.bounded(ctx)
+		staged, err := s.table.Stage(sctx, part, s.processed)
+		cancel()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil {
@@ -109,8 +125,18 @@ func (s *stager) discard(ctx context.Context) error {
 	parts, _ := s.wait() // a failed part left no files
 	var errs []error
 	for _, p := range parts {
-		errs = append(errs, s.table.Discard(context.WithoutCancel(ctx), p))
+		dctx, cancel := s.bounded(ctx)
+		errs = append(errs, s.table.Discard(dctx, p))
+		cancel()
 	}
 	s.take()
 	return errors.Join(errs...)
+}
+
+// forget waits for the parts being written (each bounded by the timeout) and forgets every
+// part not taken, without deleting it: for a batch given up while the storage is down, whose
+// files are left to maintain's orphan removal.
+func (s *stager) forget() {
+	s.wait()
+	s.take()
 }

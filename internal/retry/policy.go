@@ -71,6 +71,11 @@ type Policy struct {
 	// Timeouts bound one attempt per dependency (DefaultTimeouts for a missing entry; a
 	// negative entry means none).
 	Timeouts map[Dependency]time.Duration
+	// HandOffAfter, when positive, ends a wait on the catalog or the storage with a
+	// *HandOffError once the dependency has been down this long (HandOff): the caller holds
+	// partitions another worker could process, and gives them up (a worker sets it to its
+	// group session timeout). 0: never. WithoutHandOff returns the policy without it.
+	HandOffAfter time.Duration
 	// WarnEvery is the interval of the waiting warnings (DefaultWarnEvery when zero).
 	WarnEvery time.Duration
 	// Tracker receives every failure and success. Nil keeps a private one.
@@ -175,13 +180,24 @@ func (e *PermanentError) Error() string {
 // Unwrap returns the failure.
 func (e *PermanentError) Unwrap() error { return e.Err }
 
+// WithoutHandOff returns a policy like p (the same tracker, clock, logger, timeouts and
+// outage timeout) whose waits never end in a hand-off: for a worker that has already given
+// its partitions up and waits for the dependency to come back.
+func (p *Policy) WithoutHandOff() *Policy {
+	p.init()
+	return &Policy{Initial: p.Initial, Max: p.Max, OutageTimeout: p.OutageTimeout, Timeouts: p.Timeouts,
+		WarnEvery: p.WarnEvery, Tracker: p.Tracker, Logger: p.Logger, Clock: p.Clock, Jitter: p.Jitter}
+}
+
 // Do runs fn, an operation op on dep, until it succeeds, fails permanently, ctx ends, or
-// dep's outage outlasts OutageTimeout. Each attempt gets a context bounded by dep's
-// timeout. An error tagged with another dependency (Tag) is counted against that one.
+// dep's outage outlasts OutageTimeout (or HandOffAfter). Each attempt gets a context
+// bounded by dep's timeout. An error tagged with another dependency (Tag) is counted
+// against that one.
 func (p *Policy) Do(ctx context.Context, dep Dependency, op string, fn func(ctx context.Context) error) error {
 	p.init()
 	failed := map[Dependency]bool{}
 	for attempt := 1; ; attempt++ {
+		began := p.Clock.Now()
 		err := p.attempt(ctx, dep, fn)
 		if err == nil {
 			p.Tracker.Succeeded(dep)
@@ -198,7 +214,7 @@ func (p *Policy) Do(ctx context.Context, dep Dependency, op string, fn func(ctx 
 			d = tagged
 		}
 		failed[d] = true
-		if err := p.Wait(ctx, d, op, attempt, err); err != nil {
+		if err := p.WaitSince(ctx, d, op, attempt, err, began); err != nil {
 			return err
 		}
 	}
@@ -222,10 +238,16 @@ func (p *Policy) attempt(ctx context.Context, dep Dependency, fn func(ctx contex
 
 // Wait handles the attempt-th consecutive failure err of op on dep, for callers that run
 // their own loop: it returns err at once (as a *PermanentError) when retrying cannot fix
-// it, an *OutageError when dep has been down longer than OutageTimeout, ctx's error when
-// ctx ends; otherwise it records the failure, warns (at most every WarnEvery), pauses, and
-// returns nil: try again.
+// it, an *OutageError when dep has been down longer than OutageTimeout, a *HandOffError
+// when the caller should give its partitions up (HandOff), ctx's error when ctx ends;
+// otherwise it records the failure, warns (at most every WarnEvery), pauses, and returns
+// nil: try again.
 func (p *Policy) Wait(ctx context.Context, dep Dependency, op string, attempt int, err error) error {
+	return p.WaitSince(ctx, dep, op, attempt, err, time.Time{})
+}
+
+// WaitSince is Wait for a failed attempt that began at began (see Tracker.FailedSince).
+func (p *Policy) WaitSince(ctx context.Context, dep Dependency, op string, attempt int, err error, began time.Time) error {
 	p.init()
 	if Classify(err) == Permanent {
 		if ctx.Err() != nil {
@@ -233,9 +255,12 @@ func (p *Policy) Wait(ctx context.Context, dep Dependency, op string, attempt in
 		}
 		return &PermanentError{Dependency: dep, Op: op, Err: err}
 	}
-	down := p.Tracker.Failed(dep, op, err)
+	down := p.Tracker.FailedSince(dep, op, err, began)
 	if p.OutageTimeout > 0 && down >= p.OutageTimeout {
 		return &OutageError{Dependency: dep, Op: op, For: down, Limit: p.OutageTimeout, Err: err}
+	}
+	if HandOff(dep, down, p.HandOffAfter) {
+		return &HandOffError{Dependency: dep, Op: op, For: down, After: p.HandOffAfter, Err: err}
 	}
 	pause := p.Backoff(attempt)
 	if p.OutageTimeout > 0 {

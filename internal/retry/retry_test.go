@@ -332,3 +332,89 @@ func TestTaggedFailureCountsAgainstItsDependency(t *testing.T) {
 		t.Fatal("storage still down after the commit worked")
 	}
 }
+
+func TestHandOff(t *testing.T) {
+	const session = 10 * time.Second
+	for _, tc := range []struct {
+		dep         Dependency
+		down, after time.Duration
+		want        bool
+	}{
+		{Catalog, 0, session, false},
+		{Catalog, session - time.Millisecond, session, false},
+		{Catalog, session, session, true},
+		{Catalog, time.Hour, session, true},
+		{Storage, session, session, true},
+		{Storage, 3 * time.Second, session, false},
+		// Kafka: the session ends by itself when heartbeats stop; nothing to hand off.
+		{Kafka, time.Hour, session, false},
+		// Hand-off off (0 or negative): never, however long.
+		{Catalog, time.Hour, 0, false},
+		{Storage, time.Hour, -time.Second, false},
+		{Dependency("other"), time.Hour, session, false},
+	} {
+		if got := HandOff(tc.dep, tc.down, tc.after); got != tc.want {
+			t.Errorf("HandOff(%s, down %s, after %s) = %v, want %v", tc.dep, tc.down, tc.after, got, tc.want)
+		}
+	}
+}
+
+// A catalog that does not answer: the attempt times out after its own bound, and the
+// outage counts from when that attempt began, so a 3 s session is reached at the first
+// timeout of a 5 s attempt, not one attempt later. The wait ends in a hand-off naming the
+// dependency, the operation and for how long; the policy without hand-off waits on.
+func TestHandOffAfterSessionTimeout(t *testing.T) {
+	clock := newFakeClock()
+	p := &Policy{Clock: clock, OutageTimeout: time.Minute, HandOffAfter: 3 * time.Second,
+		Timeouts: map[Dependency]time.Duration{Catalog: -1}}
+	calls := 0
+	err := p.Do(context.Background(), Catalog, "commit batch 7", func(context.Context) error {
+		calls++
+		clock.advance(5 * time.Second) // the attempt's bound, as a black hole lets it run out
+		return MarkTemporary(fmt.Errorf("commit: %w (no answer within 5s)", context.Canceled))
+	})
+	var h *HandOffError
+	if !errors.As(err, &h) || calls != 1 || h.Dependency != Catalog || h.For != 5*time.Second || h.After != 3*time.Second {
+		t.Fatalf("Do = %v after %d calls (%+v), want a hand-off after the first 5 s attempt", err, calls, h)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "catalog unreachable for 5s") || !strings.Contains(msg, "commit batch 7") {
+		t.Fatalf("hand-off message %q", msg)
+	}
+	// Kafka never hands off; the same outage on the storage does.
+	err = p.Do(context.Background(), Kafka, "fetch", func(context.Context) error {
+		if calls++; calls < 5 {
+			clock.advance(5 * time.Second)
+			return dialRefused()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Kafka: Do = %v", err)
+	}
+	// Waiting for the dependency after the hand-off: the same outage, no hand-off, and the
+	// outage timeout still applies.
+	q := p.WithoutHandOff()
+	if q.Track() != p.Track() || q.HandOffAfter != 0 || q.OutageTimeout != time.Minute {
+		t.Fatalf("WithoutHandOff = %+v", q)
+	}
+	err = q.Do(context.Background(), Catalog, "load the tables", func(context.Context) error { return dialRefused() })
+	var out *OutageError
+	if !errors.As(err, &out) {
+		t.Fatalf("without hand-off: Do = %v, want the outage timeout", err)
+	}
+}
+
+// An outage does not start before the dependency last came back, whenever the failed
+// attempt began.
+func TestFailedSinceNotBeforeRecovery(t *testing.T) {
+	clock := newFakeClock()
+	tr := NewTracker(nil, clock)
+	began := clock.Now()
+	tr.Failed(Storage, "put", dialRefused())
+	clock.advance(time.Second)
+	tr.Succeeded(Storage)
+	clock.advance(time.Second)
+	if down := tr.FailedSince(Storage, "put", dialRefused(), began); down != time.Second {
+		t.Fatalf("down %s, want 1s (since the recovery)", down)
+	}
+}

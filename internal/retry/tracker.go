@@ -74,12 +74,27 @@ func (t *Tracker) state(dep Dependency) *State {
 
 // Failed records a temporary failure of op on dep and returns how long dep has been down.
 func (t *Tracker) Failed(dep Dependency, op string, err error) time.Duration {
+	return t.FailedSince(dep, op, err, time.Time{})
+}
+
+// FailedSince is Failed for an attempt that began at began: when it starts an outage, the
+// outage starts then (not after the attempt's timeout: a dependency that did not answer
+// for 10 s has been unreachable for 10 s when the attempt gives up), though never before
+// the dependency last came back. A zero began is now.
+func (t *Tracker) FailedSince(dep Dependency, op string, err error, began time.Time) time.Duration {
 	now := t.clock.Now()
+	if began.IsZero() || began.After(now) {
+		began = now
+	}
 	t.mu.Lock()
 	s := t.state(dep)
 	wasUp := s.Up
 	if wasUp {
-		s.Up, s.Since, s.Attempt = false, now, 0
+		since := began
+		if since.Before(s.Since) {
+			since = s.Since
+		}
+		s.Up, s.Since, s.Attempt = false, since, 0
 		s.Outages++
 	}
 	if s.Op != op {
