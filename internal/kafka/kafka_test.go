@@ -625,3 +625,69 @@ func TestSourceRidesOutBrokerOutage(t *testing.T) {
 		t.Fatalf("kafka still down after the heal: %+v", tracker.State(retry.Kafka))
 	}
 }
+
+// A worker that gives its partitions up (its catalog is unreachable) leaves the group: the
+// other member owns them all well within the session timeout, even though both are static
+// members (whose clients do not leave on close). While out, the worker fetches nothing and
+// still answers Lag; when it rejoins, the partitions are shared again.
+func TestSourceLeaveAndRejoin(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Partitions: 4, Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	produce(t, cc, "tx", "v", 100)
+	static := func(id string) *Source {
+		s, err := NewSource(context.Background(), SourceConfig{
+			Client: cc, Topic: "tx", Group: "pipe", InstanceID: id,
+			SessionTimeout: 60 * time.Second, Resume: earliest, Logger: testLogger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, other := static("w1"), static("w2")
+	ctxA, cancelA := context.WithCancel(ctx)
+	loopA, loopB := make(chan error, 1), make(chan error, 1)
+	go func() { loopA <- pollLoop(ctxA, a, nil) }()
+	go func() { loopB <- pollLoop(ctx, other, nil) }()
+	waitFor(t, "split 2/2", 30*time.Second, func() bool { return len(a.Assigned()) == 2 && len(other.Assigned()) == 2 })
+
+	// a's loop stops (its batch waits on the catalog); it then leaves.
+	cancelA()
+	if err := <-loopA; err != nil {
+		t.Fatalf("a's poll loop: %v", err)
+	}
+	left := time.Now()
+	if err := a.Leave(ctx, "test: catalog unreachable"); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	if n := len(a.Assigned()); n != 0 {
+		t.Fatalf("a owns %d partitions after leaving", n)
+	}
+	// The session timeout is 60 s: without the explicit leave the group would wait for it.
+	waitFor(t, "the other member owns all", 30*time.Second, func() bool { return len(other.Assigned()) == 4 })
+	t.Logf("partitions moved %v after the leave", time.Since(left).Round(time.Millisecond))
+	if _, err := a.Fetch(ctx, 0); !errors.Is(err, ErrLeft) {
+		t.Fatalf("fetch while out of the group = %v, want ErrLeft", err)
+	}
+	lag, err := a.Lag(ctx, nil)
+	if err != nil || len(lag) != 4 {
+		t.Fatalf("lag while out of the group: %v, %v", lag, err)
+	}
+
+	if err := a.Rejoin(); err != nil {
+		t.Fatalf("rejoin: %v", err)
+	}
+	ctxA, cancelA = context.WithCancel(ctx)
+	defer cancelA()
+	go func() { loopA <- pollLoop(ctxA, a, nil) }()
+	waitFor(t, "split 2/2 again", 30*time.Second, func() bool { return len(a.Assigned()) == 2 && len(other.Assigned()) == 2 })
+	cancel()
+	for _, ch := range []chan error{loopA, loopB} {
+		if err := <-ch; err != nil {
+			t.Errorf("poll loop: %v", err)
+		}
+	}
+}

@@ -60,17 +60,25 @@ type SourceConfig struct {
 // the Resume func is called from franz-go's group goroutine, possibly while the loop is
 // processing a batch of other partitions.
 type Source struct {
-	cl     *kgo.Client
-	adm    *kadm.Client
 	topic  string
 	group  string
 	resume engine.ResumeFunc
 	log    *slog.Logger
 	maxRec int
+	// Leave and Rejoin make the clients again from these.
+	client     ClientConfig
+	groupOpts  []kgo.Opt // the group member's options (plainOpts included)
+	plainOpts  []kgo.Opt // those of a client outside the group (hooks)
+	instanceID string
 
 	closeOnce sync.Once
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// cl is the group member, or, while the worker is out of the group (Leave), a client
+	// outside it that still answers Lag, Ends and Topic. adm is over cl.
+	cl      *kgo.Client
+	adm     *kadm.Client
+	left    bool
 	owned   map[engine.Partition]struct{}
 	pending error // a fetch error held back because it came with records
 }
@@ -135,11 +143,13 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
 	if cfg.Tracker != nil {
-		opts = append(opts, kgo.WithHooks(healthHook{cfg.Tracker}))
+		s.plainOpts = append(s.plainOpts, kgo.WithHooks(healthHook{cfg.Tracker}))
+		opts = append(opts, s.plainOpts...)
 	}
 	if cfg.RebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(cfg.RebalanceTimeout))
 	}
+	s.client, s.groupOpts, s.instanceID = cfg.Client, opts, cfg.InstanceID
 	cl, err := cfg.Client.newClient(opts...)
 	if err != nil {
 		return nil, err
@@ -147,6 +157,85 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	s.cl = cl
 	s.adm = kadm.NewClient(cl)
 	return s, nil
+}
+
+// clients returns the current client and its admin client.
+func (s *Source) clients() (*kgo.Client, *kadm.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cl, s.adm
+}
+
+// ErrLeft is what Fetch returns while the worker is out of the group (Leave).
+var ErrLeft = errors.New("kafka: this worker left the consumer group; it fetches nothing until it rejoins")
+
+// Leave gives every partition up and leaves the consumer group, so that the group moves
+// them to the other members now: for a worker that cannot do its work for a while (its
+// catalog or its storage is unreachable). A static member is removed with a LeaveGroup
+// naming its instance id (KIP-345), sent once its own client is closed: franz-go, like
+// Kafka's Java client, does not leave the group when a static member closes, and the group
+// would keep its partitions for the session timeout. The Source then holds a client
+// outside the group, for Lag, Ends and Topic; Fetch returns ErrLeft until Rejoin. Called
+// from the polling goroutine.
+func (s *Source) Leave(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	if s.left {
+		s.mu.Unlock()
+		return nil
+	}
+	old := s.cl
+	s.mu.Unlock()
+	old.AllowRebalance() // leaving is a rebalance; none may wait for a batch now
+	err := old.LeaveGroupContext(ctx)
+	old.Close()
+	if err != nil {
+		err = fmt.Errorf("kafka: leave group %s: %w", s.group, err)
+	}
+	plain, perr := s.client.newClient(s.plainOpts...)
+	if perr != nil {
+		return errors.Join(err, perr) // Rejoin tries again with a group client
+	}
+	adm := kadm.NewClient(plain)
+	s.mu.Lock()
+	s.cl, s.adm, s.left = plain, adm, true
+	clear(s.owned)
+	s.pending = nil
+	s.mu.Unlock()
+	if s.instanceID != "" {
+		resps, lerr := adm.LeaveGroup(ctx, kadm.LeaveGroup(s.group).InstanceIDs(s.instanceID).Reason(reason))
+		if lerr == nil {
+			lerr = resps.Error()
+		}
+		if errors.Is(lerr, kerr.UnknownMemberID) {
+			lerr = nil // the group had already dropped us (a session expired meanwhile)
+		}
+		if lerr != nil {
+			err = errors.Join(err, fmt.Errorf("kafka: leave group %s as static member %s (the group keeps its partitions until the session times out): %w",
+				s.group, s.instanceID, lerr))
+		}
+	}
+	return err
+}
+
+// Rejoin joins the consumer group again after Leave; partitions arrive with the next
+// rebalance, started where Resume says. Called from the polling goroutine.
+func (s *Source) Rejoin() error {
+	s.mu.Lock()
+	if !s.left {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	cl, err := s.client.newClient(s.groupOpts...)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.cl
+	s.cl, s.adm, s.left = cl, kadm.NewClient(cl), false
+	s.mu.Unlock()
+	old.Close()
+	return nil
 }
 
 // Fetch waits for records and returns them, in offset order within each partition,
@@ -168,15 +257,19 @@ func (s *Source) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 		return nil, pending
 	}
 
+	cl, left := s.member()
+	if left {
+		return nil, &FetchError{Err: ErrLeft}
+	}
 	if s.maxRec > 0 && (max <= 0 || s.maxRec < max) {
 		max = s.maxRec
 	}
 	var fetches kgo.Fetches
 	if max > 0 {
 		// The client keeps what is over max buffered for the next poll.
-		fetches = s.cl.PollRecords(ctx, max)
+		fetches = cl.PollRecords(ctx, max)
 	} else {
-		fetches = s.cl.PollFetches(ctx)
+		fetches = cl.PollFetches(ctx)
 	}
 
 	var errs []error
@@ -211,6 +304,13 @@ func (s *Source) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 		s.mu.Unlock()
 	}
 	return recs, nil
+}
+
+// member returns the client and whether the worker is out of the group.
+func (s *Source) member() (*kgo.Client, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cl, s.left
 }
 
 // FetchError is an error Fetch returns. Its Temporary method (the net.Error idiom, so
@@ -285,8 +385,8 @@ func (s *Source) Seek(offsets engine.Offsets) {
 		// Epoch -1: no leader-epoch validation, the offset is the truth.
 		m[p.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
 	}
-	if len(set) > 0 {
-		s.cl.SetOffsets(set)
+	if cl, left := s.member(); len(set) > 0 && !left {
+		cl.SetOffsets(set)
 	}
 }
 
@@ -303,7 +403,11 @@ func (s *Source) Assigned() []engine.Partition {
 }
 
 // Release lets a rebalance that waited for the current batch proceed.
-func (s *Source) Release() { s.cl.AllowRebalance() }
+func (s *Source) Release() {
+	if cl, left := s.member(); !left {
+		cl.AllowRebalance()
+	}
+}
 
 // CommitAdvisory commits offsets (the next offset to read) to the consumer group, for
 // the owned partitions among them. These offsets feed lag dashboards only.
@@ -326,8 +430,12 @@ func (s *Source) CommitAdvisory(ctx context.Context, offsets engine.Offsets) err
 		return nil
 	}
 
+	cl, left := s.member()
+	if left {
+		return nil // nothing is owned while out of the group
+	}
 	var errs []error
-	s.cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			errs = append(errs, err)
 			return
@@ -360,11 +468,12 @@ func (s *Source) Ends(ctx context.Context) (start, end engine.Offsets, err error
 	}
 	// Ends first: a start listed after an end can only be newer (retention), never
 	// past that end.
-	ends, err := listStableEnds(ctx, s.adm, s.topic)
+	_, adm := s.clients()
+	ends, err := listStableEnds(ctx, adm, s.topic)
 	if err != nil {
 		return nil, nil, err
 	}
-	starts, err := listStarts(ctx, s.adm, s.topic)
+	starts, err := listStarts(ctx, adm, s.topic)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -395,7 +504,8 @@ type PartitionLag struct {
 // watermarks: behind an open transaction, read_committed cannot read up to the high
 // watermark, so a lag taken from it would not fall to 0 when the pipeline is caught up.
 func (s *Source) Lag(ctx context.Context, committed engine.Offsets) (map[engine.Partition]PartitionLag, error) {
-	ends, err := listStableEnds(ctx, s.adm, s.topic)
+	_, adm := s.clients()
+	ends, err := listStableEnds(ctx, adm, s.topic)
 	if err != nil {
 		return nil, err
 	}
@@ -445,13 +555,14 @@ func listStableEnds(ctx context.Context, adm *kadm.Client, topic string) (engine
 // Stop calling Fetch before Close; later calls are safe and return an error.
 func (s *Source) Close() {
 	s.closeOnce.Do(func() {
-		s.cl.AllowRebalance()
+		cl, _ := s.clients()
+		cl.AllowRebalance()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.cl.LeaveGroupContext(ctx); err != nil {
+		if err := cl.LeaveGroupContext(ctx); err != nil {
 			s.log.Warn("kafka leave group", "err", err)
 		}
-		s.cl.Close()
+		cl.Close()
 	})
 }
 

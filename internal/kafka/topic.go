@@ -66,7 +66,8 @@ func DescribeTopic(ctx context.Context, cfg ClientConfig, topic string) (TopicSt
 
 // Topic returns what the cluster says of the source's topic now.
 func (s *Source) Topic(ctx context.Context) (TopicState, error) {
-	return describeTopic(ctx, s.adm, s.topic)
+	_, adm := s.clients()
+	return describeTopic(ctx, adm, s.topic)
 }
 
 // DeleteRecords moves the log start of the given partitions of topic up to the given
