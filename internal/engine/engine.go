@@ -265,6 +265,19 @@ func (e *Engine) Refresh(ctx context.Context) error {
 	})
 }
 
+// WaitFor waits until dep answers again, for a worker that gave its partitions up
+// (retry.HandOffError) and must not join its group before it can work: it loads both
+// tables, which asks the catalog and reads their metadata files from the storage, under
+// the retry policy without hand-off (the outage timeout still ends the wait). A storage
+// that reads but cannot write (a full disk) passes; the next batch finds it again.
+func (e *Engine) WaitFor(ctx context.Context, dep retry.Dependency) error {
+	return e.cfg.Retry.WithoutHandOff().Do(ctx, dep, "wait for the "+string(dep)+" to answer", func(ctx context.Context) error {
+		e.mu.Lock() // as in Refresh
+		defer e.mu.Unlock()
+		return e.loadLocked(ctx)
+	})
+}
+
 // Resume is the ResumeFunc for the source: newly assigned partitions start where the
 // tables say, read fresh, never at Kafka's group offsets.
 func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error) {

@@ -19,6 +19,9 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
+// DefaultSessionTimeout is a Source's SessionTimeout when zero.
+const DefaultSessionTimeout = 10 * time.Second
+
 // SourceConfig configures a Source.
 type SourceConfig struct {
 	// Client says how to reach the cluster.
@@ -33,7 +36,7 @@ type SourceConfig struct {
 	// member does not leave the group on Close.
 	InstanceID string
 	// SessionTimeout is how long the group waits for a silent member before moving its
-	// partitions; 10 s when zero. The broker must allow it (the embedded one accepts 1 s).
+	// partitions; DefaultSessionTimeout when zero. The broker must allow it (the embedded one accepts 1 s).
 	SessionTimeout time.Duration
 	// RebalanceTimeout is how long members may take to finish a batch and rejoin once a
 	// rebalance starts (the engine releases only between batches); 60 s when zero.
@@ -97,7 +100,7 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	}
 	session := cfg.SessionTimeout
 	if session <= 0 {
-		session = 10 * time.Second
+		session = DefaultSessionTimeout
 	}
 	s := &Source{
 		topic:  cfg.Topic,

@@ -99,6 +99,8 @@ type observer struct {
 	stepped    time.Time // when the loop last finished a step (a commit, or nothing to do)
 
 	status statusState // the status page's own figures
+	// group says whether the worker is in its consumer group, and why not (a hand-off).
+	group outOfGroup
 }
 
 // newObserver observes a run on the ledger ident; set stats (and source) once the engine
@@ -144,6 +146,9 @@ func (o *observer) step(start time.Time, committed bool) {
 // trigger with nothing to do) within the last three triggers. A loop stuck retrying a
 // commit, or waiting on a catalog that does not answer, is not ready.
 func (o *observer) ready() error {
+	if reason := o.group.reason(time.Now()); reason != "" {
+		return errors.New(reason)
+	}
 	if o.deps != nil {
 		if reason := o.deps.Reason(); reason != "" {
 			return errors.New(reason)
@@ -269,6 +274,13 @@ func (o *observer) Collect(e *metrics.Emitter) {
 	if o.source != nil {
 		e.Gauge("ledgerstream_assigned_partitions", "Partitions this worker owns.", float64(len(o.source.Assigned())))
 	}
+	in, handOffs := o.group.member()
+	member := 0.0
+	if in {
+		member = 1
+	}
+	e.Gauge("ledgerstream_group_member", "1 while the worker is a member of its consumer group, 0 while it is out (it gave its partitions up: the catalog or the storage unreachable for longer than the session timeout).", member)
+	e.Counter("ledgerstream_handoffs_total", "Times the worker left its consumer group because the catalog or the storage was unreachable for longer than the session timeout.", float64(handOffs))
 
 	o.mu.Lock()
 	lags := maps.Clone(o.lags)

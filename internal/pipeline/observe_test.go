@@ -51,11 +51,23 @@ func TestReadinessAndMetricsFollowTheDependencies(t *testing.T) {
 			t.Fatalf("metrics lack %q:\n%s", want, m)
 		}
 	}
+	// The worker gives its partitions up: /readyz says it left the group and why, first.
+	obs.group.set(&retry.HandOffError{Dependency: retry.Catalog, Op: "commit batch 7 to demo.ledger",
+		For: 35 * time.Second, After: 30 * time.Second, Err: errors.New("connection refused")}, time.Now())
+	code, body = get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready: left the group: catalog unreachable for 35s") {
+		t.Fatalf("/readyz %d %q while out of the group", code, body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, "ledgerstream_group_member 0") || !strings.Contains(m, "ledgerstream_handoffs_total 1") {
+		t.Fatalf("metrics do not show the worker out of its group:\n%s", m)
+	}
+	obs.group.set(nil, time.Now())
 	obs.deps.Succeeded(retry.Catalog)
 	if code, body := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz %d %q after the catalog came back", code, body)
 	}
-	if _, m := get("/metrics"); !strings.Contains(m, `ledgerstream_dependency_up{dependency="catalog"} 1`) {
-		t.Fatalf("catalog still down in the metrics:\n%s", m)
+	if _, m := get("/metrics"); !strings.Contains(m, `ledgerstream_dependency_up{dependency="catalog"} 1`) ||
+		!strings.Contains(m, "ledgerstream_group_member 1") || !strings.Contains(m, "ledgerstream_handoffs_total 1") {
+		t.Fatalf("catalog still down, or the worker out of its group, in the metrics:\n%s", m)
 	}
 }

@@ -55,7 +55,8 @@ type Config struct {
 	SessionTimeout time.Duration
 	// OutageTimeout ends the run when one outage of a dependency (Kafka, the catalog, the
 	// storage) lasts longer; shorter ones are waited out, loudly. 0 waits for ever. Used
-	// when Engine.Retry is nil.
+	// when Engine.Retry is nil, as is SessionTimeout: a worker cut off from the catalog or
+	// the storage that long leaves its group until they answer again.
 	OutageTimeout time.Duration
 	// IndexDir is the directory of the transaction id index files.
 	IndexDir string
@@ -129,9 +130,16 @@ func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 		ecfg.Logger = log
 	}
 	if ecfg.Retry == nil {
-		ecfg.Retry = &retry.Policy{OutageTimeout: cfg.OutageTimeout, Logger: log, Clock: ecfg.Clock}
+		// A worker cut off from the catalog or the storage for as long as the group would
+		// wait for a silent member gives its partitions up (docs/design.md §7).
+		session := cfg.SessionTimeout
+		if session <= 0 {
+			session = kafka.DefaultSessionTimeout
+		}
+		ecfg.Retry = &retry.Policy{OutageTimeout: cfg.OutageTimeout, HandOffAfter: session, Logger: log, Clock: ecfg.Clock}
 	}
-	contract, err := ensureLedger(ctx, cfg, ecfg.Retry)
+	// Before it joins the group a worker holds nothing to hand off: it waits.
+	contract, err := ensureLedger(ctx, cfg, ecfg.Retry.WithoutHandOff())
 	if err != nil {
 		return Result{}, err
 	}
@@ -261,22 +269,38 @@ func runWorker(ctx context.Context, cfg Config, eng *engine.Engine, src *kafka.S
 	for _, w := range wrap {
 		feed = w.Source(feed)
 	}
-	err := loop(ctx, eng, feed, obs, auto)
+	err := loop(ctx, eng, feed, src, obs, auto)
 	cancel()
 	return errors.Join(err, g.Wait())
 }
 
 // loop is the production loop of a worker: engine steps until the run is over, with what
 // happens between batches: the step timing for metrics and readiness (obs, may be nil),
-// and automatic maintenance (auto, may be nil). Maintenance runs here, in the loop's
-// goroutine, so it never overlaps a commit of this worker.
-func loop(ctx context.Context, eng *engine.Engine, src engine.Source, obs *observer, auto *scheduler) error {
+// automatic maintenance (auto, may be nil), and the hand-off of the partitions when the
+// catalog or the storage is unreachable for the session timeout (through g, the group
+// membership; nil ends the run instead). Maintenance runs here, in the loop's goroutine,
+// so it never overlaps a commit of this worker.
+func loop(ctx context.Context, eng *engine.Engine, src engine.Source, g member, obs *observer, auto *scheduler) error {
 	st := eng.Stats()
+	out, log := &outOfGroup{}, slog.Default()
+	if obs != nil {
+		out, log = &obs.group, obs.log
+	}
 	for {
 		start, before := time.Now(), st.Batches.Load()
 		done, err := eng.Step(ctx, src)
 		if obs != nil {
 			obs.step(start, st.Batches.Load() > before)
+		}
+		var h *retry.HandOffError
+		if err != nil && !done && g != nil && errors.As(err, &h) {
+			if err := handOff(ctx, h, g, eng, out, log); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
 		}
 		if err != nil || done {
 			return err
