@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/testinfra"
 )
@@ -36,11 +37,15 @@ type outageEnv struct {
 	args                    []string // catalog and warehouse flags of every command
 	runArgs                 []string // flags of run only
 	directArgs              []string // the same, straight to the servers (for the test's own reads)
-	total                   int64
-	workers                 []*proc
-	producer                *proc
-	healAt, caughtAt        time.Time
-	outage                  time.Duration
+	// workerArgs, when set, are each worker's own catalog and warehouse flags (a catalog
+	// proxy per worker: catalogs), instead of args.
+	workerArgs       [][]string
+	catalogs         []*testinfra.FaultProxy
+	total            int64
+	workers          []*proc
+	producer         *proc
+	healAt, caughtAt time.Time
+	outage           time.Duration
 }
 
 // outageScenario is one fault: start it, and return the heal.
@@ -48,7 +53,11 @@ type outageScenario struct {
 	name   string
 	outage time.Duration
 	disk   bool // a local warehouse on a small tmpfs instead of PostgreSQL + S3
-	fault  func(e *outageEnv) (heal func())
+	// session is the workers' --session-timeout (3 s when zero). Outages of the catalog
+	// and the storage here are shorter than it: the workers keep their partitions and wait
+	// (longer ones hand the partitions off: TestHandOff).
+	session time.Duration
+	fault   func(e *outageEnv) (heal func())
 }
 
 func TestOutages(t *testing.T) {
@@ -58,27 +67,27 @@ func TestOutages(t *testing.T) {
 			e.kafka.Set(testinfra.BlackHole)
 			return e.kafka.Heal
 		}},
-		{name: "catalog-black-hole", outage: 12 * time.Second, fault: func(e *outageEnv) func() {
+		{name: "catalog-black-hole", session: 20 * time.Second, outage: 12 * time.Second, fault: func(e *outageEnv) func() {
 			e.catalog.Set(testinfra.BlackHole)
 			return e.catalog.Heal
 		}},
-		{name: "catalog-replies-lost", outage: 8 * time.Second, fault: func(e *outageEnv) func() {
+		{name: "catalog-replies-lost", session: 20 * time.Second, outage: 8 * time.Second, fault: func(e *outageEnv) func() {
 			e.catalog.Set(testinfra.DropReplies)
 			return e.catalog.Heal
 		}},
-		{name: "catalog-reset", outage: 8 * time.Second, fault: func(e *outageEnv) func() {
+		{name: "catalog-reset", session: 20 * time.Second, outage: 8 * time.Second, fault: func(e *outageEnv) func() {
 			e.catalog.Set(testinfra.Reset)
 			return e.catalog.Heal
 		}},
-		{name: "storage-black-hole", outage: 12 * time.Second, fault: func(e *outageEnv) func() {
+		{name: "storage-black-hole", session: 20 * time.Second, outage: 12 * time.Second, fault: func(e *outageEnv) func() {
 			e.storage.Set(testinfra.BlackHole)
 			return e.storage.Heal
 		}},
-		{name: "storage-killed", outage: 10 * time.Second, fault: func(e *outageEnv) func() {
+		{name: "storage-killed", session: 20 * time.Second, outage: 10 * time.Second, fault: func(e *outageEnv) func() {
 			e.s3.Kill()
 			return func() { e.s3.Restart(e.t) }
 		}},
-		{name: "disk-full", outage: 10 * time.Second, disk: true, fault: func(e *outageEnv) func() {
+		{name: "disk-full", session: 20 * time.Second, outage: 10 * time.Second, disk: true, fault: func(e *outageEnv) func() {
 			filler := fillDisk(e.t, e.diskDir)
 			return func() {
 				if err := os.Remove(filler); err != nil {
@@ -93,20 +102,23 @@ func TestOutages(t *testing.T) {
 			runOutage(t, sc)
 		})
 	}
+	// Outages longer than the session timeout: the partitions are handed off
+	// (handoff_test.go). Here, so that they run beside the others.
+	t.Run("catalog-one-worker-cut-off-past-session", func(t *testing.T) {
+		t.Parallel()
+		runHandOff(t, false)
+	})
+	t.Run("catalog-both-cut-off-past-session", func(t *testing.T) {
+		t.Parallel()
+		runHandOff(t, true)
+	})
 }
 
 func runOutage(t *testing.T, sc outageScenario) {
 	e := &outageEnv{t: t, total: 3000, outage: sc.outage}
 	e.setUp(sc)
 	// Workers first, then the producer: the fault strikes mid-stream.
-	for i := 1; i <= 2; i++ {
-		w := e.st.start(t, "run", append([]string{"--worker-id", fmt.Sprintf("w%d", i),
-			"--trigger", "1s", "--session-timeout", "3s", "--outage-timeout", "60s", "--max-batch-records", "500"}, append(e.args, e.runArgs...)...)...)
-		// One at a time: the first creates the tables (two racing to create them
-		// conflict, which is not what this suite is about).
-		w.waitForLine(&w.stderr, "msg=streaming", 60*time.Second)
-		e.workers = append(e.workers, w)
-	}
+	e.startWorkers(sc.session)
 	e.producer = e.st.start(t, "produce", "--count", fmt.Sprint(e.total), "--rate", "400", "--seed", "12")
 	e.waitCommitted(1, 60*time.Second)
 	time.Sleep(time.Second)
@@ -153,6 +165,26 @@ func runOutage(t *testing.T, sc outageScenario) {
 	// room for a CI machine busy with the rest of the suite.
 	if took > 15*time.Second {
 		t.Errorf("caught up %s after the heal, want within 10 s (15 s tolerated under load)", took.Round(100*time.Millisecond))
+	}
+}
+
+// startWorkers starts the two workers with their session timeout (3 s when zero).
+func (e *outageEnv) startWorkers(session time.Duration) {
+	if session == 0 {
+		session = 3 * time.Second
+	}
+	for i := 1; i <= 2; i++ {
+		args := e.args
+		if e.workerArgs != nil {
+			args = e.workerArgs[i-1]
+		}
+		w := e.st.start(e.t, "run", append([]string{"--worker-id", fmt.Sprintf("w%d", i),
+			"--trigger", "1s", "--session-timeout", session.String(), "--outage-timeout", "60s", "--max-batch-records", "500"},
+			append(args, e.runArgs...)...)...)
+		// One at a time: the first creates the tables (two racing to create them
+		// conflict, which is not what this suite is about).
+		w.waitForLine(&w.stderr, "msg=streaming", 60*time.Second)
+		e.workers = append(e.workers, w)
 	}
 }
 
@@ -209,29 +241,36 @@ func (e *outageEnv) requireWorkersUp(when string) {
 // committed is how many records the pipeline's newest ledger snapshot covers, read
 // straight from the catalog and the storage (not through the proxies).
 func (e *outageEnv) committed(ctx context.Context) (int64, error) {
+	offsets, err := e.committedOffsets(ctx)
+	return sumOffsets(offsets), err
+}
+
+// committedOffsets is the offsets map of the pipeline's newest ledger snapshot (nil before
+// its first), read straight from the catalog and the storage.
+func (e *outageEnv) committedOffsets(ctx context.Context) (engine.Offsets, error) {
 	cfg := iceberg.Config{DataDir: e.st.dataDir}
 	if e.pgDirect != "" {
 		cfg.CatalogURI, cfg.Warehouse, cfg.S3 = e.pgDirect, e.warehouse, iceberg.S3Config{Endpoint: e.s3.Endpoint}
 	}
 	cat, err := iceberg.Open(ctx, cfg)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer cat.Close()
 	ident, err := iceberg.ParseIdent(e.st.table)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	snaps, err := cat.Snapshots(ctx, ident)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, s := range snaps {
 		if s.Pipeline == e.st.pipeline {
-			return sumOffsets(s.Offsets), nil
+			return s.Offsets, nil
 		}
 	}
-	return 0, nil
+	return nil, nil
 }
 
 // waitCommitted waits until the pipeline has committed at least n records.
