@@ -487,9 +487,11 @@ func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
 // giveUp drops the batch b because the worker gives its partitions up (h): another worker
 // will read them from the tables' offsets. Its files are deleted unless the storage is the
 // dependency that is down (then maintain's orphan removal collects them), and its
-// partitions' read positions go back to where the tables stand. Nothing of it can land
-// later: a commit attempt of unknown outcome is settled by whoever plans next on the table
-// (Settle), and this worker re-reads the tables when it is assigned partitions again.
+// partitions' read positions go back to where the tables stand. A commit attempt of
+// unknown outcome may have landed, or may land later still (held in the network): the next
+// owner of the partitions resumes from the tables, or is fenced by it (Settle, §4.5), so
+// nothing is written twice; this worker re-reads the tables when it is assigned partitions
+// again.
 func (e *Engine) giveUp(ctx context.Context, src Source, b *batch, h *retry.HandOffError) {
 	e.stats.HandOffs.Add(1)
 	if e.cfg.Retry.Track().State(retry.Storage).Up {
