@@ -94,9 +94,8 @@ func NewGeneratorFor(c *Contract, seed int64, opts GeneratorOptions) (MessageSou
 // lengths accept), a numeric key the lowest value its bounds allow plus FirstID+i. The
 // Kafka key is the key's text. Not safe for concurrent use.
 type ContractGenerator struct {
-	c     *Contract
-	seed  uint64
-	opts  GeneratorOptions
+	c *Contract
+	messagePlan
 	next  int
 	times [dupWindow]time.Time
 	gens  []fieldGen
@@ -152,7 +151,7 @@ func NewContractGenerator(c *Contract, seed int64, opts GeneratorOptions) (*Cont
 	clamp := func(f float64) float64 { return min(max(f, 0), 1) }
 	opts.Duplicates, opts.Malformed = clamp(opts.Duplicates), clamp(opts.Malformed)
 	opts.FirstID = min(max(opts.FirstID, 0), MaxTransactionNumber)
-	g := &ContractGenerator{c: c, seed: uint64(seed), opts: opts, conflict: -1, tree: &genNode{}}
+	g := &ContractGenerator{c: c, messagePlan: messagePlan{seed: uint64(seed), opts: opts}, conflict: -1, tree: &genNode{}}
 	var errs []error
 	for i := range c.Fields {
 		fg, err := newFieldGen(&c.Fields[i], c.Fields[i].Name == c.Key)
@@ -852,36 +851,6 @@ func (g *ContractGenerator) writeScalarAt(b []byte, path []string, raw string) [
 	g.toks = g.toks[:len(g.toks)-1]
 	n.children[k], n.field[k] = saved, -1
 	return b
-}
-
-func (g *ContractGenerator) rng(i int) splitMix {
-	return splitMix{state: mix64(g.seed) ^ mix64(uint64(i)+0x9e3779b97f4a7c15)}
-}
-
-func (g *ContractGenerator) kind(i int) messageKind {
-	r := g.rng(i)
-	u := r.float()
-	switch {
-	case u < g.opts.Malformed:
-		return kindMalformed
-	case u < g.opts.Malformed+g.opts.Duplicates:
-		return kindDuplicate
-	}
-	return kindFresh
-}
-
-func (g *ContractGenerator) original(i int, rng *splitMix) int {
-	back := min(i, dupWindow-1)
-	if back == 0 {
-		return -1
-	}
-	j := i - 1 - rng.intn(back)
-	for ; j >= 0 && j > i-dupWindow; j-- {
-		if g.kind(j) == kindFresh {
-			return j
-		}
-	}
-	return -1
 }
 
 // patternGen generates strings matching a regular expression of the simple kinds contract

@@ -65,8 +65,7 @@ type Message struct {
 // time of its original, as a retry would). Fresh message i carries transaction_id TXN%08d of
 // FirstID+i; a duplicate carries its original's. It is not safe for concurrent use.
 type Generator struct {
-	seed  uint64
-	opts  GeneratorOptions
+	messagePlan
 	next  int
 	times [dupWindow]time.Time // event times of the last dupWindow messages, by index
 	buf   []byte               // scratch for building a value; copied out per message
@@ -80,7 +79,7 @@ func NewGenerator(seed int64, opts GeneratorOptions) *Generator {
 	clamp := func(f float64) float64 { return min(max(f, 0), 1) }
 	opts.Duplicates, opts.Malformed = clamp(opts.Duplicates), clamp(opts.Malformed)
 	opts.FirstID = min(max(opts.FirstID, 0), MaxTransactionNumber)
-	return &Generator{seed: uint64(seed), opts: opts, buf: make([]byte, 0, 512)}
+	return &Generator{messagePlan: messagePlan{seed: uint64(seed), opts: opts}, buf: make([]byte, 0, 512)}
 }
 
 // Next returns the next message. now is the event time of a fresh transaction, written as
@@ -140,9 +139,17 @@ const (
 	kindMalformed
 )
 
+// messagePlan decides, from the seed and a message's index alone, what each message of a
+// generated stream is (fresh, a duplicate of which earlier one, malformed). Both generators,
+// the notebook's and a contract's, draw their streams from it.
+type messagePlan struct {
+	seed uint64
+	opts GeneratorOptions
+}
+
 // kind decides, from the seed and the index alone, what message i is; so a duplicate can tell
 // whether an earlier index was a fresh transaction without remembering it.
-func (g *Generator) kind(i int) messageKind {
+func (g *messagePlan) kind(i int) messageKind {
 	r := g.rng(i)
 	u := r.float()
 	switch {
@@ -155,7 +162,7 @@ func (g *Generator) kind(i int) messageKind {
 }
 
 // original picks the fresh message, among the last dupWindow, that message i repeats, or -1.
-func (g *Generator) original(i int, rng *splitMix) int {
+func (g *messagePlan) original(i int, rng *splitMix) int {
 	back := min(i, dupWindow-1)
 	if back == 0 {
 		return -1
@@ -378,7 +385,7 @@ func (g *Generator) malformed(t *txn, rng *splitMix) ([]byte, Reason) {
 }
 
 // rng returns message i's own random stream.
-func (g *Generator) rng(i int) splitMix {
+func (g *messagePlan) rng(i int) splitMix {
 	return splitMix{state: mix64(g.seed) ^ mix64(uint64(i)+0x9e3779b97f4a7c15)}
 }
 
