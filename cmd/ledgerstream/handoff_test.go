@@ -131,7 +131,10 @@ func runHandOff(t *testing.T, both bool) {
 	if both && !tookOverAt.IsZero() {
 		t.Errorf("every partition moved during an outage of both workers' catalog")
 	}
-	// More records after the heal: w1 works again (it commits a batch after rejoining).
+	// More records after the heal: w1 works again (it commits a batch after rejoining). They
+	// are produced once w1 owns partitions again: produced earlier, w2 could commit them all
+	// before the group gave w1 any (CI saw "w1 committed nothing after it rejoined").
+	waitStartsAfterRejoin(t, a, 60*time.Second)
 	more := int64(600)
 	p2 := e.st.start(t, "produce", "--count", fmt.Sprint(more), "--rate", "300", "--seed", "14")
 	p2.mustSucceed(time.Minute)
@@ -189,4 +192,21 @@ func (e *outageEnv) lagNow() (int64, bool) {
 		return 0, false
 	}
 	return sumOffsets(st.End) - committed, true
+}
+
+// waitStartsAfterRejoin waits until w, after its last "rejoining the consumer group" line,
+// has resumed a partition ("kafka partition starts"): it is in the group and owns one.
+func waitStartsAfterRejoin(t *testing.T, w *proc, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := w.stderr.String()
+		if i := strings.LastIndex(out, "rejoining the consumer group"); i >= 0 && strings.Contains(out[i:], "kafka partition starts") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s owns no partition %s after rejoining its group:\n%s", w.name, timeout, tail(out, 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
