@@ -57,7 +57,7 @@ when a stage failed.`,
 	fl.StringVar(&results, "results", "", `append results to this JSON lines file (default <user cache dir>/ledgerstream/bench-results.jsonl; "none" = nowhere)`)
 	fl.BoolVar(&o.Keep, "keep", false, "keep the benchmark's data directory")
 	fl.Float64Var(&o.TargetRate, "target-rate", 400_000, "end-to-end target, transactions/s")
-	fl.Float64Var(&o.TargetRatio, "target-ratio", 0.5, "end-to-end target as a fraction of raw consume")
+	fl.Float64Var(&o.TargetRatio, "target-ratio", 0.5, "end-to-end target as a fraction of kcat's read_committed consume of the same topic (not checked without kcat)")
 	fl.DurationVar(&o.TargetP99, "target-p99", 1500*time.Millisecond, "steady-state p99 latency target")
 	fl.Int64Var(&o.TargetRSSMiB, "target-rss-mib", 512, "catch-up peak RSS target")
 	fl.IntSliceVar(&o.ScaleWorkers, "scale-workers", nil, "scale-out stage: run these worker counts of one pipeline on one table, e.g. 1,2,4,8,16 (none: skip it)")
