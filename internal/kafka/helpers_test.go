@@ -1,12 +1,14 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +183,22 @@ func rawClient(t testing.TB, b *Broker, opts ...kgo.Opt) *kgo.Client {
 func isTemp(err error) bool {
 	var te interface{ Temporary() bool }
 	return errors.As(err, &te) && te.Temporary()
+}
+
+// syncLog is a log destination that goroutines may write to while a test reads it.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

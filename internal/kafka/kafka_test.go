@@ -691,3 +691,60 @@ func TestSourceLeaveAndRejoin(t *testing.T) {
 		}
 	}
 }
+
+// A worker stops in bounded time even while the group coordinator holds its JoinGroup:
+// franz-go's Close waits for that request, which the coordinator may hold for the whole
+// rebalance timeout (60 s) while another member finishes its batch, and a worker in a
+// network fault can be held as long (TestOutages/kafka-black-hole once hung a minute at
+// SIGTERM). Close gives up waiting after closeWait, and says so.
+func TestSourceCloseWhileJoinHeld(t *testing.T) {
+	b := startTestBroker(t, BrokerConfig{Partitions: 4, Topics: []string{"tx"}})
+	cc := clientCfg(t, b)
+	produce(t, cc, "tx", "a", 20)
+	var logs syncLog
+	member := func(log *slog.Logger) *Source {
+		s, err := NewSource(context.Background(), SourceConfig{
+			Client: cc, Topic: "tx", Group: "pipe", SessionTimeout: 3 * time.Second, Resume: earliest, Logger: log,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	poll := func(s *Source) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, _ = s.Fetch(ctx, 0)
+	}
+	a := member(slog.New(slog.NewTextHandler(&logs, nil)))
+	busy := member(testLogger(t))
+	defer busy.Close()
+	waitFor(t, "both members own partitions", 30*time.Second, func() bool {
+		poll(a)
+		a.Release()
+		poll(busy)
+		busy.Release()
+		return len(a.Assigned()) > 0 && len(busy.Assigned()) > 0
+	})
+	// busy is in the middle of a batch: it polled and has not released, so it cannot
+	// rejoin. A third member starts a rebalance; a rejoins, and the coordinator holds a's
+	// JoinGroup until busy rejoins too, or the rebalance times out.
+	poll(busy)
+	third := member(testLogger(t))
+	defer third.Close()
+	poll(third)
+	time.Sleep(3 * time.Second) // a's heartbeat learns of the rebalance and a sends its JoinGroup
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		a.Close()
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeWait + 5*time.Second):
+		t.Fatalf("Close still waiting after %s while the coordinator holds the group's join", time.Since(start).Round(time.Second))
+	}
+	t.Logf("Close returned after %s; its log:\n%s", time.Since(start).Round(100*time.Millisecond), logs.String())
+	busy.Release()
+}

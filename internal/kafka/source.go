@@ -553,19 +553,40 @@ func listStableEnds(ctx context.Context, adm *kadm.Client, topic string) (engine
 	return out, nil
 }
 
+// closeWait bounds Source.Close: leaving the group and closing the client.
+const closeWait = 10 * time.Second
+
 // Close leaves the group (a static member keeps its place until the session times out)
 // and closes the client. It first allows any blocked rebalance, since leaving is one.
 // Stop calling Fetch before Close; later calls are safe and return an error.
+//
+// Close returns within closeWait even when the client does not close: franz-go's Close
+// waits for the group's JoinGroup in flight, which it sends on the client's own context
+// and which may wait out the rebalance timeout plus the request overhead (70 s) when it
+// went into a connection that a network fault left dead. A stopping worker does not wait
+// for that: the group moves its partitions when its session times out, and they resume
+// from the tables. The goroutine left closing the client ends with the process.
 func (s *Source) Close() {
 	s.closeOnce.Do(func() {
 		cl, _ := s.clients()
 		cl.AllowRebalance()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		defer cancel()
 		if err := cl.LeaveGroupContext(ctx); err != nil {
-			s.log.Warn("kafka leave group", "err", err)
+			s.log.Warn("kafka: could not leave the consumer group; it moves this worker's partitions when the session times out",
+				"error", err)
 		}
-		cl.Close()
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			cl.Close()
+		}()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			s.log.Warn("kafka: the client is still closing (a group request is waiting for the coordinator); stopping without it: the group moves this worker's partitions when the session times out",
+				"waited", closeWait)
+		}
 	})
 }
 
