@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -61,11 +62,14 @@ type MaintainOptions struct {
 
 	// DryRun plans every step and changes nothing.
 	DryRun bool
-	// CommitAttempts bounds the attempts of one maintenance commit against a table that
-	// keeps moving (20 when 0). Each retry re-applies already written files to the new
-	// head; it never rewrites data again.
-	CommitAttempts int
-	Logger         *slog.Logger
+	// ConflictTimeout bounds how long one maintenance commit keeps trying against a table
+	// that keeps moving: pipeline commits landing between its read of the head and its
+	// commit (DefaultConflictTimeout when 0). Each retry re-applies the files already
+	// written to the new head after a jittered backoff; it never rewrites data again. A
+	// count would not do: a table that many workers commit to every second can refuse
+	// twenty attempts in a few seconds while each of them nearly made it.
+	ConflictTimeout time.Duration
+	Logger          *slog.Logger
 
 	// beforeCommit, in tests, runs just before each maintenance commit reaches the catalog,
 	// so that a test can make a pipeline commit land in between.
@@ -82,8 +86,8 @@ func (o *MaintainOptions) defaults() {
 	if o.MinInputFiles <= 0 {
 		o.MinInputFiles = DefaultMinInputFiles
 	}
-	if o.CommitAttempts <= 0 {
-		o.CommitAttempts = 20
+	if o.ConflictTimeout <= 0 {
+		o.ConflictTimeout = DefaultConflictTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -192,7 +196,8 @@ type maintainer struct {
 // caller decides what the files it wrote become.
 func (m *maintainer) commit(ctx context.Context, what string, build func(*table.Table) (*table.Transaction, error)) (*table.Table, error) {
 	var lastErr error
-	for attempt := 1; attempt <= m.opts.CommitAttempts; attempt++ {
+	var since time.Time // the first conflict's
+	for attempt := 1; ; attempt++ {
 		tbl, err := m.c.LoadTable(ctx, m.ident)
 		if err != nil {
 			return nil, err
@@ -228,12 +233,30 @@ func (m *maintainer) commit(ctx context.Context, what string, build func(*table.
 		}
 		lastErr = cerr
 		m.res.Conflicts++
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if waited := time.Since(since); waited > m.opts.ConflictTimeout {
+			return nil, fmt.Errorf("%s of %s: gave up after %d conflicts in %s: other writers (pipeline workers) committed to the table before each attempt could; "+
+				"this step's commit did not land; run maintain again when the table is less busy (automatic maintenance tries again at its next run): %w",
+				what, identString(m.ident), attempt, waited.Round(time.Millisecond), lastErr)
+		}
 		m.opts.Logger.Debug("maintenance commit conflicted; retrying on the new head", "table", identString(m.ident), "step", what, "attempt", attempt)
-		if err := sleepCtx(ctx, time.Duration(attempt)*20*time.Millisecond); err != nil {
+		if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("%s: gave up after %d attempts: %w", what, m.opts.CommitAttempts, lastErr)
+}
+
+// DefaultConflictTimeout is MaintainOptions.ConflictTimeout's default.
+const DefaultConflictTimeout = 2 * time.Minute
+
+// conflictBackoff is the pause before a maintenance commit's next attempt after its n-th
+// conflict: 20 ms doubled per conflict up to 1 s, less a random part of up to half, so
+// that maintenance does not retry in step with the workers whose commits refused it.
+func conflictBackoff(n int) time.Duration {
+	d := min(20*time.Millisecond<<min(n-1, 6), time.Second)
+	return d/2 + rand.N(d/2+1)
 }
 
 // maintenanceProperties keep old metadata files from piling up: iceberg-go deletes the

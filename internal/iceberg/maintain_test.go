@@ -503,3 +503,40 @@ func TestCompactionWaitsForATierToFill(t *testing.T) {
 		}
 	}
 }
+
+// A table that never stops moving: every maintenance attempt is refused by a pipeline
+// commit that lands just before it. Maintenance keeps trying for ConflictTimeout, not a
+// count of attempts, then gives up with an error that says why and what to do, and the
+// table holds every row the pipeline committed.
+func TestMaintenanceGivesUpAfterConflictTimeout(t *testing.T) {
+	ctx := context.Background()
+	c := openSQLite(t)
+	s := newSink(t, c)
+	next := 0
+	for range 4 {
+		commitBatch(t, s, next, 5)
+		next += 5
+	}
+	opts := onlyCompaction()
+	opts.ConflictTimeout = 300 * time.Millisecond
+	attempts := 0
+	opts.beforeCommit = func(string, int) {
+		attempts++
+		commitBatch(t, s, next, 1)
+		next++
+	}
+	start := time.Now()
+	res, err := c.Maintain(ctx, testIdent(), opts)
+	if err == nil {
+		t.Fatalf("maintenance succeeded against a table that moved before each of its %d attempts: %+v", attempts, res)
+	}
+	for _, want := range []string{"gave up after", "conflicts in", "other writers (pipeline workers) committed", "run maintain again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if attempts < 2 {
+		t.Errorf("%d attempts in %s, want it to keep trying for the conflict timeout", attempts, time.Since(start))
+	}
+	checkRows(t, c, next)
+}
