@@ -10,9 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/bench"
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 )
 
-func newBenchCmd(g *globals) *cobra.Command {
+func newBenchCmd(g *cli.Globals) *cobra.Command {
 	var (
 		o       bench.Options
 		results string
@@ -44,8 +45,8 @@ when a stage failed.`,
 				return fmt.Errorf("bench: find this program's executable to run as child processes: %w", err)
 			}
 			o.Binary = self
-			o.Contract = g.contract
-			o.Catalog = g.catalog
+			o.Contract = g.Contract
+			o.Catalog = g.Catalog
 			return runBench(cmd, o, results, cmd.OutOrStdout())
 		},
 	}
@@ -65,9 +66,9 @@ when a stage failed.`,
 	fl.DurationVar(&o.ScaleDuration, "scale-duration", 20*time.Second, "scale-out stage: how long each worker count is offered the rate")
 	fl.IntVar(&o.ScalePartitions, "scale-partitions", 16, "scale-out stage: partitions of its topics")
 	fl.BoolVar(&o.ScaleOnly, "scale-only", false, "run only the scale-out stage")
-	flagRange(fl, "scale-rate", "1", unbounded)
-	flagRange(fl, "scale-duration", "1s", unbounded)
-	flagRange(fl, "scale-partitions", "1", "10000")
+	cli.FlagRange(fl, "scale-rate", "1", cli.Unbounded)
+	cli.FlagRange(fl, "scale-duration", "1s", cli.Unbounded)
+	cli.FlagRange(fl, "scale-partitions", "1", "10000")
 	return cmd
 }
 
@@ -76,15 +77,15 @@ when a stage failed.`,
 func runBench(cmd *cobra.Command, o bench.Options, results string, out io.Writer) error {
 	o.RunID = time.Now().UTC().Format(time.RFC3339)
 	fmt.Fprintf(out, "ledgerstream bench %s\n%s\n\n", o.RunID, bench.Machine())
-	o.Progress = func(r bench.Result) { fmt.Fprintf(out, "  %-34s %s\n", r.Stage, benchCell(r)) }
+	o.Progress = func(r bench.Result) { fmt.Fprintf(out, "  %-34s %s\n", r.Stage, r.Cell()) }
 	rep, err := bench.Run(cmd.Context(), o)
 	if err != nil {
 		return err
 	}
 	if len(rep.Scale) > 0 {
-		printScale(out, o, rep.Scale)
+		bench.WriteScale(out, o, rep.Scale)
 	}
-	printBench(out, rep.Results)
+	bench.WriteTable(out, rep.Results)
 	path, err := bench.ResultsPath(results)
 	if err != nil {
 		return err
@@ -96,62 +97,7 @@ func runBench(cmd *cobra.Command, o bench.Options, results string, out io.Writer
 		fmt.Fprintf(out, "\nresults appended to %s\n", path)
 	}
 	if len(rep.Failed) > 0 {
-		return &exitError{code: 2, msg: "bench: not met: " + strings.Join(rep.Failed, "; ")}
+		return &cli.ExitError{Code: 2, Msg: "bench: not met: " + strings.Join(rep.Failed, "; ")}
 	}
 	return nil
-}
-
-func benchCell(r bench.Result) string {
-	if r.Unit != "" {
-		return fmt.Sprintf("%.2f %s %s", r.Value, r.Unit, r.Note)
-	}
-	return fmt.Sprintf("%d records in %.2fs = %.0f/s %s", r.Records, r.Seconds, r.PerSec, r.Note)
-}
-
-// printScale writes the scale-out figures as a Markdown table, as the README shows them.
-func printScale(out io.Writer, o bench.Options, rows []bench.ScaleRow) {
-	kind := "SQLite"
-	switch {
-	case strings.HasPrefix(o.Catalog, "postgres"):
-		kind = "PostgreSQL"
-	case strings.HasPrefix(o.Catalog, "http"):
-		kind = "REST"
-	}
-	fmt.Fprintf(out, "\nscale-out: %d/s offered for %s to %d partitions, trigger 1s, one table, %s catalog\n\n",
-		o.ScaleRate, o.ScaleDuration, o.ScalePartitions, kind)
-	fmt.Fprintln(out, "| workers | commits/s | commits/s per worker | conflicts (retries) per commit | unknown per commit | mean commit attempt | fenced batches | p99 produce→visible | index rows synced per worker (mean / max) | CPU per tx | CPU per worker | load average |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range rows {
-		fmt.Fprintf(out, "| %d | %.2f | %.2f | %.2f | %.2f | %.0f ms | %d | %.2f s | %.0f / %d | %.1f µs | %.2f cores | %.1f |\n",
-			r.Workers, r.CommitsPerSec, r.CommitsPerSecPerWorker, r.ConflictsPerCommit, r.UnknownPerCommit, r.CommitSeconds*1000, r.Fenced, r.P99.Seconds(),
-			r.IndexRowsSyncedMean, r.IndexRowsSyncedMax, float64(r.CPUPerTx.Nanoseconds())/1000, r.CPUPerWorker, r.Load)
-	}
-}
-
-// printBench writes the results as one aligned table.
-func printBench(out io.Writer, results []bench.Result) {
-	fmt.Fprintln(out)
-	w := 0
-	for _, r := range results {
-		w = max(w, len(r.Stage))
-	}
-	line := strings.Repeat("-", w+2) + "+" + strings.Repeat("-", 14) + "+" + strings.Repeat("-", 10) + "+" + strings.Repeat("-", 16) + "+" + strings.Repeat("-", 30)
-	fmt.Fprintf(out, "%-*s | %12s | %8s | %14s | %s\n%s\n", w, "stage", "records", "seconds", "per second", "value / note", line)
-	for _, r := range results {
-		rec, sec, ps := "", "", ""
-		if r.Records > 0 {
-			rec = fmt.Sprint(r.Records)
-		}
-		if r.Seconds > 0 {
-			sec = fmt.Sprintf("%.2f", r.Seconds)
-		}
-		if r.PerSec > 0 {
-			ps = fmt.Sprintf("%.0f", r.PerSec)
-		}
-		note := r.Note
-		if r.Unit != "" {
-			note = strings.TrimSpace(fmt.Sprintf("%.2f %s %s", r.Value, r.Unit, r.Note))
-		}
-		fmt.Fprintf(out, "%-*s | %12s | %8s | %14s | %s\n", w, r.Stage, rec, sec, ps, note)
-	}
 }

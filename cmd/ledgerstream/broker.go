@@ -7,13 +7,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 )
 
-func newBrokerCmd(g *globals) *cobra.Command {
+func newBrokerCmd(g *cli.Globals) *cobra.Command {
 	var listen, advertise string
 	var partitions int
-	var sec brokerSecurity
+	var sec kafka.BrokerSecurity
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded Kafka-protocol broker until SIGINT/SIGTERM",
@@ -25,12 +26,12 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 			bc := kafka.BrokerConfig{
 				Listen:     listen,
 				Advertise:  advertise,
-				DataDir:    dataPath(g, "kafka"),
+				DataDir:    g.DataPath("kafka"),
 				Partitions: partitions,
-				Topics:     []string{g.topic},
+				Topics:     []string{g.Topic},
 				Logger:     slog.Default(),
 			}
-			if err := sec.apply(&bc); err != nil {
+			if err := sec.Apply(&bc); err != nil {
 				return err
 			}
 			b, err := kafka.StartBroker(cmd.Context(), bc)
@@ -39,7 +40,7 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 			}
 			// The address goes to stdout on its own line so that scripts can read it.
 			fmt.Fprintf(cmd.OutOrStdout(), "broker listening on %s\n", b.Addr())
-			slog.Info("broker started", "addr", b.Addr(), "topic", g.topic, "data_dir", dataPath(g, "kafka"))
+			slog.Info("broker started", "addr", b.Addr(), "topic", g.Topic, "data_dir", g.DataPath("kafka"))
 			<-cmd.Context().Done()
 			b.Close()
 			slog.Info("broker stopped")
@@ -49,7 +50,7 @@ Group session timeouts down to 1 s are accepted so that tests and local runs rec
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "loopback host:port to listen on (port 0 picks a free one)")
 	cmd.Flags().StringVar(&advertise, "advertise", "", "loopback host:port clients are told to connect to, when not --listen (a proxy in front of the broker)")
 	cmd.Flags().IntVar(&partitions, "partitions", 3, "partitions of the topic when the broker creates it")
-	flagRange(cmd.Flags(), "partitions", "1", strconv.Itoa(maxPartitions))
-	addBrokerSecurityFlags(cmd.Flags(), &sec)
+	cli.FlagRange(cmd.Flags(), "partitions", "1", strconv.Itoa(cli.MaxPartitions))
+	cli.AddBrokerSecurityFlags(cmd.Flags(), &sec)
 	return cmd
 }

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
-func newContractCmd(g *globals) *cobra.Command {
+func newContractCmd(g *cli.Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "contract",
 		Short: "Check a ledger contract (your own message fields, checks, hash and partitioning)",
@@ -21,7 +20,7 @@ func newContractCmd(g *globals) *cobra.Command {
 		Short: "Validate a contract and print the table schema and partition spec it implies",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := loadContract(args[0])
+			c, err := cli.LoadContract(args[0])
 			if err != nil {
 				return err
 			}
@@ -42,7 +41,7 @@ func newContractCmd(g *globals) *cobra.Command {
 		Short: "Print the contract the ledger (--table) is written with, and its current schema",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ident, cat, err := openLedger(cmd.Context(), g)
+			ident, cat, err := g.OpenLedger(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -51,22 +50,9 @@ func newContractCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return iceberg.WriteTableContract(cmd.OutOrStdout(), g.table, tbl)
+			return iceberg.WriteTableContract(cmd.OutOrStdout(), g.Table, tbl)
 		},
 	}
 	cmd.AddCommand(check, def, show)
 	return cmd
-}
-
-// loadContract reads and validates a contract file.
-func loadContract(path string) (*ledger.Contract, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("contract: %w", err)
-	}
-	c, err := ledger.ParseContract(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
 }

@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 )
 
 func TestContractCheck(t *testing.T) {
-	root := newRoot()
+	root := newRoot(&cli.Globals{})
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetArgs([]string{"contract", "check", "../../examples/payments-contract.yaml"})
@@ -33,7 +35,7 @@ func TestContractCheck(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("key: id\nhash: [id]\nfields:\n  - {name: id, type: strin, required: true}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	root = newRoot()
+	root = newRoot(&cli.Globals{})
 	root.SetArgs([]string{"contract", "check", bad})
 	err := root.Execute()
 	if err == nil || !strings.Contains(err.Error(), `unknown type "strin"`) || !strings.Contains(err.Error(), "report is missing") || !strings.Contains(err.Error(), bad) {

@@ -12,22 +12,23 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/demo"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
-func newDemoCmd(g *globals) *cobra.Command {
+func newDemoCmd(g *cli.Globals) *cobra.Command {
 	var (
-		p                 produceFlags
-		r                 runFlags
+		p                 cli.ProduceFlags
+		r                 cli.RunFlags
 		validate, cleanup bool
 		partitions        int
 	)
-	r.trigger, r.duration = 10*time.Second, 35*time.Second
-	p.firstID = -1        // a demo on an existing data directory adds new transactions
-	r.createTable = "yes" // the demo's own table, in its own data directory
+	r.Trigger, r.Duration = 10*time.Second, 35*time.Second
+	p.FirstID = -1        // a demo on an existing data directory adds new transactions
+	r.CreateTable = "yes" // the demo's own table, in its own data directory
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "The reference notebook in one command: broker, produce, stream, report, validate",
@@ -43,21 +44,21 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&p.count, "transactions", 200, "transactions to produce")
-	f.DurationVar(&r.trigger, "trigger", r.trigger, "micro-batch interval, with a unit (10s)")
-	f.DurationVar(&r.duration, "duration", r.duration, "how long to stream, with a unit (35s)")
+	f.IntVar(&p.Count, "transactions", 200, "transactions to produce")
+	f.DurationVar(&r.Trigger, "trigger", r.Trigger, "micro-batch interval, with a unit (10s)")
+	f.DurationVar(&r.Duration, "duration", r.Duration, "how long to stream, with a unit (35s)")
 	// The notebook's *_seconds parameters take bare seconds; --trigger and --duration take a
 	// unit, as run's do, so that "--trigger 5" means the same (an error) everywhere.
-	f.Var((*seconds)(&r.trigger), "checkpoint-interval-seconds", "the notebook's name for --trigger, in seconds")
-	f.Var((*seconds)(&r.duration), "streaming-duration-seconds", "the notebook's name for --duration, in seconds")
+	f.Var((*cli.Seconds)(&r.Trigger), "checkpoint-interval-seconds", "the notebook's name for --trigger, in seconds")
+	f.Var((*cli.Seconds)(&r.Duration), "streaming-duration-seconds", "the notebook's name for --duration, in seconds")
 	_ = f.MarkHidden("checkpoint-interval-seconds")
 	_ = f.MarkHidden("streaming-duration-seconds")
 	f.BoolVar(&validate, "validate", true, "run the validations; exit 1 if one fails")
 	f.BoolVar(&cleanup, "cleanup", false, "drop the ledger table at the end")
-	f.Int64Var(&p.seed, "seed", 0, "random seed for the data (0 = a new one)")
+	f.Int64Var(&p.Seed, "seed", 0, "random seed for the data (0 = a new one)")
 	f.IntVar(&partitions, "partitions", 3, "partitions of the demo topic")
-	f.StringVar(&r.pipeline, "pipeline", "exactly-once-processor", "pipeline id")
-	f.StringVar(&r.ops.metricsListen, "metrics-listen", "127.0.0.1:0", "serve the status page and /metrics on this address while streaming (port 0 picks a free one; empty = off)")
+	f.StringVar(&r.Pipeline, "pipeline", "exactly-once-processor", "pipeline id")
+	f.StringVar(&r.Ops.MetricsListen, "metrics-listen", "127.0.0.1:0", "serve the status page and /metrics on this address while streaming (port 0 picks a free one; empty = off)")
 	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		// The notebook's parameter names, as flags or config keys.
 		switch name {
@@ -74,15 +75,15 @@ checkpoint_interval_seconds, streaming_duration_seconds, enable_validation, enab
 		}
 		return pflag.NormalizedName(name)
 	})
-	limitProduceFlags(f, "transactions")
-	limitDurations(f, "trigger", "checkpoint-interval-seconds")
-	flagRange(f, "duration", "1ms", unbounded)
-	flagRange(f, "streaming-duration-seconds", "1ms", unbounded)
-	flagRange(f, "partitions", "1", strconv.Itoa(maxPartitions))
+	cli.LimitProduceFlags(f, "transactions")
+	cli.LimitDurations(f, "trigger", "checkpoint-interval-seconds")
+	cli.FlagRange(f, "duration", "1ms", cli.Unbounded)
+	cli.FlagRange(f, "streaming-duration-seconds", "1ms", cli.Unbounded)
+	cli.FlagRange(f, "partitions", "1", strconv.Itoa(cli.MaxPartitions))
 	return cmd
 }
 
-func runDemo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags, r runFlags, partitions int, validate, cleanup bool) error {
+func runDemo(ctx context.Context, cmd *cobra.Command, g *cli.Globals, p cli.ProduceFlags, r cli.RunFlags, partitions int, validate, cleanup bool) error {
 	out := cmd.OutOrStdout()
 	fresh := !cmd.Flags().Changed("data-dir") && os.Getenv("LEDGERSTREAM_DATA_DIR") == ""
 	if fresh {
@@ -90,55 +91,36 @@ func runDemo(ctx context.Context, cmd *cobra.Command, g *globals, p produceFlags
 		if err != nil {
 			return err
 		}
-		g.dataDir = dir
+		g.DataDir = dir
 	}
-	r.startingOffsets, r.maxBatchRecords, r.sessionTimeout, r.maxMessageBytes = "earliest", 0, 10*time.Second, 1<<20
-	r.outageTimeout = retry.DefaultOutageTimeout
-	worker, wrap, err := r.workerConfig(g, out)
+	r.StartingOffsets, r.MaxBatchRecords, r.SessionTimeout, r.MaxMessageBytes = "earliest", 0, 10*time.Second, 1<<20
+	r.OutageTimeout = retry.DefaultOutageTimeout
+	worker, err := r.WorkerConfig(g, out)
 	if err != nil {
 		return err
 	}
-	ident, err := iceberg.ParseIdent(g.table)
+	ident, err := iceberg.ParseIdent(g.Table)
 	if err != nil {
 		return err
 	}
-	produce, err := p.options(g, newProgress(out))
+	produce, err := p.Options(g, cli.NewProgress(out))
 	if err != nil {
 		return err
 	}
 	cfg := demo.Config{
-		DataDir: dataPath(g, ""), Fresh: fresh, Partitions: partitions, Topic: g.topic, Table: ident,
-		Catalog: g.icebergConfig(), Kafka: g.kafkaConfig(), ConnectTimeout: g.connectTimeout,
-		Produce: produce, Worker: worker, Wrap: wrap, Duration: r.duration, Cleanup: cleanup,
+		DataDir: g.DataPath(""), Fresh: fresh, Partitions: partitions, Topic: g.Topic, Table: ident,
+		Catalog: g.IcebergConfig(), Kafka: g.KafkaConfig(), ConnectTimeout: g.ConnectTimeout,
+		Produce: produce, Worker: worker, Duration: r.Duration, Cleanup: cleanup,
 	}
 	if validate {
 		cfg.Validate = func(ctx context.Context, kc kafka.ClientConfig, out io.Writer) error {
-			g.brokers = strings.Join(kc.Brokers, ",")
-			res, err := verify(ctx, g, r.pipeline, true, audit.AsOf{})
+			g.Brokers = strings.Join(kc.Brokers, ",")
+			res, err := verify(ctx, g, r.Pipeline, true, audit.AsOf{}, iceberg.Window{})
 			if err != nil {
 				return err
 			}
 			return writeVerify(out, res, false)
 		}
 	}
-	return interrupted(ctx, demo.Run(ctx, cfg, out))
-}
-
-// seconds is a duration flag that also takes a bare number of seconds, as the notebook's
-// *_seconds parameters do.
-type seconds time.Duration
-
-func (s *seconds) String() string { return time.Duration(*s).String() }
-func (s *seconds) Type() string   { return "duration" }
-func (s *seconds) Set(v string) error {
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		*s = seconds(n * float64(time.Second))
-		return nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return err
-	}
-	*s = seconds(d)
-	return nil
+	return cli.Interrupted(ctx, demo.Run(ctx, cfg, out))
 }

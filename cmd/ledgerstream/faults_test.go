@@ -1,11 +1,15 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ledgerstream/ledgerstream/internal/cli"
+)
 
 // The product binary has no fault injection: only a build with -tags faults (the one the
 // end-to-end tests drive) knows run's --fault and --stage-ahead-rows.
 func TestFaultFlagsOnlyInFaultsBuild(t *testing.T) {
-	run, _, err := newRoot().Find([]string{"run"})
+	run, _, err := newRoot(&cli.Globals{}).Find([]string{"run"})
 	if err != nil {
 		t.Fatal(err)
 	}

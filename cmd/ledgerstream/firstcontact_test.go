@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
@@ -33,7 +34,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 func runCLIContext(ctx context.Context, t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRoot()
+	root := newRoot(&cli.Globals{})
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(io.Discard)
@@ -318,8 +319,8 @@ func TestProduceInterrupted(t *testing.T) {
 	defer cancel()
 	_, err := runCLIContext(ctx, t, "produce", "--brokers", addr, "--topic", "tx", "--data-dir", t.TempDir(),
 		"--count", "100000", "--rate", "200")
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 130 || !strings.HasPrefix(ee.msg, "produce interrupted: ") {
+	var ee *cli.ExitError
+	if !errors.As(err, &ee) || ee.Code != 130 || !strings.HasPrefix(ee.Msg, "produce interrupted: ") {
 		t.Fatalf("err = %#v, want exit 130 with one line", err)
 	}
 	if strings.Count(err.Error(), "context") > 0 {
@@ -333,7 +334,7 @@ func TestREADMEFlagsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := newRoot()
+	root := newRoot(&cli.Globals{})
 	seen := map[string]bool{}
 	for _, m := range regexp.MustCompile("(?:^|[\\s`(\\[])--([a-z][a-z0-9-]*)").FindAllStringSubmatch(string(readme), -1) {
 		name := m[1]
@@ -344,7 +345,7 @@ func TestREADMEFlagsExist(t *testing.T) {
 			continue
 		}
 		seen[name] = true
-		if !knownElsewhere(root, name) {
+		if !cli.KnownElsewhere(root, name) {
 			t.Errorf("README names --%s, which no command has", name)
 		}
 	}
@@ -435,12 +436,12 @@ func TestFirstRunMistakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	time.AfterFunc(300*time.Millisecond, func() { cancel(signalCause{os.Interrupt}) })
+	time.AfterFunc(300*time.Millisecond, func() { cancel(cli.SignalCause{Sig: os.Interrupt}) })
 	// Batches of 10 records: 2,000 commits cannot drain the topic before the signal, however
 	// quiet the machine (with whole batches, a quiet one drained 20,000 records in 0.2 s).
 	_, err = runCLIContext(ctx, t, with("run", "--available-now", "--trigger", "200ms", "--max-batch-records", "10", "--pipeline", "p1")...)
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 130 || !strings.Contains(ee.msg, "interrupted before the topic was drained") {
+	var ee *cli.ExitError
+	if !errors.As(err, &ee) || ee.Code != 130 || !strings.Contains(ee.Msg, "interrupted before the topic was drained") {
 		t.Errorf("run --available-now interrupted: %#v, want exit 130", err)
 	}
 }

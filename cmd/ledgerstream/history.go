@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,9 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 )
 
-func newHistoryCmd(g *globals) *cobra.Command {
+func newHistoryCmd(g *cli.Globals) *cobra.Command {
 	var asJSON bool
 	var since, asOf string
 	var limit int
@@ -47,7 +47,7 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 				}
 			}
 			opts.Limit = limit
-			ident, cat, err := openLedger(cmd.Context(), g)
+			ident, cat, err := g.OpenLedger(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 				return err
 			}
 			if asJSON {
-				return writeJSONDoc(cmd.OutOrStdout(), h)
+				return cli.WriteJSON(cmd.OutOrStdout(), h)
 			}
 			return h.WriteText(cmd.OutOrStdout())
 		},
@@ -65,7 +65,7 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().StringVar(&since, "since", "", "only snapshots committed at or after this RFC 3339 time")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many snapshots, newest first (0 = all)")
-	flagRange(cmd.Flags(), "limit", "0", unbounded)
+	cli.FlagRange(cmd.Flags(), "limit", "0", cli.Unbounded)
 	cmd.Flags().StringSliceVar(&txns, "transaction", nil, "transaction ids to trace (comma-separated or repeated)")
 	cmd.Flags().StringSliceVar(&positions, "position", nil, "source records TOPIC/PARTITION/OFFSET to trace (comma-separated or repeated)")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "with --transaction: look in the tables as they were at this RFC 3339 time or snapshot id")
@@ -74,7 +74,7 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 
 // findTransactions prints where transaction ids and source positions came from; exit 1
 // when one is in neither table.
-func findTransactions(ctx context.Context, w io.Writer, g *globals, at audit.AsOf, txns, positions []string, asJSON bool) error {
+func findTransactions(ctx context.Context, w io.Writer, g *cli.Globals, at audit.AsOf, txns, positions []string, asJSON bool) error {
 	var pos []audit.Position
 	for _, s := range positions {
 		p, err := audit.ParsePosition(s)
@@ -83,7 +83,7 @@ func findTransactions(ctx context.Context, w io.Writer, g *globals, at audit.AsO
 		}
 		pos = append(pos, p)
 	}
-	ident, cat, err := openLedger(ctx, g)
+	ident, cat, err := g.OpenLedger(ctx)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func findTransactions(ctx context.Context, w io.Writer, g *globals, at audit.AsO
 		return err
 	}
 	if asJSON {
-		err = writeJSONDoc(w, res)
+		err = cli.WriteJSON(w, res)
 	} else {
 		err = res.WriteText(w)
 	}
@@ -105,14 +105,7 @@ func findTransactions(ctx context.Context, w io.Writer, g *globals, at audit.AsO
 		return err
 	}
 	if missing := res.NotFound(); len(missing) > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("not found in %s or its rejects table (as of %s): %s", g.table, at, strings.Join(missing, ", "))}
+		return &cli.ExitError{Code: 1, Msg: fmt.Sprintf("not found in %s or its rejects table (as of %s): %s", g.Table, at, strings.Join(missing, ", "))}
 	}
 	return nil
-}
-
-// writeJSONDoc prints v as one indented JSON document.
-func writeJSONDoc(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

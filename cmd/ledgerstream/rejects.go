@@ -7,11 +7,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/rejects"
 )
 
-func newRejectsCmd(g *globals) *cobra.Command {
+func newRejectsCmd(g *cli.Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rejects",
 		Short: "List, show and re-publish the messages in the rejects table",
@@ -24,8 +25,8 @@ whole), headers, a reason code and a readable message.`,
 }
 
 // readRejects reads the rows keep accepts from the rejects table of --table.
-func readRejects(ctx context.Context, g *globals, keep func(*ledger.RejectRow) bool) ([]rejects.Row, error) {
-	ident, cat, err := openLedger(ctx, g)
+func readRejects(ctx context.Context, g *cli.Globals, keep func(*ledger.RejectRow) bool) ([]rejects.Row, error) {
+	ident, cat, err := g.OpenLedger(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +34,7 @@ func readRejects(ctx context.Context, g *globals, keep func(*ledger.RejectRow) b
 	return rejects.Read(ctx, cat, ident, keep)
 }
 
-func newRejectsListCmd(g *globals) *cobra.Command {
+func newRejectsListCmd(g *cli.Globals) *cobra.Command {
 	var reason string
 	var limit int
 	var asJSON bool
@@ -42,7 +43,7 @@ func newRejectsListCmd(g *globals) *cobra.Command {
 		Short: "List rejects in source position order",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkReason(reason); err != nil {
+			if err := cli.CheckReason(reason); err != nil {
 				return err
 			}
 			rows, err := readRejects(cmd.Context(), g, func(r *ledger.RejectRow) bool {
@@ -60,12 +61,12 @@ func newRejectsListCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "only rejects with this reason code")
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many rows (0 = all)")
-	flagRange(cmd.Flags(), "limit", "0", unbounded)
+	cli.FlagRange(cmd.Flags(), "limit", "0", cli.Unbounded)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	return cmd
 }
 
-func newRejectsShowCmd(g *globals) *cobra.Command {
+func newRejectsShowCmd(g *cli.Globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show TOPIC/PARTITION/OFFSET...",
@@ -91,7 +92,7 @@ func newRejectsShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if missing := rejects.Missing(args, rows); len(missing) > 0 {
-				return &exitError{code: 1, msg: "no reject at " + strings.Join(missing, ", ")}
+				return &cli.ExitError{Code: 1, Msg: "no reject at " + strings.Join(missing, ", ")}
 			}
 			return nil
 		},
@@ -100,7 +101,7 @@ func newRejectsShowCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func newRejectsRepublishCmd(g *globals) *cobra.Command {
+func newRejectsRepublishCmd(g *cli.Globals) *cobra.Command {
 	var reason string
 	var dryRun bool
 	cmd := &cobra.Command{
@@ -118,7 +119,7 @@ hold no message at all.`,
 			if (reason == "") == (len(args) == 0) {
 				return errors.New("republish: give either --reason or positions, not both nor neither")
 			}
-			if err := checkReason(reason); err != nil {
+			if err := cli.CheckReason(reason); err != nil {
 				return err
 			}
 			keep := func(r *ledger.RejectRow) bool { return string(r.Reason) == reason }
@@ -132,7 +133,7 @@ hold no message at all.`,
 			if err != nil {
 				return err
 			}
-			return rejects.Republish(cmd.Context(), g.kafkaConfigBounded(), g.topic, rows, dryRun, cmd.OutOrStdout())
+			return rejects.Republish(cmd.Context(), g.KafkaConfigBounded(), g.Topic, rows, dryRun, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "re-publish every reject with this reason code")

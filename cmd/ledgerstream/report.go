@@ -3,18 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
 
-func newReportCmd(g *globals) *cobra.Command {
+func newReportCmd(g *cli.Globals) *cobra.Command {
 	var asJSON, full bool
 	var asOf, from, to string
 	var txns, where []string
@@ -59,7 +58,10 @@ many were.`,
 			if err := writeReport(cmd.OutOrStdout(), rep, asJSON, full); err != nil {
 				return err
 			}
-			return incomplete(rep)
+			if msg := rep.Incomplete(); msg != "" {
+				return &cli.ExitError{Code: 1, Msg: msg}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
@@ -70,25 +72,6 @@ many were.`,
 	cmd.Flags().StringArrayVar(&where, "where", nil, "report only the rows whose group-by column has one of these values: COLUMN=V1,V2 (repeat for more columns)")
 	cmd.Flags().StringSliceVar(&txns, "transaction", nil, "instead of the report, show which snapshot, batch and source record brought these transaction ids in (comma-separated or repeated)")
 	return cmd
-}
-
-// incomplete is the exit error of a report that lacks the rows of files it could not read:
-// a report with rows missing must not pass for a complete one.
-func incomplete(rep *report.Report) error {
-	if len(rep.Damaged) == 0 {
-		return nil
-	}
-	rows, known := report.DamagedRows(rep.Damaged)
-	paths := make([]string, len(rep.Damaged))
-	for i, d := range rep.Damaged {
-		paths[i] = d.Path
-	}
-	more := ""
-	if !known {
-		more = " and more"
-	}
-	return &exitError{code: 1, msg: fmt.Sprintf("the report is incomplete: %d rows%s are missing from its figures, in files that could not be read: %s (restore them from a backup of the warehouse)",
-		rows, more, strings.Join(paths, ", "))}
 }
 
 func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
@@ -104,13 +87,13 @@ func writeReport(w io.Writer, rep *report.Report, asJSON, full bool) error {
 // buildReportWindow scans the ledger table as of at once and builds the report over the
 // rows in w (report --from/--to/--where), with the rejects table's counts by reason when
 // there is one.
-func buildReportWindow(ctx context.Context, g *globals, at audit.AsOf, w iceberg.Window) (*report.Report, error) {
-	ident, cat, err := openLedger(ctx, g)
+func buildReportWindow(ctx context.Context, g *cli.Globals, at audit.AsOf, w iceberg.Window) (*report.Report, error) {
+	ident, cat, err := g.OpenLedger(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer cat.Close()
-	if _, err := ledgerContract(ctx, g, cat, ident); err != nil {
+	if _, err := g.LedgerContract(ctx, cat, ident); err != nil {
 		return nil, err // a --contract that is not the table's
 	}
 	v, err := audit.Open(ctx, cat, ident, at)

@@ -9,13 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ledgerstream/ledgerstream/internal/audit"
+	"github.com/ledgerstream/ledgerstream/internal/cli"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/report"
 )
 
-func newVerifyCmd(g *globals) *cobra.Command {
+func newVerifyCmd(g *cli.Globals) *cobra.Command {
 	var asJSON, tableOnly bool
 	var pipeline, asOf, from, to string
 	var where []string
@@ -53,7 +54,7 @@ the topic takes no window: it accounts for every offset, so it reads every row.`
 					"so it reads every row (a window would make the rows outside it look lost); " +
 					"`verify --table-only --from ...` runs the notebook's validations on the window, `verify` alone reconciles the whole ledger")
 			}
-			res, err := verifyWindow(cmd.Context(), g, pipeline, !tableOnly, at, w)
+			res, err := verify(cmd.Context(), g, pipeline, !tableOnly, at, w)
 			if err != nil {
 				return err
 			}
@@ -77,40 +78,22 @@ the topic takes no window: it accounts for every offset, so it reads every row.`
 // naming the failed checks when one failed.
 func writeVerify(w io.Writer, res *audit.VerifyResult, asJSON bool) error {
 	if asJSON {
-		if err := writeJSONDoc(w, res); err != nil {
+		if err := cli.WriteJSON(w, res); err != nil {
 			return err
 		}
-	} else {
-		if res.Window != nil {
-			fmt.Fprintf(w, "Window: %s (read %d of %d data files; the others were pruned unopened)\n\n", res.Window.Filter, res.Window.FilesRead, res.Window.FilesTotal)
-		}
-		if err := report.WriteDamageText(w, res.Damaged); err != nil {
-			return err
-		}
-		if res.Reconcile != nil {
-			if err := res.Reconcile.WriteText(w); err != nil {
-				return err
-			}
-		}
-		if err := report.WriteChecksText(w, res.Checks); err != nil {
-			return err
-		}
+	} else if err := res.WriteText(w); err != nil {
+		return err
 	}
 	if err := report.Err(res.Checks); err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return &cli.ExitError{Code: 1, Msg: err.Error()}
 	}
 	return nil
 }
 
-// verify checks the ledger as of at (audit.View.Verify), reading the topic when withTopic
-// is set.
-func verify(ctx context.Context, g *globals, pipeline string, withTopic bool, at audit.AsOf) (*audit.VerifyResult, error) {
-	return verifyWindow(ctx, g, pipeline, withTopic, at, iceberg.Window{})
-}
-
-// verifyWindow is verify on the rows of w only (verify --table-only --from/--to/--where).
-func verifyWindow(ctx context.Context, g *globals, pipeline string, withTopic bool, at audit.AsOf, w iceberg.Window) (*audit.VerifyResult, error) {
-	ident, cat, err := openLedger(ctx, g)
+// verify checks the ledger as of at (audit.View.Verify), on the rows of w only (verify
+// --table-only --from/--to/--where), reading the topic when withTopic is set.
+func verify(ctx context.Context, g *cli.Globals, pipeline string, withTopic bool, at audit.AsOf, w iceberg.Window) (*audit.VerifyResult, error) {
+	ident, cat, err := g.OpenLedger(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +102,13 @@ func verifyWindow(ctx context.Context, g *globals, pipeline string, withTopic bo
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ledgerContract(ctx, g, cat, ident); err != nil {
+	if _, err := g.LedgerContract(ctx, cat, ident); err != nil {
 		return nil, err // a --contract that is not the table's
 	}
-	opts := audit.VerifyOptions{Pipeline: pipeline, Topic: g.topic, Window: w}
+	opts := audit.VerifyOptions{Pipeline: pipeline, Topic: g.Topic, Window: w}
 	if withTopic {
 		opts.ReadTopic = func(ctx context.Context, fn func(engine.Record) error) (engine.TopicState, error) {
-			return kafka.ReadTopicState(ctx, g.kafkaConfigBounded(), g.topic, fn)
+			return kafka.ReadTopicState(ctx, g.KafkaConfigBounded(), g.Topic, fn)
 		}
 	}
 	return v.Verify(ctx, opts)

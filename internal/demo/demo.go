@@ -43,10 +43,9 @@ type Config struct {
 	Kafka          kafka.ClientConfig
 	ConnectTimeout time.Duration
 	// Produce is what to send; Worker the pipeline that streams it for Duration (its
-	// catalog, table, Kafka client and topic are the demo's) with Wrap around its engine.
+	// catalog, table, Kafka client and topic are the demo's).
 	Produce  produce.Options
 	Worker   pipeline.Config
-	Wrap     []pipeline.Wrapper
 	Duration time.Duration
 	// Validate, when set, prints the validations of the ledger, reconciled with the topic
 	// the brokers kc serve, and fails when one fails.
@@ -147,7 +146,7 @@ func stream(ctx context.Context, cfg Config, kc kafka.ClientConfig, out io.Write
 	w.OnListen = func(addr string) {
 		fmt.Fprintf(out, "   Status page: http://%s/ (live while streaming; metrics at /metrics)\n", addr)
 	}
-	res, err := pipeline.Run(rctx, w, cfg.Wrap...)
+	res, err := pipeline.Run(rctx, w)
 	if res.Stats == nil {
 		return nil, err
 	}

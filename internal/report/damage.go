@@ -72,6 +72,26 @@ func DamagedRows(files []DamagedFile) (rows int64, known bool) {
 	return rows, known
 }
 
+// Incomplete says which rows a report that could not read some files lacks, and what to
+// do; "" when every file was read. A report with rows missing must not pass for a complete
+// one.
+func (r *Report) Incomplete() string {
+	if len(r.Damaged) == 0 {
+		return ""
+	}
+	rows, known := DamagedRows(r.Damaged)
+	paths := make([]string, len(r.Damaged))
+	for i, d := range r.Damaged {
+		paths[i] = d.Path
+	}
+	more := ""
+	if !known {
+		more = " and more"
+	}
+	return fmt.Sprintf("the report is incomplete: %d rows%s are missing from its figures, in files that could not be read: %s (restore them from a backup of the warehouse)",
+		rows, more, strings.Join(paths, ", "))
+}
+
 // CheckReadableFiles is the name of DamageCheck's check.
 const CheckReadableFiles = "readable_files"
 

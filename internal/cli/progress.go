@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -20,30 +20,31 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progressPrinter prints a progress line: rewritten in place every second on a terminal,
+// Progress prints a progress line: rewritten in place every second on a terminal,
 // a plain line every ten seconds elsewhere (logs, CI).
-type progressPrinter struct {
+type Progress struct {
 	w        io.Writer
 	terminal bool
 	last     time.Time
 	width    int
 }
 
-func newProgress(w io.Writer) *progressPrinter {
-	return &progressPrinter{w: w, terminal: isTerminal(w)}
+// NewProgress returns a Progress that prints on w.
+func NewProgress(w io.Writer) *Progress {
+	return &Progress{w: w, terminal: isTerminal(w)}
 }
 
-// period is how often the caller should offer a line.
-func (p *progressPrinter) period() time.Duration {
+// Period is how often the caller should offer a line.
+func (p *Progress) Period() time.Duration {
 	if p.terminal {
 		return time.Second
 	}
 	return 10 * time.Second
 }
 
-// show prints line (final forces it and ends a terminal line).
-func (p *progressPrinter) show(line string, final bool) {
-	if !final && time.Since(p.last) < p.period()-50*time.Millisecond {
+// Show prints line (final forces it and ends a terminal line).
+func (p *Progress) Show(line string, final bool) {
+	if !final && time.Since(p.last) < p.Period()-50*time.Millisecond {
 		return
 	}
 	p.last = time.Now()
@@ -62,8 +63,8 @@ func (p *progressPrinter) show(line string, final bool) {
 	}
 }
 
-// eta formats the time to process remaining items at rate per second.
-func eta(remaining int64, rate float64) string {
+// ETA formats the time to process remaining items at rate per second.
+func ETA(remaining int64, rate float64) string {
 	if remaining <= 0 {
 		return "0s"
 	}
@@ -73,12 +74,12 @@ func eta(remaining int64, rate float64) string {
 	return (time.Duration(float64(remaining)/rate*float64(time.Second)) + time.Second/2).Truncate(time.Second).String()
 }
 
-// progressLine formats a run's progress (--available-now).
-func progressLine(p pipeline.Progress) string {
+// runProgressLine formats a run's progress (--available-now).
+func runProgressLine(p pipeline.Progress) string {
 	rate := float64(p.Records) / max(p.Elapsed.Seconds(), 1e-9)
 	s := fmt.Sprintf("progress: %d records, %d accepted, %d rejected, %.0f/s", p.Records, p.Accepted, p.Rejected, rate)
 	if p.LagKnown {
-		s += fmt.Sprintf(", lag %d, ETA %s", p.Lag, eta(p.Lag, rate))
+		s += fmt.Sprintf(", lag %d, ETA %s", p.Lag, ETA(p.Lag, rate))
 	}
 	return s
 }

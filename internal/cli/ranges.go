@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -20,12 +20,12 @@ import (
 // one rule, one message shape, for every count and duration.
 const rangeAnnotation = "ledgerstream/range"
 
-// unbounded is the open end of a range.
-const unbounded = ""
+// Unbounded is the open end of a range.
+const Unbounded = ""
 
-// flagRange gives flag name of f the range [lo, hi]: ints and floats as numbers, durations
-// as Go durations ("1ms", "24h"). Either end may be unbounded.
-func flagRange(f *pflag.FlagSet, name, lo, hi string) {
+// FlagRange gives flag name of f the range [lo, hi]: ints and floats as numbers, durations
+// as Go durations ("1ms", "24h"). Either end may be Unbounded.
+func FlagRange(f *pflag.FlagSet, name, lo, hi string) {
 	if f.Lookup(name) == nil {
 		panic("ledgerstream: range for unknown flag --" + name)
 	}
@@ -34,10 +34,10 @@ func flagRange(f *pflag.FlagSet, name, lo, hi string) {
 	}
 }
 
-// checkRanges checks every flag of cmd that has a range, those given on the command line
+// CheckRanges checks every flag of cmd that has a range, those given on the command line
 // first (two names for one setting, such as demo's --trigger and the notebook's
 // --checkpoint-interval-seconds, then name the one the user typed).
-func checkRanges(cmd *cobra.Command) error {
+func CheckRanges(cmd *cobra.Command) error {
 	var first error
 	for _, changed := range []bool{true, false} {
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -73,19 +73,19 @@ func checkRange(f *pflag.Flag, lo, hi string) error {
 	}
 	var want string
 	switch {
-	case lo != unbounded && hi != unbounded:
+	case lo != Unbounded && hi != Unbounded:
 		want = fmt.Sprintf("from %s to %s", show(lo), show(hi))
-	case lo != unbounded:
+	case lo != Unbounded:
 		want = "at least " + show(lo)
 	default:
 		want = "at most " + show(hi)
 	}
-	if lo != unbounded {
+	if lo != Unbounded {
 		if l, _ := parse(lo); v < l {
 			return fmt.Errorf("--%s %s: out of range, want %s", f.Name, show(value), want)
 		}
 	}
-	if hi != unbounded {
+	if hi != Unbounded {
 		if h, _ := parse(hi); v > h {
 			return fmt.Errorf("--%s %s: out of range, want %s", f.Name, show(value), want)
 		}
@@ -93,8 +93,8 @@ func checkRange(f *pflag.Flag, lo, hi string) error {
 	return nil
 }
 
-// maxPartitions bounds a topic's partition count where ledgerstream creates one.
-const maxPartitions = 10_000
+// MaxPartitions bounds a topic's partition count where ledgerstream creates one.
+const MaxPartitions = 10_000
 
 // Ranges shared by several commands.
 const (
@@ -102,37 +102,36 @@ const (
 	maxTrigger = "24h"
 )
 
-// limitDurations gives batch interval flags their range.
-func limitDurations(f *pflag.FlagSet, names ...string) {
+// LimitDurations gives batch interval flags their range.
+func LimitDurations(f *pflag.FlagSet, names ...string) {
 	for _, n := range names {
-		flagRange(f, n, minTrigger, maxTrigger)
+		FlagRange(f, n, minTrigger, maxTrigger)
 	}
 }
 
-// limitRunFlags gives run's flags (shared with bench and soak where they exist) their
-// ranges.
+// limitRunFlags gives run's flags their ranges.
 func limitRunFlags(f *pflag.FlagSet) {
-	limitDurations(f, "trigger")
+	LimitDurations(f, "trigger")
 	for name, r := range map[string][2]string{
-		"duration":                {"0s", unbounded},
-		"max-offsets-per-trigger": {"0", unbounded},
+		"duration":                {"0s", Unbounded},
+		"max-offsets-per-trigger": {"0", Unbounded},
 		"max-batch-records":       {"1", "100000000"},
 		"session-timeout":         {"1s", "30m"},
 		"max-message-bytes":       {"1", strconv.Itoa(1 << 30)},
-		"memory-limit-mib":        {"-1", unbounded},
-		"stage-ahead-rows":        {"0", unbounded},
-		"maintain-every":          {"0s", unbounded},
-		"maintain-every-commits":  {"0", unbounded},
+		"memory-limit-mib":        {"-1", Unbounded},
+		"stage-ahead-rows":        {"0", Unbounded},
+		"maintain-every":          {"0s", Unbounded},
+		"maintain-every-commits":  {"0", Unbounded},
 	} {
 		if f.Lookup(name) != nil {
-			flagRange(f, name, r[0], r[1])
+			FlagRange(f, name, r[0], r[1])
 		}
 	}
 }
 
-// checkReason refuses a --reason that is not a reason code, listing the codes; "" (no
+// CheckReason refuses a --reason that is not a reason code, listing the codes; "" (no
 // filter) passes.
-func checkReason(reason string) error {
+func CheckReason(reason string) error {
 	if reason == "" || slices.Contains(ledger.Reasons, ledger.Reason(reason)) {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -10,11 +10,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// applyConfig fills every flag the user did not set on the command line from the
+// ApplyConfig fills every flag the user did not set on the command line from the
 // environment (LEDGERSTREAM_<NAME>, the flag's name upper-cased with '-' as '_') or else
 // from the YAML file named by --config (keys are flag names; '_' may stand for '-').
 // Precedence: flag, environment, file, default (docs/design.md §5).
-func applyConfig(cmd *cobra.Command) error {
+func ApplyConfig(cmd *cobra.Command) error {
 	file := map[string]string{}
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
@@ -54,7 +54,7 @@ func applyConfig(cmd *cobra.Command) error {
 		return firstErr
 	}
 	for key := range file {
-		if !used[key] && !knownElsewhere(cmd.Root(), key) {
+		if !used[key] && !KnownElsewhere(cmd.Root(), key) {
 			return fmt.Errorf("%s: unknown key %q", path, key)
 		}
 	}
@@ -90,9 +90,9 @@ func readConfigFile(path string) (map[string]string, error) {
 	return out, nil
 }
 
-// knownElsewhere reports whether key names a flag of some other subcommand, so that one
+// KnownElsewhere reports whether key names a flag of some other subcommand, so that one
 // config file can serve every command.
-func knownElsewhere(root *cobra.Command, key string) bool {
+func KnownElsewhere(root *cobra.Command, key string) bool {
 	var found bool
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// versionText is what --version prints: the module version, the commit it was built from,
+// VersionText is what --version prints: the module version, the commit it was built from,
 // and the versions of Go and of the two libraries the guarantee leans on, all from the
 // build information the Go toolchain embeds.
-func versionText() string {
+func VersionText() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "ledgerstream (no build information: built without module support)"
