@@ -2,7 +2,8 @@
 // and rejects tables, the transaction id index and the engine, and runs the loop between
 // batches with what surrounds it in production (commit timing, metrics and readiness, the
 // progress line, automatic maintenance). The exactly-once protocol itself is the engine's;
-// the command line (cmd/ledgerstream) only turns flags into a Config and prints.
+// the command line (cmd/ledgerstream, with internal/cli) only turns flags into a Config and
+// prints.
 package pipeline
 
 import (
