@@ -3,9 +3,12 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
@@ -110,4 +113,99 @@ func BenchmarkEncode(b *testing.B) {
 		enc.Encode(rows, time.Now()).Release()
 	}
 	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// contractRows are n rows of the example contract as the pipeline makes them from the
+// contract generator's messages (one timestamp a second: the day and currency partitions
+// the bench's data touch).
+func contractRows(tb testing.TB, ct *ledger.Contract, n int) []ledger.Row {
+	gen, err := ledger.NewGeneratorFor(ct, 7, ledger.GeneratorOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rules := ledger.Rules{Contract: ct}
+	rows := make([]ledger.Row, n)
+	now := time.Date(2025, 1, 16, 10, 0, 0, 0, time.UTC)
+	for i := range rows {
+		var rej *ledger.Reject
+		if rows[i], rej = rules.Decode(gen.Next(now.Add(time.Duration(i) * time.Second)).Value); rej != nil {
+			tb.Fatal(rej)
+		}
+		rows[i].SourceTopic, rows[i].SourcePartition, rows[i].SourceOffset = "payments", int32(i%3), int64(i/3)
+	}
+	return rows
+}
+
+// BenchmarkStageContract writes a staged part (25,000 rows, what a batch writes while it
+// reads on) of the example contract's ledger, partitioned by day and currency as the
+// example says and unpartitioned, and reports the CPU per row as BenchmarkStage does.
+func BenchmarkStageContract(b *testing.B) {
+	for _, partitioned := range []bool{true, false} {
+		name := map[bool]string{true: "partitioned", false: "unpartitioned"}[partitioned]
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			cat := openSQLite(b)
+			ct := exampleContract(b)
+			if !partitioned {
+				var err error
+				if ct, err = ledger.ParseContract(regexp.MustCompile(`(?m)^partition:.*$`).ReplaceAll(ct.YAML(), nil)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ident := table.Identifier{"pay", "ledger"}
+			if _, _, err := cat.EnsureLedger(ctx, ident, ct); err != nil {
+				b.Fatal(err)
+			}
+			sink, err := cat.NewContractSink(ctx, ident, testPipeline, ct)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := sink.Load(ctx); err != nil {
+				b.Fatal(err)
+			}
+			rows := contractRows(b, ct, 25_000)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var cpu time.Duration
+			files := 0
+			for b.Loop() {
+				cpu0 := cpuTime()
+				staged, err := sink.Stage(ctx, rows, time.Now())
+				cpu += cpuTime() - cpu0
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				files = len(staged.(*Staged).Files())
+				if err := sink.Discard(ctx, staged); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(files), "files")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
+		})
+	}
+}
+
+// BenchmarkEncodeContract builds the Arrow record batch of 25,000 rows of the example
+// contract.
+func BenchmarkEncodeContract(b *testing.B) {
+	cat := openSQLite(b)
+	ct := exampleContract(b)
+	tbl, _, err := cat.EnsureLedger(context.Background(), table.Identifier{"pay", "ledger"}, ct)
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := NewContractEncoder(nil, tbl.Schema(), ct)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := contractRows(b, ct, 25_000)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		enc.Encode(rows, time.Now()).Release()
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
 }

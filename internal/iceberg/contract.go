@@ -8,8 +8,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
@@ -119,156 +117,6 @@ func ContractPartitionSpec(c *ledger.Contract, schema *ice.Schema) (ice.Partitio
 		return ice.PartitionSpec{}, fmt.Errorf("iceberg: partition spec of the contract: %w", err)
 	}
 	return spec, nil
-}
-
-// ContractEncoder turns rows decoded by a custom contract into Arrow record batches of the
-// table's current schema: each column is found by name among the contract's fields and
-// the columns every ledger has; a column the contract no longer names (an optional field
-// since dropped) is written as nulls. It is not safe for concurrent use.
-type ContractEncoder struct {
-	mem    memory.Allocator
-	schema *arrow.Schema
-	cols   []columnSource
-	b      *array.RecordBuilder // reused from batch to batch (NewRecordBatch resets it)
-}
-
-// columnSource says where a table column's values come from.
-type columnSource struct {
-	field int    // index in the contract's fields, or -1
-	fixed string // one of the columns every ledger has, when field is -1
-	typ   ledger.Type
-}
-
-// NewContractEncoder returns the encoder of contract c for a table of schema (the table's
-// current one, with its field ids). A nil mem means the Go allocator.
-func NewContractEncoder(mem memory.Allocator, schema *ice.Schema, c *ledger.Contract) (*ContractEncoder, error) {
-	if mem == nil {
-		mem = memory.DefaultAllocator
-	}
-	sc, err := table.SchemaToArrowSchema(schema, nil, true, false)
-	if err != nil {
-		return nil, fmt.Errorf("iceberg: contract Arrow schema: %w", err)
-	}
-	e := &ContractEncoder{mem: mem, schema: sc, b: array.NewRecordBuilder(mem, sc)}
-	for _, f := range schema.Fields() {
-		src := columnSource{field: c.FieldIndex(f.Name)}
-		if src.field >= 0 {
-			src.typ = c.Fields[src.field].Type
-			if !IcebergType(src.typ).Equals(f.Type) {
-				return nil, fmt.Errorf("iceberg: column %q is %s in the table, but %s in the contract", f.Name, f.Type, src.typ)
-			}
-		} else {
-			switch f.Name {
-			case ColTransactionHash, ColExtras, ColProcessingTime, ColSourceTopic, ColSourcePartition, ColSourceOffset:
-				src.fixed = f.Name
-			default:
-				if f.Required {
-					return nil, fmt.Errorf("iceberg: the table has a required column %q that the contract does not name", f.Name)
-				}
-				src.fixed = "" // written as nulls
-			}
-		}
-		e.cols = append(e.cols, src)
-	}
-	return e, nil
-}
-
-// Schema is the Arrow schema of the batches Encode returns.
-func (e *ContractEncoder) Schema() *arrow.Schema { return e.schema }
-
-// Encode returns one record batch holding rows (each with Custom set), processing_time =
-// processed for all of them. The caller owns the batch (Release it).
-func (e *ContractEncoder) Encode(rows []ledger.Row, processed time.Time) arrow.RecordBatch {
-	b := e.b
-	n := len(rows)
-	for ci, src := range e.cols {
-		fb := b.Field(ci)
-		fb.Reserve(n)
-		if sb, ok := fb.(*array.StringBuilder); ok {
-			// The string data's exact size up front: no reallocation while appending.
-			total := 0
-			for i := range rows {
-				switch r := &rows[i]; {
-				case src.field >= 0:
-					total += len(r.Custom.Values[src.field].Str)
-				case src.fixed == ColTransactionHash:
-					total += len(r.TransactionHash)
-				case src.fixed == ColSourceTopic:
-					total += len(r.SourceTopic)
-				case src.fixed == ColExtras && r.Custom != nil:
-					total += len(r.Custom.Extras)
-				}
-			}
-			sb.ReserveData(total)
-		}
-		if src.field < 0 {
-			switch src.fixed {
-			case ColTransactionHash, ColExtras, ColSourceTopic:
-				sb := fb.(*array.StringBuilder)
-				for i := range rows {
-					switch r := &rows[i]; src.fixed {
-					case ColTransactionHash:
-						sb.Append(r.TransactionHash)
-					case ColSourceTopic:
-						sb.Append(r.SourceTopic)
-					default:
-						if r.Custom == nil || r.Custom.Extras == "" {
-							sb.AppendNull()
-						} else {
-							sb.Append(r.Custom.Extras)
-						}
-					}
-				}
-			case ColProcessingTime:
-				tb := fb.(*array.TimestampBuilder)
-				for range rows {
-					if processed.IsZero() {
-						tb.AppendNull()
-					} else {
-						tb.UnsafeAppend(arrow.Timestamp(processed.UnixMicro()))
-					}
-				}
-			case ColSourcePartition:
-				pb := fb.(*array.Int32Builder)
-				for i := range rows {
-					pb.UnsafeAppend(rows[i].SourcePartition)
-				}
-			case ColSourceOffset:
-				ob := fb.(*array.Int64Builder)
-				for i := range rows {
-					ob.UnsafeAppend(rows[i].SourceOffset)
-				}
-			default:
-				fb.AppendNulls(n)
-			}
-			continue
-		}
-		for i := range rows {
-			v := rows[i].Custom.Values[src.field]
-			if !v.Valid {
-				fb.AppendNull()
-				continue
-			}
-			switch src.typ.Kind {
-			case ledger.TypeString:
-				fb.(*array.StringBuilder).Append(v.Str)
-			case ledger.TypeLong:
-				fb.(*array.Int64Builder).UnsafeAppend(v.Int)
-			case ledger.TypeInt:
-				fb.(*array.Int32Builder).UnsafeAppend(int32(v.Int))
-			case ledger.TypeBoolean:
-				fb.(*array.BooleanBuilder).UnsafeAppend(v.Int != 0)
-			case ledger.TypeDecimal:
-				hi, lo := v.Decimal128()
-				fb.(*array.Decimal128Builder).UnsafeAppend(decimal128.New(hi, lo))
-			case ledger.TypeDate:
-				fb.(*array.Date32Builder).UnsafeAppend(arrow.Date32(v.Int))
-			case ledger.TypeTimestampTz, ledger.TypeTimestamp:
-				fb.(*array.TimestampBuilder).UnsafeAppend(arrow.Timestamp(v.Int))
-			}
-		}
-	}
-	return b.NewRecordBatch()
 }
 
 // ScanContract reads a ledger written with custom contract c at snapshotID (0: main's head)
@@ -424,8 +272,15 @@ func (c *Catalog) NewContractSink(ctx context.Context, ident table.Identifier, p
 	if err != nil {
 		return nil, err
 	}
-	schema := tbl.Schema()
-	return newTableSinkOn(c, ident, pipeline, tbl, func() (Encoder[ledger.Row], error) { return NewContractEncoder(nil, schema, ct) })
+	schema, spec := tbl.Schema(), tbl.Spec()
+	return newTableSinkOn(c, ident, pipeline, tbl, func() (Encoder[ledger.Row], error) {
+		enc, err := NewContractEncoder(nil, schema, ct)
+		if err != nil {
+			return nil, err
+		}
+		enc.splitBy(spec)
+		return enc, nil
+	})
 }
 
 // ScanRows is ScanLedger for a ledger written with contract ct: ScanLedger for the default

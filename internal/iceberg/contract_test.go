@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
@@ -289,5 +290,113 @@ func TestEvolve(t *testing.T) {
 				t.Fatalf("want an accepted change saying %q, got %v %v", tc.want, ev.Changes, err)
 			}
 		})
+	}
+}
+
+// TestEncodeSplit: a partitioned table's rows are encoded as one batch per partition, each
+// with its rows in their order, every row once; nulls and times before 1970 are partitions
+// of their own; a transform it cannot tell apart (bucket) leaves one batch.
+func TestEncodeSplit(t *testing.T) {
+	src := `key: id
+hash: [id]
+fields:
+  - {name: id, type: string, required: true}
+  - {name: cur, type: string}
+  - {name: ts, type: timestamptz}
+  - {name: amt, type: 'decimal(10,2)', required: true}
+partition: ['identity(cur)', 'day(ts)']
+report: {group_by: [cur], amount: amt, time: ts}
+`
+	ct, err := ledger.ParseContract([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	curs := []string{`"cur":"USD",`, `"cur":"EUR",`, `"cur":null,`, ``}
+	times := []string{`"ts":"2025-01-16T10:00:00Z"`, `"ts":"2025-01-16T23:59:59.999999Z"`, `"ts":"2025-01-17T00:00:00Z"`,
+		`"ts":"1969-12-31T23:59:59Z"`, `"ts":"1969-12-31T00:00:00Z"`, `"ts":null`}
+	for i := range 60 {
+		msgs = append(msgs, `{"id":"P`+strings.Repeat("0", i%3)+string(rune('a'+i%26))+string(rune('a'+i/26))+`",`+curs[i%len(curs)]+times[i%len(times)]+`,"amt":1}`)
+	}
+	rows := decodeAll(t, ct, 0, msgs...)
+	partOf := func(r ledger.Row) string {
+		cur, ts := r.Custom.Values[1], r.Custom.Values[2]
+		p := "null"
+		if cur.Valid {
+			p = cur.Str
+		}
+		if ts.Valid {
+			return p + "/" + time.UnixMicro(ts.Int).UTC().Format("2006-01-02")
+		}
+		return p + "/null"
+	}
+	want := map[string][]int64{} // partition -> offsets, in order
+	for _, r := range rows {
+		want[partOf(r)] = append(want[partOf(r)], r.SourceOffset)
+	}
+
+	schema := ContractSchema(ct)
+	spec, err := ContractPartitionSpec(ct, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewContractEncoder(nil, schema, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.splitBy(spec)
+	for range 2 { // the second time with the builders and maps of the first
+		recs := enc.EncodeSplit(rows, time.Now())
+		if len(recs) != len(want) {
+			t.Fatalf("%d batches, want %d (one per partition: %v)", len(recs), len(want), want)
+		}
+		seen := map[string]bool{}
+		for _, rec := range recs {
+			var back []ledger.Row
+			cur := rec.Column(schema.Fields()[1].ID - 1).(*array.String)
+			ts := rec.Column(2).(*array.Timestamp)
+			off := rec.Column(int(rec.NumCols()) - 1).(*array.Int64)
+			for i := range int(rec.NumRows()) {
+				r := ledger.Row{Custom: &ledger.Columns{Values: make([]ledger.Value, 3)}, SourceOffset: off.Value(i)}
+				if cur.IsValid(i) {
+					r.Custom.Values[1] = ledger.Value{Valid: true, Str: cur.Value(i)}
+				}
+				if ts.IsValid(i) {
+					r.Custom.Values[2] = ledger.Value{Valid: true, Int: int64(ts.Value(i))}
+				}
+				back = append(back, r)
+			}
+			p := partOf(back[0])
+			var offs []int64
+			for _, r := range back {
+				if partOf(r) != p {
+					t.Errorf("batch of %s holds a row of %s", p, partOf(r))
+				}
+				offs = append(offs, r.SourceOffset)
+			}
+			if seen[p] || !reflect.DeepEqual(offs, want[p]) {
+				t.Errorf("partition %s: rows %v, want %v once", p, offs, want[p])
+			}
+			seen[p] = true
+			rec.Release()
+		}
+	}
+
+	// bucket: one batch, split by the fanout writer.
+	bucketed, err := ledger.ParseContract([]byte(strings.Replace(src, "'identity(cur)'", "'bucket(4, cur)'", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err = ContractPartitionSpec(bucketed, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.splitBy(spec)
+	days := map[string]bool{}
+	for p := range want {
+		days[p[strings.Index(p, "/"):]] = true
+	}
+	if recs := enc.EncodeSplit(rows, time.Now()); len(recs) != len(days) {
+		t.Errorf("bucket(4, cur), day(ts): %d batches, want %d (the days only)", len(recs), len(days))
 	}
 }

@@ -280,7 +280,7 @@ func (s *TableSink[R]) Stage(ctx context.Context, rows []R, processed time.Time)
 	// Parquet writing is the pipeline's largest cost per row and one file is written by one
 	// goroutine: a large batch is cut into one file per core, written side by side.
 	parts := min(runtime.GOMAXPROCS(0), len(rows)/minRowsPerFile)
-	if tbl := s.Table(); tbl != nil && !tbl.Spec().IsUnpartitioned() {
+	if s.partitioned() {
 		// A partitioned table's fanout writer already writes each partition's file in
 		// its own goroutine; cutting the batch as well would only double the files (one
 		// per partition per part), and a file's fixed cost is much of a small one's.
@@ -324,41 +324,73 @@ func (s *TableSink[R]) stageChunk(ctx context.Context, rows []R, processed time.
 	if err != nil {
 		return nil, err
 	}
-	rec := enc.Encode(rows, processed)
+	var recs []arrow.RecordBatch
+	if se, ok := enc.(splitEncoder[R]); ok && s.partitioned() {
+		recs = se.EncodeSplit(rows, processed)
+	} else {
+		recs = []arrow.RecordBatch{enc.Encode(rows, processed)}
+	}
 	s.release(enc)
-	return s.StageRecords(ctx, rec)
+	return s.stageRecords(ctx, recs)
+}
+
+// A splitEncoder encodes the rows of a partitioned table as one record batch per partition
+// (ContractEncoder.EncodeSplit).
+type splitEncoder[R any] interface {
+	EncodeSplit(rows []R, processed time.Time) []arrow.RecordBatch
+}
+
+// partitioned reports whether the table has a partition spec.
+func (s *TableSink[R]) partitioned() bool {
+	tbl := s.Table()
+	return tbl != nil && !tbl.Spec().IsUnpartitioned()
 }
 
 // StageRecords writes one Arrow record batch (built against the table's schema, field ids in
 // its metadata) as data files without committing them. It takes ownership of rec.
 func (s *TableSink[R]) StageRecords(ctx context.Context, rec arrow.RecordBatch) (*Staged, error) {
+	return s.stageRecords(ctx, []arrow.RecordBatch{rec})
+}
+
+// stageRecords is StageRecords for several batches, written in one go (a partitioned
+// table's batches go to one file per partition, not one per batch). It takes ownership of
+// recs.
+func (s *TableSink[R]) stageRecords(ctx context.Context, recs []arrow.RecordBatch) (*Staged, error) {
+	// WriteRecords releases each batch it consumes; release the others ourselves (an early
+	// error).
+	consumed := 0
+	defer func() {
+		for _, rec := range recs[consumed:] {
+			rec.Release()
+		}
+	}()
 	tbl := s.Table()
 	if tbl == nil {
-		rec.Release()
 		return nil, fmt.Errorf("iceberg: stage to %s: table not loaded", s.Name())
 	}
-	st := &Staged{rows: rec.NumRows()}
+	st := &Staged{}
+	for _, rec := range recs {
+		st.rows += rec.NumRows()
+	}
 	if st.rows == 0 {
-		rec.Release()
 		return st, nil
 	}
-	// WriteRecords releases each batch it consumes; release it ourselves only if it never
-	// got that far (an early error).
-	consumed := false
 	records := func(yield func(arrow.RecordBatch, error) bool) {
-		consumed = true
-		yield(rec, nil)
+		for consumed < len(recs) {
+			rec := recs[consumed]
+			consumed++
+			if !yield(rec, nil) {
+				return
+			}
+		}
 	}
 	var err error
-	for df, werr := range table.WriteRecords(ctx, tbl, rec.Schema(), iter.Seq2[arrow.RecordBatch, error](records)) {
+	for df, werr := range table.WriteRecords(ctx, tbl, recs[0].Schema(), iter.Seq2[arrow.RecordBatch, error](records)) {
 		if werr != nil {
 			err = werr
 			break
 		}
 		st.files = append(st.files, df)
-	}
-	if !consumed {
-		rec.Release()
 	}
 	if err != nil {
 		derr := s.Discard(ctx, st)
