@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
@@ -221,8 +220,8 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			if reason, msg := d.checkString(i, s); reason != "" {
 				return Row{}, d.reject(reason, msg)
 			}
+			// values[i] is written once, with its string, when the row is taken.
 			strs = append(strs, strAt{i, start, len(buf)})
-			values[i] = Value{Valid: true}
 		case TypeLong, TypeInt:
 			n, err := strconv.ParseInt(string(raw), 10, 64) // no allocation: the conversion does not escape
 			switch {
@@ -323,12 +322,12 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	}
 	sum := sha256.Sum256(buf[hashStart:])
 	buf = buf[:hashStart]
-	buf = hex.AppendEncode(buf, sum[:])
+	buf = appendHashHex(buf, &sum)
 	all := string(buf)
 	d.buf = buf[:0] // keep what it grew to (a rejected message's growth is simply lost)
 	for _, s := range strs {
 		if c.Fields[s.field].Type.Kind == TypeString {
-			values[s.field].Str = all[s.start:s.end]
+			values[s.field] = Value{Valid: true, Str: all[s.start:s.end]}
 		}
 	}
 	cols := d.take(len(c.Fields))

@@ -427,22 +427,40 @@ func TestCanonical(t *testing.T) {
 // cpu-ns/op, the process's CPU time (user + sys, garbage collection included) per message,
 // which a loaded machine inflates far less than the wall clock.
 func BenchmarkDecodeContract(b *testing.B) {
+	// generated are what bench and produce --contract send: the generator's messages.
+	generated := func(c *Contract) [][]byte {
+		gen, err := NewGeneratorFor(c, 7, GeneratorOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs := make([][]byte, 1024)
+		now := time.Date(2025, 1, 16, 10, 0, 0, 0, time.UTC)
+		for i := range msgs {
+			msgs[i] = gen.Next(now.Add(time.Duration(i) * time.Second)).Value
+		}
+		return msgs
+	}
+	example := mustContract(b, exampleContract)
 	for _, bc := range []struct {
 		name  string
 		rules Rules
-		msg   []byte
+		msgs  [][]byte
 	}{
-		{"example", Rules{Contract: mustContract(b, exampleContract)}, []byte(exampleMessage)},
-		{"default", DefaultRules(), seedMessage},
+		{"example", Rules{Contract: example}, [][]byte{[]byte(exampleMessage)}},
+		{"default", DefaultRules(), [][]byte{seedMessage}},
+		{"example-generated", Rules{Contract: example}, generated(example)},
+		{"default-generated", DefaultRules(), generated(nil)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(len(bc.msg)))
+			b.SetBytes(int64(len(bc.msgs[0])))
 			start := processCPU(b)
+			i := 0
 			for b.Loop() {
-				if _, rej := bc.rules.Decode(bc.msg); rej != nil {
+				if _, rej := bc.rules.Decode(bc.msgs[i%len(bc.msgs)]); rej != nil {
 					b.Fatal(rej)
 				}
+				i++
 			}
 			b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
 		})

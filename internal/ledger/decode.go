@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -160,7 +159,7 @@ func (r *Rules) Decode(value []byte) (Row, *Reject) {
 
 	sum := sha256.Sum256(b)
 	hashAt := len(b)
-	b = hex.AppendEncode(b, sum[:])
+	b = appendHashHex(b, &sum)
 	s := string(b)
 	return Row{
 		TransactionID:   s[bounds[fieldID][0]:bounds[fieldID][1]],

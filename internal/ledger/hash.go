@@ -57,6 +57,27 @@ func NewGapRow(topic string, partition int32, first, last int64, message string)
 		Reason: ReasonLostBeforeProcessing, Message: message}
 }
 
+// appendHashHex appends the 64 lower-case hex digits of a SHA-256 sum: encoding/hex's
+// AppendEncode, two digits a table lookup (every row's hash is made here).
+func appendHashHex(dst []byte, sum *[sha256.Size]byte) []byte {
+	n := len(dst)
+	dst = append(dst, make([]byte, 2*sha256.Size)...) // no allocation when dst has room
+	out := dst[n : n+2*sha256.Size]
+	for i, c := range sum {
+		out[2*i], out[2*i+1] = hexPair[c][0], hexPair[c][1]
+	}
+	return dst
+}
+
+// hexPair[b] is b's two lower-case hex digits.
+var hexPair = func() (t [256][2]byte) {
+	const digits = "0123456789abcdef"
+	for i := range t {
+		t[i] = [2]byte{digits[i>>4], digits[i&15]}
+	}
+	return t
+}()
+
 // DecodeHash decodes a hash in its canonical form, 64 lower-case hex digits (what Hash
 // writes), to its 32 bytes. Anything else is reported as not ok rather than normalised.
 // The index and the report pack every row's hash with it, hence the table.
