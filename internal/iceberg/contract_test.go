@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +255,7 @@ func TestEvolve(t *testing.T) {
 		{"new required", "partition:", "  - {name: fee, type: long, required: true}\npartition:", `new field "fee" is required`},
 		{"partition", "day(event_timestamp)", "month(event_timestamp)", "partition evolution is not supported"},
 		{"hash optional", "    path: payee.account\n    type: string\n    required: true\n", "    path: payee.account\n    type: string\n", "hash column \"payee\" must be required"},
+		{"hash_as", "    type: decimal(18,2)\n", "    type: decimal(18,2)\n    hash_as: sent\n", `field "amount" changes hash_as`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,8 +275,13 @@ func TestEvolve(t *testing.T) {
 		{"enum value", "JPY]", "JPY, CHF]", `field "currency": enum`},
 		{"relaxed pattern", "^ACC[0-9]{4,}$", "^ACC[0-9]{3,}$", `field "payer": pattern`},
 		{"range", "min_exclusive: 0", "min: 0", "min 0 instead of none, min_exclusive none instead of 0"},
-		{"optional", "    path: merchant.id\n    type: long\n", "    path: merchant.id\n    type: long\n    required: true\n", `field "merchant_id" becomes required`},
+		{"made required", "    path: merchant.id\n    type: long\n", "    path: merchant.id\n    type: long\n    required: true\n", `field "merchant_id" becomes required`},
 		{"unknown fields", "unknown_fields: keep", "unknown_fields: reject", "unknown_fields reject instead of keep"},
+		{"new optional field", "partition:", "  - {name: channel, path: meta.channel, type: string}\npartition:", `new optional field "channel" (string, from meta.channel)`},
+		{"enum value removed", "enum: [USD, EUR, GBP, JPY]", "enum: [USD, EUR, GBP]", `field "currency": enum`},
+		{"length", "    path: payee.account\n    type: string\n", "    path: payee.account\n    type: string\n    max_length: 34\n", `field "payee": length 0 to 34 instead of 0 to 0`},
+		{"made optional", "    path: created_at\n    type: timestamptz\n    required: true\n", "    path: created_at\n    type: timestamptz\n", `field "event_timestamp" becomes optional (its column too)`},
+		{"report", "group_by: [currency]", "group_by: [currency, payer]", "another report section"},
 	}
 	for _, tc := range accepted {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,7 +296,25 @@ func TestEvolve(t *testing.T) {
 			if err != nil || !strings.Contains(strings.Join(ev.Changes, "; "), tc.want) {
 				t.Fatalf("want an accepted change saying %q, got %v %v", tc.want, ev.Changes, err)
 			}
+			switch tc.name {
+			case "new optional field":
+				if len(ev.Added) != 1 || ev.Added[0].Name != "channel" {
+					t.Errorf("added %v, want the channel column", ev.Added)
+				}
+			case "made optional":
+				if !slices.Equal(ev.Optional, []string{"event_timestamp"}) {
+					t.Errorf("optional %v, want the event_timestamp column", ev.Optional)
+				}
+			}
 		})
+	}
+	// unknown_fields becoming keep adds the extras column.
+	ignoring, err := ledger.ParseContract([]byte(strings.Replace(y, "unknown_fields: keep", "unknown_fields: ignore", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := Evolve(ignoring, base); err != nil || !ev.Extras {
+		t.Errorf("ignore -> keep: %+v %v, want the extras column added", ev, err)
 	}
 }
 
@@ -398,5 +423,81 @@ report: {group_by: [cur], amount: amt, time: ts}
 	}
 	if recs := enc.EncodeSplit(rows, time.Now()); len(recs) != len(days) {
 		t.Errorf("bucket(4, cur), day(ts): %d batches, want %d (the days only)", len(recs), len(days))
+	}
+}
+
+// TestEvolveApplies: the accepted changes that touch the schema are applied in the table by
+// EnsureLedger: a field made optional makes its column optional (rows without it are
+// written), unknown_fields becoming keep adds the extras column (with a new field id, past
+// rows read null), and the old columns keep their ids.
+func TestEvolveApplies(t *testing.T) {
+	ctx := context.Background()
+	cat := openSQLite(t)
+	ident := table.Identifier{"pay", "ledger"}
+	y := string(exampleContract(t).YAML())
+	strict, err := ledger.ParseContract([]byte(strings.NewReplacer("unknown_fields: keep", "unknown_fields: ignore",
+		"    path: merchant.id\n    type: long\n", "    path: merchant.id\n    type: long\n    required: true\n").Replace(y)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, _, err := cat.EnsureLedger(ctx, ident, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tbl.Schema()
+	if f, _ := before.FindFieldByName("merchant_id"); !f.Required {
+		t.Fatal("merchant_id is not a required column to begin with")
+	}
+	if _, ok := before.FindFieldByName(ColExtras); ok {
+		t.Fatal("the extras column is there before unknown_fields: keep")
+	}
+	msg := func(id, merchant, extra string) string {
+		return `{"id":"` + id + `","payer":{"account":"ACC1234"},"payee":{"account":"ACC5678"},"amount":{"value":"10.5","currency":"USD"},` +
+			merchant + `"created_at":"2025-01-16T10:00:00Z"` + extra + `}`
+	}
+	sink, err := cat.NewContractSink(ctx, ident, testPipeline, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stageCommit(t, sink, mustLoad(t, sink), decodeAll(t, strict, 0, msg("P1", `"merchant":{"id":7},`, `,"note":"dropped"`)), 1,
+		engine.Offsets{{Topic: "payments", Partition: 0}: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	evolved := exampleContract(t)
+	if tbl, _, err = cat.EnsureLedger(ctx, ident, evolved); err != nil {
+		t.Fatal(err)
+	}
+	after := tbl.Schema()
+	for _, f := range before.Fields() {
+		g, ok := after.FindFieldByName(f.Name)
+		if !ok || g.ID != f.ID {
+			t.Errorf("column %s (id %d) is %+v after the evolution", f.Name, f.ID, g)
+		}
+	}
+	if f, _ := after.FindFieldByName("merchant_id"); f.Required {
+		t.Error("merchant_id is still a required column")
+	}
+	x, ok := after.FindFieldByName(ColExtras)
+	if !ok || x.ID <= before.HighestFieldID() {
+		t.Fatalf("extras column %+v, want a new one (ids up to %d taken)", x, before.HighestFieldID())
+	}
+	sink2, err := cat.NewContractSink(ctx, ident, testPipeline, evolved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stageCommit(t, sink2, st, decodeAll(t, evolved, 1, msg("P2", "", `,"note":"kept"`)), 2,
+		engine.Offsets{{Topic: "payments", Partition: 0}: 2}); err != nil {
+		t.Fatal(err)
+	}
+	back := map[string]ledger.Row{}
+	if err := cat.ScanContract(ctx, ident, 0, evolved, func(r ledger.Row, _ time.Time) error { back[r.TransactionID] = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	mi := evolved.FieldIndex("merchant_id")
+	if len(back) != 2 || back["P1"].Custom.Values[mi].Int != 7 || back["P1"].Custom.Extras != "" ||
+		back["P2"].Custom.Values[mi].Valid || back["P2"].Custom.Extras != `{"note":"kept"}` {
+		t.Fatalf("read back %d rows: P1 %+v, P2 %+v", len(back), back["P1"].Custom, back["P2"].Custom)
 	}
 }
