@@ -167,7 +167,7 @@ func (v *View) Find(ctx context.Context, ids []string, positions []Position) (*F
 			m := LedgerMatch{Row: r, ProcessingTime: processed}
 			if r.Custom != nil {
 				for i, f := range v.Contract.Fields {
-					m.Columns = append(m.Columns, [2]string{f.Name, ledger.Canonical(f.Type, r.Custom.Values[i])})
+					m.Columns = append(m.Columns, [2]string{f.Name, r.Custom.Canonical(i, f.Type)})
 				}
 			}
 			rows = append(rows, m)

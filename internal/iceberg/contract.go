@@ -181,10 +181,18 @@ func eachContractRow(rec arrow.RecordBatch, ct *ledger.Contract, fn func(ledger.
 		return err
 	}
 	key, timeAt := ct.FieldIndex(ct.Key), ct.FieldIndex(ct.Report.Time)
+	var strs []byte // a row's string values, made one string (Columns.Strings)
 	for i := 0; i < int(rec.NumRows()); i++ {
 		cols := &ledger.Columns{Values: make([]ledger.Value, len(ct.Fields))}
+		strs = strs[:0]
 		for j, a := range fields {
 			if a == nil || a.IsNull(i) {
+				continue
+			}
+			if s, ok := a.(stringColumn); ok {
+				cols.Values[j] = ledger.Value{Valid: true}
+				cols.Values[j].SetStr(len(strs), len(strs)+len(s.Value(i)))
+				strs = append(strs, s.Value(i)...)
 				continue
 			}
 			v, err := valueAt(a, i)
@@ -193,11 +201,12 @@ func eachContractRow(rec arrow.RecordBatch, ct *ledger.Contract, fn func(ledger.
 			}
 			cols.Values[j] = v
 		}
+		cols.Strings = string(strs)
 		if extras != nil && !extras.IsNull(i) {
 			cols.Extras = strings.Clone(extras.Value(i))
 		}
 		r := ledger.Row{Custom: cols, TransactionHash: strings.Clone(hash.Value(i)),
-			TransactionID:   ledger.Canonical(ct.Fields[key].Type, cols.Values[key]),
+			TransactionID:   cols.Canonical(key, ct.Fields[key].Type),
 			SourceTopic:     strings.Clone(topic.Value(i)),
 			SourcePartition: part.Value(i), SourceOffset: off.Value(i)}
 		if timeAt >= 0 && cols.Values[timeAt].Valid {
@@ -214,11 +223,10 @@ func eachContractRow(rec arrow.RecordBatch, ct *ledger.Contract, fn func(ledger.
 	return nil
 }
 
-// valueAt reads a non-null value of a contract column from an Arrow array.
+// valueAt reads a non-null value of a contract column other than a string from an Arrow
+// array.
 func valueAt(a arrow.Array, i int) (ledger.Value, error) {
 	switch a := a.(type) {
-	case stringColumn:
-		return ledger.Value{Valid: true, Str: strings.Clone(a.Value(i))}, nil
 	case *array.Int64:
 		return ledger.Value{Valid: true, Int: a.Value(i)}, nil
 	case *array.Int32:

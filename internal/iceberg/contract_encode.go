@@ -215,7 +215,7 @@ func (s *builderSet) append(r *ledger.Row, processed time.Time) {
 			}
 			switch c.kind {
 			case encString:
-				c.str.Append(v.Str)
+				c.str.Append(r.Custom.Str(c.field))
 			case encLong:
 				c.i64.UnsafeAppend(v.Int)
 			case encInt:
@@ -340,10 +340,11 @@ func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) []
 			case !v.Valid:
 				key[j] = -1 << 63
 			case p.kind == keyString:
-				id, ok := e.intern[v.Str]
+				s := rows[i].Custom.Str(p.field)
+				id, ok := e.intern[s]
 				if !ok {
 					id = int64(len(e.intern))
-					e.intern[v.Str] = id
+					e.intern[s] = id
 				}
 				key[j] = id
 			case p.kind == keyValue:

@@ -170,7 +170,7 @@ func (w Window) Match(ct *ledger.Contract, row *ledger.Row) bool {
 		var v string
 		switch fi := ct.FieldIndex(c.Column); {
 		case row.Custom != nil:
-			v = ledger.Canonical(ct.Fields[fi].Type, row.Custom.Values[fi])
+			v = row.Custom.Canonical(fi, ct.Fields[fi].Type)
 		case c.Column == ColTransactionType:
 			v = row.TransactionType
 		case c.Column == ColCurrency:

@@ -149,7 +149,7 @@ func (d *cdecoder) take(n int) *Columns {
 	}
 	cols := &d.cols[0]
 	d.cols = d.cols[1:]
-	cols.Values = d.vals[:n:n]
+	cols.Values, cols.Strings, cols.Extras = d.vals[:n:n], "", ""
 	d.vals = d.vals[n:]
 	return cols
 }
@@ -302,7 +302,7 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	keyStart := len(buf)
 	kf := &c.Fields[c.keyIndex]
 	if kf.Type.Kind != TypeString {
-		buf = AppendCanonical(buf, kf.Type, values[c.keyIndex])
+		buf = appendCanonical(buf, kf.Type, values[c.keyIndex])
 	}
 	keyEnd := len(buf)
 	hashStart := len(buf)
@@ -317,7 +317,7 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 				}
 			}
 		} else {
-			buf = AppendCanonical(buf, hf.Type, values[hi])
+			buf = appendCanonical(buf, hf.Type, values[hi])
 		}
 	}
 	sum := sha256.Sum256(buf[hashStart:])
@@ -327,13 +327,15 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	d.buf = buf[:0] // keep what it grew to (a rejected message's growth is simply lost)
 	for _, s := range strs {
 		if c.Fields[s.field].Type.Kind == TypeString {
-			values[s.field] = Value{Valid: true, Str: all[s.start:s.end]}
+			values[s.field] = Value{Valid: true}
+			values[s.field].SetStr(s.start, s.end)
 		}
 	}
 	cols := d.take(len(c.Fields))
+	cols.Strings = all
 	row := Row{Custom: cols, TransactionHash: all[hashStart:]}
 	if kf.Type.Kind == TypeString {
-		row.TransactionID = values[c.keyIndex].Str
+		row.TransactionID = cols.Str(c.keyIndex)
 	} else {
 		row.TransactionID = all[keyStart:keyEnd]
 	}

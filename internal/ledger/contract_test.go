@@ -215,7 +215,7 @@ func TestContractDecodeExample(t *testing.T) {
 	}
 	want := []string{"P1", "ACC1234", "ACC5678", "10.50", "USD", "42", "true", "2025-01-16 10:00:00.123456"}
 	for i, f := range c.Fields {
-		if got := Canonical(f.Type, row.Custom.Values[i]); got != want[i] {
+		if got := row.Custom.Canonical(i, f.Type); got != want[i] {
 			t.Errorf("%s = %q, want %q", f.Name, got, want[i])
 		}
 	}
@@ -416,9 +416,18 @@ func TestCanonical(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := Canonical(typ, tc.v); got != tc.want {
+		if got := (&Columns{Values: []Value{tc.v}}).Canonical(0, typ); got != tc.want {
 			t.Errorf("%s %+v = %q, want %q", tc.typ, tc.v, got, tc.want)
 		}
+	}
+	// A string column's value is its bytes of the row's Strings.
+	cols := &Columns{Values: make([]Value, 3), Strings: "P1|ACC1234"}
+	cols.Values[0] = Value{Valid: true}
+	cols.Values[0].SetStr(0, 2)
+	cols.Values[2] = Value{Valid: true}
+	cols.Values[2].SetStr(3, 10)
+	if a, b, c := cols.Canonical(0, Type{Kind: TypeString}), cols.Str(1), cols.Str(2); a != "P1" || b != "" || c != "ACC1234" {
+		t.Errorf("strings %q %q %q, want P1, empty, ACC1234", a, b, c)
 	}
 }
 

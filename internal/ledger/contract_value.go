@@ -14,8 +14,8 @@ import (
 type Value struct {
 	// Valid is false for a null.
 	Valid bool
-	// Str holds a string column.
-	Str string
+	// at and n locate a string column's value in its row's Columns.Strings (Columns.Str).
+	at, n uint32
 	// Int holds a long, an int, a boolean (1 is true), a date (days since 1970-01-01), a
 	// timestamp (microseconds since 1970-01-01T00:00:00, UTC for timestamptz) or the low 64
 	// bits of a decimal's unscaled value.
@@ -28,18 +28,22 @@ type Value struct {
 // Decimal128 returns a decimal value's unscaled integer as Arrow's decimal128 halves.
 func (v Value) Decimal128() (hi int64, lo uint64) { return v.Hi, uint64(v.Int) }
 
-// AppendCanonical appends the canonical string of v as a column of type t: what the row hash
-// is made of and what `report` prints. It is Spark's cast to string: decimals with exactly
-// their scale ("10.50"), timestamps as "2006-01-02 15:04:05.999999" (trailing fractional zeros
-// dropped; timestamptz in UTC), dates as "2006-01-02", booleans as true/false. A null appends
+// SetStr makes v the string at bytes [start, end) of its row's Columns.Strings.
+func (v *Value) SetStr(start, end int) {
+	v.at, v.n = uint32(start), uint32(end-start)
+}
+
+// appendCanonical appends the canonical string of v, a column of type t other than a string
+// (whose canonical string is itself: Columns.AppendCanonical): what the row hash is made of
+// and what `report` prints. It is Spark's cast to string: decimals with exactly their scale
+// ("10.50"), timestamps as "2006-01-02 15:04:05.999999" (trailing fractional zeros dropped;
+// timestamptz in UTC), dates as "2006-01-02", booleans as true/false. A null appends
 // nothing.
-func AppendCanonical(dst []byte, t Type, v Value) []byte {
+func appendCanonical(dst []byte, t Type, v Value) []byte {
 	if !v.Valid {
 		return dst
 	}
 	switch t.Kind {
-	case TypeString:
-		return append(dst, v.Str...)
 	case TypeLong, TypeInt:
 		return strconv.AppendInt(dst, v.Int, 10)
 	case TypeBoolean:
@@ -53,9 +57,6 @@ func AppendCanonical(dst []byte, t Type, v Value) []byte {
 	}
 	return dst
 }
-
-// Canonical returns AppendCanonical's string.
-func Canonical(t Type, v Value) string { return string(AppendCanonical(nil, t, v)) }
 
 // dec128 is a signed 128-bit integer in two's complement: a decimal's unscaled value.
 type dec128 struct {

@@ -34,7 +34,33 @@ type Row struct {
 // rows stay comparable with ==.)
 type Columns struct {
 	Values []Value // in the contract's field order
-	Extras string  // unknown_fields: keep, the unknown keys as a JSON object; "" when none
+	// Strings holds the string columns' values (Value.SetStr says where each lies; read
+	// them with Str). A string per row rather than one per value: the values hold no
+	// pointer, so the garbage collector does not scan them.
+	Strings string
+	Extras  string // unknown_fields: keep, the unknown keys as a JSON object; "" when none
+}
+
+// Str returns string column i's value ("" for a null).
+func (c *Columns) Str(i int) string {
+	v := &c.Values[i]
+	return c.Strings[v.at : v.at+v.n]
+}
+
+// Canonical returns the canonical string of column i, of type t (AppendCanonical).
+func (c *Columns) Canonical(i int, t Type) string { return string(c.AppendCanonical(nil, i, t)) }
+
+// AppendCanonical appends the canonical string of column i, of type t: what the row hash is
+// made of and what report prints (see appendCanonical). A null appends nothing.
+func (c *Columns) AppendCanonical(dst []byte, i int, t Type) []byte {
+	v := c.Values[i]
+	if t.Kind == TypeString {
+		if !v.Valid {
+			return dst
+		}
+		return append(dst, c.Str(i)...)
+	}
+	return appendCanonical(dst, t, v)
 }
 
 // Reason is a stable code saying why a message did not become a ledger row.

@@ -188,7 +188,7 @@ func (b *Builder) addContractRow(row *ledger.Row) {
 		if i > 0 {
 			key.WriteByte(0x1f) // unit separator: canonical strings never hold it
 		}
-		key.WriteString(ledger.Canonical(b.contract.Fields[at].Type, row.Custom.Values[at]))
+		key.WriteString(row.Custom.Canonical(at, b.contract.Fields[at].Type))
 	}
 	k := groupKey{typ: key.String()}
 	g := b.groups[k]
@@ -428,7 +428,7 @@ func (b *Builder) Report() *Report {
 		if b.contract != nil && row.Custom != nil {
 			l := LatestRow{TransactionID: row.TransactionID, EventTime: row.EventTime.UTC()}
 			for i, f := range b.contract.Fields {
-				l.Values = append(l.Values, ledger.Canonical(f.Type, row.Custom.Values[i]))
+				l.Values = append(l.Values, row.Custom.Canonical(i, f.Type))
 			}
 			r.Latest = append(r.Latest, l)
 			continue
