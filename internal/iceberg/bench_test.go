@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
@@ -37,10 +38,24 @@ func BenchmarkStage(b *testing.B) {
 		b.Fatal(err)
 	}
 	rows := generatedRows(100_000)
+	cpu, files := stageEach(b, sink, rows)
+	var size int64
+	for _, f := range files {
+		size += f.FileSizeBytes()
+	}
+	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(size)/float64(len(rows)), "file-bytes/row")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
+}
+
+// stageEach stages rows once an iteration of b, discarding the files untimed, and returns
+// the CPU time the stagings took and the last one's files.
+func stageEach(b *testing.B, sink *Sink, rows []ledger.Row) (time.Duration, []ice.DataFile) {
+	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	var size int64
 	var cpu time.Duration
+	var files []ice.DataFile
 	for b.Loop() {
 		cpu0 := cpuTime()
 		staged, err := sink.Stage(ctx, rows, time.Now())
@@ -49,18 +64,13 @@ func BenchmarkStage(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		size = 0
-		for _, f := range staged.(*Staged).Files() {
-			size += f.FileSizeBytes()
-		}
+		files = staged.(*Staged).Files()
 		if err := sink.Discard(ctx, staged); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
-	b.ReportMetric(float64(size)/float64(len(rows)), "file-bytes/row")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
+	return cpu, files
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -164,25 +174,8 @@ func BenchmarkStageContract(b *testing.B) {
 				b.Fatal(err)
 			}
 			rows := contractRows(b, ct, 25_000)
-			b.ReportAllocs()
-			b.ResetTimer()
-			var cpu time.Duration
-			files := 0
-			for b.Loop() {
-				cpu0 := cpuTime()
-				staged, err := sink.Stage(ctx, rows, time.Now())
-				cpu += cpuTime() - cpu0
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				files = len(staged.(*Staged).Files())
-				if err := sink.Discard(ctx, staged); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(files), "files")
+			cpu, files := stageEach(b, sink, rows)
+			b.ReportMetric(float64(len(files)), "files")
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
 		})
 	}

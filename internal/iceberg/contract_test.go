@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -407,6 +408,15 @@ report: {group_by: [cur], amount: amt, time: ts}
 			seen[p] = true
 			rec.Release()
 		}
+	}
+
+	// More partitions than maxSplit: one batch, split by the fanout writer.
+	var many []string
+	for i := range maxSplit + 1 {
+		many = append(many, fmt.Sprintf(`{"id":"M%d","cur":"C%d","ts":"2025-01-16T10:00:00Z","amt":1}`, i, i))
+	}
+	if recs := enc.EncodeSplit(decodeAll(t, ct, 0, many...), time.Now()); len(recs) != 1 || recs[0].NumRows() != int64(len(many)) {
+		t.Errorf("%d partitions: %d batches, want 1 of %d rows", len(many), len(recs), len(many))
 	}
 
 	// bucket: one batch, split by the fanout writer.
