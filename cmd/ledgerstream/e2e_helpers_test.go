@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 )
 
 // e2eBinDir holds the binary built for this test run; TestMain creates and removes it.
@@ -65,34 +65,6 @@ func binary(t *testing.T) string {
 	return buildPath
 }
 
-// syncBuffer is a buffer that a child process writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address with a port free at the time of the call.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // tail returns the last n bytes of s, so that a failing test's log stays readable.
 func tail(s string, n int) string {
 	if len(s) <= n {
@@ -106,7 +78,7 @@ type proc struct {
 	t              *testing.T
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr subprocess.Output
 	started        time.Time
 	done           chan struct{} // closed once the process has exited and err is set
 	err            error         // Wait's result
@@ -201,7 +173,7 @@ func (p *proc) signal(sig syscall.Signal) {
 // waitForLine waits until buf (the process's stdout or stderr) holds a line containing
 // substr and returns that line. It fails the test at timeout, or at once if the process
 // exits without printing it.
-func (p *proc) waitForLine(buf *syncBuffer, substr string, timeout time.Duration) string {
+func (p *proc) waitForLine(buf *subprocess.Output, substr string, timeout time.Duration) string {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 	"github.com/ledgerstream/ledgerstream/internal/testinfra"
 )
 
@@ -193,7 +194,7 @@ func (e *outageEnv) setUp(sc outageScenario) {
 	t := e.t
 	// The broker listens on a port of its own and advertises the proxy's, so that every
 	// client connection, after the bootstrap too, goes through the proxy.
-	real, err := freeAddr()
+	real, err := subprocess.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 )
 
 // Options are a benchmark run's settings; `ledgerstream bench` has a flag for each.
@@ -576,7 +577,7 @@ func (b *run) steadyState(ctx context.Context) error {
 	topic, table := "bench_steady", b.ns+".bench_steady"
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	addr, err := freeAddr()
+	addr, err := subprocess.FreeAddr()
 	if err != nil {
 		return err
 	}

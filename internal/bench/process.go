@@ -6,16 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 )
 
 // startBroker runs `ledgerstream broker` as a child process and returns its address.
@@ -44,10 +44,10 @@ func (b *run) startBroker(ctx context.Context) (*exec.Cmd, string, error) {
 // service prepares a long-running child (a streaming `run`) that ctx's cancellation stops
 // with SIGTERM, as an operator would, so that it closes cleanly; its stdout and stderr go
 // to the returned buffer.
-func (b *run) service(ctx context.Context, args ...string) (*exec.Cmd, *syncBuffer) {
+func (b *run) service(ctx context.Context, args ...string) (*exec.Cmd, *subprocess.Output) {
 	cmd := exec.CommandContext(ctx, b.o.Binary, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	out := &syncBuffer{}
+	out := &subprocess.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	return cmd, out
 }
@@ -105,35 +105,6 @@ func (b *run) child(ctx context.Context, args ...string) (childRun, error) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// syncBuffer is a buffer that a child process writes to (stdout and stderr at once) while
-// the bench reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address with a port free at the time of the call.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // waitReady polls url until it answers 200 or the timeout passes.

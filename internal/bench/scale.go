@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/kafka"
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 )
 
 // ScaleRow is one worker count's figures in the scale-out stage.
@@ -71,7 +72,7 @@ func (b *run) scaleOut(ctx context.Context) error {
 // scaleWorker is one `run` process of the scale-out stage.
 type scaleWorker struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *subprocess.Output
 	addr string
 }
 
@@ -94,7 +95,7 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		}
 	}()
 	for i := range workers {
-		addr, err := freeAddr()
+		addr, err := subprocess.FreeAddr()
 		if err != nil {
 			return ScaleRow{}, err
 		}

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to probe the server
+
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 )
 
 // VersityGWInstall is the command that installs the S3 gateway the tests use (.ci/run runs it).
@@ -90,7 +92,7 @@ func StartS3(t testing.TB, accessKey, secretKey string, buckets ...string) *S3 {
 	s := &S3{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, Log: filepath.Join(t.TempDir(), "versitygw.log"), bin: bin}
 	t.Cleanup(s.Kill)
 	for attempt := 0; ; attempt++ {
-		s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.addr = freeAddr(t)
 		s.Endpoint = "http://" + s.addr
 		err := s.start()
 		if err == nil {
@@ -347,12 +349,11 @@ func WriteSecret(t testing.TB, name, value string) string {
 	return p
 }
 
-func freePort(t testing.TB) int {
+func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := subprocess.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return addr
 }
