@@ -25,7 +25,10 @@ func TestClassifyCommitError(t *testing.T) {
 		{errors.New(`requirement failed: branch "main" has changed: expected id 1, found 2`), true},
 		{errors.New(`requirement failed: branch "main" was created concurrently`), true},
 		{errors.New(`requirement failed: branch or tag "main" is missing, expected 5`), true},
-		{rest.ErrCommitStateUnknown, false}, // HTTP 5xx
+		{errors.New("Requirement failed: current schema id has changed: expected 0, found 1"), true}, // a schema update
+		{errors.New("Requirement failed: last assigned field id has changed: expected 16, found 17"), true},
+		{errors.New("Requirement failed: UUID mismatch: a != b"), false}, // another table, not a moved one
+		{rest.ErrCommitStateUnknown, false},                              // HTTP 5xx
 		{context.DeadlineExceeded, false},
 		{errors.New("database is locked"), false},
 	} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 func TestRejectsIdent(t *testing.T) {
@@ -174,5 +176,41 @@ func TestRejectsTableEvolves(t *testing.T) {
 	}
 	if err := CheckSchema(tbl.Schema(), RejectsSchema()); err != nil {
 		t.Fatalf("new table: %v", err)
+	}
+}
+
+// Workers that start together race to add the rejects table's new columns: the loser's
+// conflict is marked temporary, for the caller's retry policy (there is no other retry
+// loop), and its next attempt finds the columns there. On PostgreSQL too when available
+// (its compare-and-swap commit is the one a shared catalog has).
+func TestRejectsTableEvolutionRace(t *testing.T) {
+	cats := map[string]*Catalog{"sqlite": openSQLite(t)}
+	if os.Getenv("LEDGERSTREAM_TEST_POSTGRES") != "" {
+		cats["postgres"] = openPostgres(t)
+	}
+	for name, c := range cats {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ident := RejectsIdent(testIdent())
+			stale, err := c.EnsureTable(ctx, ident, rejectsBaseSchema())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The winner evolves the table after the loser loaded it.
+			if _, err := c.EnsureRejectsTable(ctx, ident); err != nil {
+				t.Fatal(err)
+			}
+			_, err = addRejectsColumns(ctx, ident, stale)
+			if err == nil || !retry.IsKnownTemporary(err) || !strings.Contains(err.Error(), "add columns source_offset_last") {
+				t.Fatalf("the loser's commit: %v, want a conflict marked temporary", err)
+			}
+			tbl, err := c.EnsureRejectsTable(ctx, ident) // the policy's next attempt
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(tbl.Metadata().Schemas()); n != 2 {
+				t.Errorf("%d schemas after the race, want 2", n)
+			}
+		})
 	}
 }

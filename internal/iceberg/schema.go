@@ -9,6 +9,8 @@ import (
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
 
 // Ledger column names, in field-id order (ids 1..12, docs/design.md §1).
@@ -142,53 +144,56 @@ func CheckSchema(have, want *ice.Schema) error {
 	return nil
 }
 
-// EnsureRejectsTable creates the rejects table ident with the schema it was first released
-// with when it does not exist, then adds the columns added since (rejectsAddedColumns)
-// that it lacks, by schema evolution: old tables and new ones end with the same field ids.
-// Concurrent workers may race to add a column; the loser re-reads the table and finds it.
-func (c *Catalog) EnsureRejectsTable(ctx context.Context, ident table.Identifier) error {
+// EnsureRejectsTable returns the rejects table ident, creating it with the schema it was
+// first released with when it does not exist, then adding the columns added since
+// (rejectsAddedColumns) that it lacks, by schema evolution: old tables and new ones end
+// with the same field ids. Workers that start together may race to add a column: the
+// loser's commit conflicts and is marked temporary, so that the caller's retry policy runs
+// EnsureRejectsTable again, which re-reads the table and finds the column there.
+func (c *Catalog) EnsureRejectsTable(ctx context.Context, ident table.Identifier) (*table.Table, error) {
 	tbl, err := c.EnsureTable(ctx, ident, rejectsBaseSchema())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		var missing []ice.NestedField
-		for _, f := range rejectsAddedColumns() {
-			if _, ok := tbl.Schema().FindFieldByName(f.Name); !ok {
-				missing = append(missing, f)
-			}
-		}
-		if len(missing) == 0 {
-			break
-		}
-		txn := tbl.NewTransaction()
-		upd := txn.UpdateSchema(true, false)
-		for _, f := range missing {
-			upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
-		}
-		err := upd.Commit()
-		if err == nil {
-			_, err = txn.Commit(ctx)
-		}
-		if err == nil {
-			break
-		}
-		if attempt >= 5 {
-			return fmt.Errorf("iceberg: add columns %s to %s: %w", fieldNames(missing), identString(ident), err)
-		}
-		// Most likely another worker evolved or committed first: re-read and look again.
-		if tbl, err = c.loadTable(ctx, ident); err != nil {
-			return fmt.Errorf("iceberg: re-read %s after a failed schema update: %w", identString(ident), err)
-		}
-	}
-	tbl, err = c.loadTable(ctx, ident)
-	if err != nil {
-		return fmt.Errorf("iceberg: load %s: %w", identString(ident), err)
+	if tbl, err = addRejectsColumns(ctx, ident, tbl); err != nil {
+		return nil, err
 	}
 	if err := CheckSchema(tbl.Schema(), RejectsSchema()); err != nil {
-		return fmt.Errorf("iceberg: table %s exists with an incompatible schema: %w", identString(ident), err)
+		return nil, fmt.Errorf("iceberg: table %s exists with an incompatible schema: %w", identString(ident), err)
 	}
-	return nil
+	return tbl, nil
+}
+
+// addRejectsColumns adds to tbl, as loaded, the columns of rejectsAddedColumns it lacks,
+// and returns the table as committed; a conflict (the table moved since it was loaded) is
+// marked temporary.
+func addRejectsColumns(ctx context.Context, ident table.Identifier, tbl *table.Table) (*table.Table, error) {
+	var missing []ice.NestedField
+	for _, f := range rejectsAddedColumns() {
+		if _, ok := tbl.Schema().FindFieldByName(f.Name); !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return tbl, nil
+	}
+	txn := tbl.NewTransaction()
+	upd := txn.UpdateSchema(true, false)
+	for _, f := range missing {
+		upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+	}
+	err := upd.Commit()
+	if err == nil {
+		tbl, err = txn.Commit(ctx)
+	}
+	if err != nil {
+		err = fmt.Errorf("iceberg: add columns %s to %s: %w", fieldNames(missing), identString(ident), err)
+		if isCommitConflict(err) {
+			return nil, retry.MarkTemporary(err)
+		}
+		return nil, err
+	}
+	return tbl, nil
 }
 
 func fieldNames(fs []ice.NestedField) string {

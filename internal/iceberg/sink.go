@@ -91,11 +91,17 @@ func (c *Catalog) NewSink(ctx context.Context, ident table.Identifier, pipeline 
 // NewRejectSink returns the sink of pipeline on the rejects table of the ledger ident
 // (RejectsIdent), creating the table if it does not exist (EnsureTable with RejectsSchema).
 func (c *Catalog) NewRejectSink(ctx context.Context, ledgerIdent table.Identifier, pipeline string) (*RejectSink, error) {
-	ident := RejectsIdent(ledgerIdent)
-	if err := c.EnsureRejectsTable(ctx, ident); err != nil {
+	tbl, err := c.EnsureRejectsTable(ctx, RejectsIdent(ledgerIdent))
+	if err != nil {
 		return nil, err
 	}
-	return newTableSink(ctx, c, ident, pipeline, RejectsSchema(), func() (Encoder[ledger.RejectRow], error) { return NewRejectEncoder(nil) })
+	return c.NewRejectSinkOn(ledgerIdent, pipeline, tbl)
+}
+
+// NewRejectSinkOn is NewRejectSink on tbl, the rejects table as EnsureRejectsTable
+// returned it: it loads nothing.
+func (c *Catalog) NewRejectSinkOn(ledgerIdent table.Identifier, pipeline string, tbl *table.Table) (*RejectSink, error) {
+	return newTableSinkOn(c, RejectsIdent(ledgerIdent), pipeline, tbl, func() (Encoder[ledger.RejectRow], error) { return NewRejectEncoder(nil) })
 }
 
 func newTableSink[R any](ctx context.Context, c *Catalog, ident table.Identifier, pipeline string, schema *ice.Schema, newEnc func() (Encoder[R], error)) (*TableSink[R], error) {
@@ -484,8 +490,7 @@ func (s *TableSink[R]) Commit(ctx context.Context, base engine.TableState, stage
 // its head, which the new snapshot carries forward, cannot be read: a permanent
 // *DamageError then, not an outcome to settle or an outage to wait out. Nil otherwise.
 func headDamage(ctx context.Context, tbl *table.Table, err error) error {
-	if errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) || isRefRequirementFailure(err) ||
-		ctx.Err() != nil {
+	if isCommitConflict(err) || ctx.Err() != nil {
 		return nil
 	}
 	snap := tbl.CurrentSnapshot()
@@ -518,18 +523,29 @@ func dependencyOf(err error) retry.Dependency {
 // classifyCommitError wraps engine.ErrConflict around the failures that prove nothing was
 // committed because the table moved: table.ErrCommitFailed (REST 409, the SQL catalog's
 // compare-and-swap on metadata_location), and the SQL catalog's requirement check, which
-// returns plain errors (table/requirements.go:321,325,328). Everything else is an unknown
-// outcome.
+// returns plain errors (table/requirements.go) before it writes anything. Everything else is
+// an unknown outcome.
 func classifyCommitError(name string, err error) error {
-	if errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) || isRefRequirementFailure(err) {
+	if isCommitConflict(err) {
 		return fmt.Errorf("%w: %s: %w", engine.ErrConflict, name, err)
 	}
 	return fmt.Errorf("iceberg: commit to %s: outcome unknown: %w", name, err)
 }
 
-func isRefRequirementFailure(err error) bool {
+// isCommitConflict tells whether a commit failed because the table moved, nothing of it
+// committed (see classifyCommitError).
+func isCommitConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) || isRequirementFailure(err)
+}
+
+// isRequirementFailure tells whether err is the SQL catalog's requirement check refusing a
+// commit because the table moved since it was loaded: a ref (a data commit) or the schema,
+// its field ids, or its partition spec (a schema update). iceberg-go returns plain errors,
+// capitalised or not ("requirement failed: branch \"main\" has changed", "Requirement
+// failed: current schema id has changed").
+func isRequirementFailure(err error) bool {
 	msg := err.Error()
-	if !strings.Contains(msg, "requirement failed:") {
+	if !strings.Contains(strings.ToLower(msg), "requirement failed:") {
 		return false
 	}
 	return strings.Contains(msg, "has changed") ||
