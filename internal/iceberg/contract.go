@@ -280,6 +280,19 @@ func (c *Catalog) NewContractSink(ctx context.Context, ident table.Identifier, p
 	if err != nil {
 		return nil, err
 	}
+	return c.NewContractSinkOn(ident, pipeline, tbl, ct)
+}
+
+// NewContractSinkOn is NewContractSink on tbl, the ledger as EnsureLedger returned it: it
+// loads nothing. For the default contract, tbl's schema is checked against LedgerSchema as
+// NewSink checks it.
+func (c *Catalog) NewContractSinkOn(ident table.Identifier, pipeline string, tbl *table.Table, ct *ledger.Contract) (*Sink, error) {
+	if ct.IsDefault() {
+		if err := CheckSchema(tbl.Schema(), LedgerSchema()); err != nil {
+			return nil, fmt.Errorf("iceberg: table %s exists with an incompatible schema: %w", identString(ident), err)
+		}
+		return newTableSinkOn(c, ident, pipeline, tbl, func() (Encoder[ledger.Row], error) { return NewRowEncoder(nil) })
+	}
 	schema, spec := tbl.Schema(), tbl.Spec()
 	return newTableSinkOn(c, ident, pipeline, tbl, func() (Encoder[ledger.Row], error) {
 		enc, err := NewContractEncoder(nil, schema, ct)

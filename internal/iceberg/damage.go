@@ -223,12 +223,17 @@ type FilesChecked struct {
 // index rebuild, a sync, verify). The first damaged file is returned as a *DamageError,
 // marked retry.Permanent.
 func (c *Catalog) CheckFiles(ctx context.Context, ident table.Identifier) (FilesChecked, error) {
-	var out FilesChecked
-	name := identString(ident)
 	tbl, err := c.loadTable(ctx, ident)
 	if err != nil {
-		return out, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: check the files of %s: %w", name, err))
+		return FilesChecked{}, retry.Tag(dependencyOf(err), fmt.Errorf("iceberg: check the files of %s: %w", identString(ident), err))
 	}
+	return c.checkFiles(ctx, tbl)
+}
+
+// checkFiles is CheckFiles on tbl as loaded.
+func (c *Catalog) checkFiles(ctx context.Context, tbl *table.Table) (FilesChecked, error) {
+	var out FilesChecked
+	name := identString(tbl.Identifier())
 	head := mainSnapshotID(tbl.Metadata())
 	if head == 0 {
 		return out, nil

@@ -69,6 +69,7 @@ type TableSink[R any] struct {
 	tbl     *table.Table // as of the last Load or successful Commit
 	encs    []Encoder[R] // free encoders
 	checked bool         // CheckFiles passed
+	tried   bool         // CheckFiles ran (a retry re-reads the table)
 }
 
 // Sink is the ledger table's sink.
@@ -181,13 +182,20 @@ func (s *TableSink[R]) Load(ctx context.Context) (engine.TableState, error) {
 // holds (docs/design.md §7).
 func (s *TableSink[R]) CheckFiles(ctx context.Context) error {
 	s.mu.Lock()
-	done := s.checked
+	done, tbl, retried := s.checked, s.tbl, s.tried
+	s.tried = true
 	s.mu.Unlock()
 	if done {
 		return nil
 	}
 	started := time.Now()
-	n, err := s.cat.CheckFiles(ctx, s.ident)
+	var n FilesChecked
+	var err error
+	if retried || tbl == nil {
+		n, err = s.cat.CheckFiles(ctx, s.ident) // the table may have moved since
+	} else {
+		n, err = s.cat.checkFiles(ctx, tbl) // the table the sink was opened on, just loaded
+	}
 	if err != nil {
 		return err
 	}

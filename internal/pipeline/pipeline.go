@@ -140,11 +140,12 @@ func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 		ecfg.Retry = &retry.Policy{OutageTimeout: cfg.OutageTimeout, HandOffAfter: session, Logger: log, Clock: ecfg.Clock}
 	}
 	// Before it joins the group a worker holds nothing to hand off: it waits.
-	contract, err := ensureLedger(ctx, cfg, ecfg.Retry.WithoutHandOff())
+	tbls, err := ensureLedger(ctx, cfg, ecfg.Retry.WithoutHandOff())
 	if err != nil {
 		return Result{}, err
 	}
-	sinks, closeSinks, err := openSinks(ctx, cfg, contract, log)
+	contract := tbls.contract
+	sinks, closeSinks, err := openSinks(cfg, tbls, log)
 	if err != nil {
 		return Result{}, err
 	}
@@ -188,17 +189,18 @@ func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 	return Result{Stats: eng.Stats(), Elapsed: time.Since(start)}, err
 }
 
-// openSinks opens what a worker writes to: the ledger, its rejects table, and this
-// worker's transaction id index file, <index-dir>/<table>~<pipeline>[~<worker>].idx. The
-// index file is locked: two workers on one machine need distinct worker ids (or index
-// directories). Call the returned func when done.
-func openSinks(ctx context.Context, cfg Config, contract *ledger.Contract, log *slog.Logger) (engine.Sinks, func() error, error) {
-	pipeline := cfg.Engine.Pipeline
-	sink, err := cfg.Catalog.NewContractSink(ctx, cfg.Table, pipeline, contract)
+// openSinks opens what a worker writes to, on the tables ensureLedger loaded: the ledger,
+// its rejects table, and this worker's transaction id index file,
+// <index-dir>/<table>~<pipeline>[~<worker>].idx. The index file is locked: two workers on
+// one machine need distinct worker ids (or index directories). Call the returned func when
+// done.
+func openSinks(cfg Config, t tables, log *slog.Logger) (engine.Sinks, func() error, error) {
+	pipeline, contract := cfg.Engine.Pipeline, t.contract
+	sink, err := cfg.Catalog.NewContractSinkOn(cfg.Table, pipeline, t.ledger, contract)
 	if err != nil {
 		return engine.Sinks{}, nil, err
 	}
-	rejects, err := cfg.Catalog.NewRejectSink(ctx, cfg.Table, pipeline)
+	rejects, err := cfg.Catalog.NewRejectSinkOn(cfg.Table, pipeline, t.rejects)
 	if err != nil {
 		return engine.Sinks{}, nil, err
 	}

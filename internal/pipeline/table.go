@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/apache/iceberg-go/table"
+
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 	"github.com/ledgerstream/ledgerstream/internal/retry"
@@ -40,13 +42,21 @@ type Created struct {
 	Catalog, Warehouse string
 }
 
-// ensureLedger makes sure the worker has a ledger to write to, creating it as cfg.CreateTable
-// allows (and telling cfg.OnCreated), and returns the contract to write it with (the table's,
-// or cfg.Contract applied to it as an evolution: iceberg.EnsureLedger). It runs once, at the
-// start, under the worker's retry policy: workers that start together contend for a SQLite
-// catalog's write lock or race to create the table, and a catalog may be briefly away when a
-// worker starts; those are waited out, loudly, like an outage mid-stream.
-func ensureLedger(ctx context.Context, cfg Config, policy *retry.Policy) (*ledger.Contract, error) {
+// tables are the worker's tables as ensureLedger loaded them, for the sinks to start on.
+type tables struct {
+	ledger, rejects *table.Table
+	contract        *ledger.Contract // the contract to write the ledger with
+}
+
+// ensureLedger makes sure the worker has a ledger and a rejects table to write to, creating
+// them as cfg.CreateTable allows (and telling cfg.OnCreated), and returns them with the
+// contract to write the ledger with (the table's, or cfg.Contract applied to it as an
+// evolution: iceberg.EnsureLedger). It runs once, at the start, under the worker's retry
+// policy: workers that start together contend for a SQLite catalog's write lock or race to
+// create or evolve the tables, and a catalog may be briefly away when a worker starts;
+// those are waited out, loudly, like an outage mid-stream. Each table is loaded once here,
+// and the sinks start on what was loaded.
+func ensureLedger(ctx context.Context, cfg Config, policy *retry.Policy) (tables, error) {
 	cat, ident := cfg.Catalog, cfg.Table
 	name := identName(ident)
 	var exists bool
@@ -55,13 +65,13 @@ func ensureLedger(ctx context.Context, cfg Config, policy *retry.Policy) (*ledge
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("check table %s: %w", name, err)
+		return tables{}, fmt.Errorf("check table %s: %w", name, err)
 	}
 	announce := false
 	if !exists {
 		switch cfg.CreateTable {
 		case CreateNever:
-			return nil, fmt.Errorf("table %s does not exist and --create-table=no forbids creating it: check --table, or pass --create-table=yes", name)
+			return tables{}, fmt.Errorf("table %s does not exist and --create-table=no forbids creating it: check --table, or pass --create-table=yes", name)
 		case CreateIfAlone:
 			var others []string
 			err := waitOutCatalog(ctx, policy, "list the ledgers beside "+name, func(ctx context.Context) (err error) {
@@ -69,10 +79,10 @@ func ensureLedger(ctx context.Context, cfg Config, policy *retry.Policy) (*ledge
 				return err
 			})
 			if err != nil {
-				return nil, err
+				return tables{}, err
 			}
 			if len(others) > 0 && !slices.Contains(others, name) {
-				return nil, fmt.Errorf("table %s does not exist, but %s does: a typo in --table? Pass --table %s, or --create-table=yes to start a second ledger (it would read the topic from --starting-offsets)",
+				return tables{}, fmt.Errorf("table %s does not exist, but %s does: a typo in --table? Pass --table %s, or --create-table=yes to start a second ledger (it would read the topic from --starting-offsets)",
 					name, strings.Join(others, ", "), others[0])
 			}
 			// Another worker of the pipeline may have created it since TableExists looked:
@@ -82,18 +92,26 @@ func ensureLedger(ctx context.Context, cfg Config, policy *retry.Policy) (*ledge
 			announce = true
 		}
 	}
-	var contract *ledger.Contract
+	var t tables
 	err = waitOutCatalog(ctx, policy, "open table "+name, func(ctx context.Context) (err error) {
-		_, contract, err = cat.EnsureLedger(ctx, ident, cfg.Contract)
+		t.ledger, t.contract, err = cat.EnsureLedger(ctx, ident, cfg.Contract)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return tables{}, err
+	}
+	rejects := iceberg.RejectsIdent(ident)
+	err = waitOutCatalog(ctx, policy, "open table "+identName(rejects), func(ctx context.Context) (err error) {
+		t.rejects, err = cat.EnsureRejectsTable(ctx, rejects)
+		return err
+	})
+	if err != nil {
+		return tables{}, err
 	}
 	if announce && cfg.OnCreated != nil {
-		cfg.OnCreated(Created{Table: name, Rejects: identName(iceberg.RejectsIdent(ident)), Catalog: cat.Kind(), Warehouse: cat.Warehouse()})
+		cfg.OnCreated(Created{Table: name, Rejects: identName(rejects), Catalog: cat.Kind(), Warehouse: cat.Warehouse()})
 	}
-	return contract, nil
+	return t, nil
 }
 
 // waitOutCatalog runs fn under the retry policy as an operation op on the catalog. Anything

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/retry"
 )
@@ -36,6 +38,26 @@ func TestEnsureLedgerCreateModes(t *testing.T) {
 	created, err := ensure("demo.ledger", CreateIfAlone)
 	if err != nil || len(created) != 1 || created[0].Table != "demo.ledger" || created[0].Rejects != "demo.ledger_rejects" || created[0].Catalog != "sqlite" {
 		t.Fatalf("auto, fresh namespace: created %+v, %v", created, err)
+	}
+
+	// The tables come back loaded, and the sinks start on them.
+	ident, _ := iceberg.ParseIdent("demo.ledger")
+	tbls, err := ensureLedger(ctx, Config{Catalog: cat, Table: ident}, policy)
+	if err != nil || tbls.ledger == nil || tbls.rejects == nil || !tbls.contract.IsDefault() {
+		t.Fatalf("ensureLedger: %+v, %v", tbls, err)
+	}
+	if _, ok := tbls.rejects.Schema().FindFieldByName(iceberg.ColSourceOffsetLast); !ok {
+		t.Errorf("the rejects table came back without its evolved columns: %s", tbls.rejects.Schema())
+	}
+	sinks, closeSinks, err := openSinks(Config{Catalog: cat, Table: ident, IndexDir: t.TempDir(), Engine: engine.Config{Pipeline: "p"}}, tbls, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSinks()
+	for _, c := range sinks.Checks {
+		if err := c.CheckFiles(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, mode := range []CreateMode{CreateNever, CreateIfAlone, CreateAlways} {
 		if created, err := ensure("demo.ledger", mode); err != nil || len(created) != 0 {
