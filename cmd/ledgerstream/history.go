@@ -62,7 +62,7 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 			return h.WriteText(cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cli.AddJSONFlag(cmd.Flags(), &asJSON)
 	cmd.Flags().StringVar(&since, "since", "", "only snapshots committed at or after this RFC 3339 time")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many snapshots, newest first (0 = all)")
 	cli.FlagRange(cmd.Flags(), "limit", "0", cli.Unbounded)

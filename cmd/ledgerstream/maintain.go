@@ -58,7 +58,7 @@ what would be done.`,
 	f := cmd.Flags()
 	m.AddFlags(f, "")
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be done, change nothing")
-	f.BoolVar(&asJSON, "json", false, "print one JSON document")
+	cli.AddJSONFlag(f, &asJSON)
 	return cmd
 }
 

@@ -62,7 +62,7 @@ func newRejectsListCmd(g *cli.Globals) *cobra.Command {
 	cmd.Flags().StringVar(&reason, "reason", "", "only rejects with this reason code")
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many rows (0 = all)")
 	cli.FlagRange(cmd.Flags(), "limit", "0", cli.Unbounded)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cli.AddJSONFlag(cmd.Flags(), &asJSON)
 	return cmd
 }
 
@@ -97,7 +97,7 @@ func newRejectsShowCmd(g *cli.Globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cli.AddJSONFlag(cmd.Flags(), &asJSON)
 	return cmd
 }
 

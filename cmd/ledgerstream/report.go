@@ -64,7 +64,7 @@ many were.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cli.AddJSONFlag(cmd.Flags(), &asJSON)
 	cmd.Flags().BoolVar(&full, "full", false, "print whole cells, not cut at 20 characters as Spark's show() does")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "report the ledger as it was at this RFC 3339 time or snapshot id (default: now)")
 	cmd.Flags().StringVar(&from, "from", "", "report only the rows whose time column is at or after this RFC 3339 time or date (YYYY-MM-DD, midnight UTC)")

@@ -64,7 +64,7 @@ the topic takes no window: it accounts for every offset, so it reads every row.`
 			return writeVerify(cmd.OutOrStdout(), res, asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cli.AddJSONFlag(cmd.Flags(), &asJSON)
 	cmd.Flags().BoolVar(&tableOnly, "table-only", false, "run only the notebook's validations, without reading the topic")
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline whose committed offsets bound the reconciliation (default: the only one that committed to the table)")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "check the ledger as it was at this RFC 3339 time or snapshot id (default: now)")

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
 	"github.com/ledgerstream/ledgerstream/internal/produce"
@@ -71,6 +72,12 @@ func Interrupted(ctx context.Context, err error) error {
 		return &ExitError{Code: InterruptedCode(ctx), Msg: ie.Error()}
 	}
 	return err
+}
+
+// AddJSONFlag gives a command --json, for its result as one JSON document on stdout (and
+// its error as one too: WriteJSONError).
+func AddJSONFlag(f *pflag.FlagSet, asJSON *bool) {
+	f.BoolVar(asJSON, "json", false, "print one JSON document")
 }
 
 // WantsJSON says whether cmd was asked for a JSON document (--json).
