@@ -340,9 +340,21 @@ func TestChaos(t *testing.T) {
 			reap(w, time.Now())
 		}
 	}
-	// Dead static members keep their partitions until their sessions expire; a drain that
-	// started before would own only some partitions and finish early.
+	// Dead static members keep their partitions until their sessions expire, and a
+	// rebalance in progress keeps the members that joined it until it completes (up to the
+	// rebalance timeout, 60 s); a drain that started before the group is empty would own
+	// only some partitions and finish early.
 	time.Sleep(2*cfg.session + 500*time.Millisecond)
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		members, desc := groupMembers(st.brokers, st.pipeline)
+		if members == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			dumpChaosLogs(t, cfg.seed, append(all, producer))
+			t.Fatalf("consumer group %s still has members 90 s after every worker exited: %s", st.pipeline, desc)
+		}
+	}
 
 	drainStart := time.Now()
 	drain := st.start(t, "run", "--available-now", "--trigger", "1s", "--session-timeout", cfg.session.String())
@@ -483,19 +495,32 @@ func dumpChaosLogs(t *testing.T, seed uint64, procs []*proc) {
 
 // describeGroup returns what the broker says of a consumer group: its state and members.
 func describeGroup(brokers, group string) string {
+	_, desc := groupMembers(brokers, group)
+	return desc
+}
+
+// groupMembers returns how many members the consumer group has (-1 when it could not be
+// described) and its description: state, protocol and members.
+func groupMembers(brokers, group string) (int, string) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
 	if err != nil {
-		return err.Error()
+		return -1, err.Error()
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	described, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
 	if err != nil {
-		return err.Error()
+		return -1, err.Error()
 	}
 	var b strings.Builder
+	members := 0
 	for _, g := range described {
+		if g.Err != nil {
+			members = -1
+		} else if members >= 0 {
+			members += len(g.Members)
+		}
 		fmt.Fprintf(&b, "state %s, protocol %s, error %v, %d members:", g.State, g.Protocol, g.Err, len(g.Members))
 		for _, m := range g.Members {
 			inst := ""
@@ -505,7 +530,7 @@ func describeGroup(brokers, group string) string {
 			fmt.Fprintf(&b, " [%s instance %q client %s host %s]", m.MemberID, inst, m.ClientID, m.ClientHost)
 		}
 	}
-	return b.String()
+	return members, b.String()
 }
 
 // lastLine returns the last line of s that starts with prefix, or "".

@@ -696,7 +696,8 @@ func TestSourceLeaveAndRejoin(t *testing.T) {
 // franz-go's Close waits for that request, which the coordinator may hold for the whole
 // rebalance timeout (60 s) while another member finishes its batch, and a worker in a
 // network fault can be held as long (TestOutages/kafka-black-hole once hung a minute at
-// SIGTERM). Close gives up waiting after closeWait, and says so.
+// SIGTERM). Close leaves the group directly then, so that the group does not wait for
+// it either.
 func TestSourceCloseWhileJoinHeld(t *testing.T) {
 	b := startTestBroker(t, BrokerConfig{Partitions: 4, Topics: []string{"tx"}})
 	cc := clientCfg(t, b)
@@ -746,5 +747,16 @@ func TestSourceCloseWhileJoinHeld(t *testing.T) {
 		t.Fatalf("Close still waiting after %s while the coordinator holds the group's join", time.Since(start).Round(time.Second))
 	}
 	t.Logf("Close returned after %s; its log:\n%s", time.Since(start).Round(100*time.Millisecond), logs.String())
+	// a told the coordinator it left: the group's rebalance goes on without it, long before
+	// the rebalance timeout would have dropped it, and the other two own every partition.
 	busy.Release()
+	left := time.Now()
+	waitFor(t, "the two members left own every partition", 20*time.Second, func() bool {
+		poll(busy)
+		busy.Release()
+		poll(third)
+		third.Release()
+		return len(busy.Assigned())+len(third.Assigned()) == 4
+	})
+	t.Logf("the others owned every partition %s after a closed", time.Since(left).Round(100*time.Millisecond))
 }

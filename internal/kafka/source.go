@@ -560,34 +560,79 @@ const closeWait = 10 * time.Second
 // and closes the client. It first allows any blocked rebalance, since leaving is one.
 // Stop calling Fetch before Close; later calls are safe and return an error.
 //
-// Close returns within closeWait even when the client does not close: franz-go's Close
-// waits for the group's JoinGroup in flight, which it sends on the client's own context
-// and which may wait out the rebalance timeout plus the request overhead (70 s) when it
-// went into a connection that a network fault left dead. A stopping worker does not wait
-// for that: the group moves its partitions when its session times out, and they resume
-// from the tables. The goroutine left closing the client ends with the process.
+// Close returns within closeWait. franz-go's leave and Close wait for the group's
+// JoinGroup in flight, which the coordinator may hold for the whole rebalance timeout
+// (60 s) while another member finishes its batch, or which a network fault may leave
+// unanswered as long. When the leave has not finished in half of closeWait, Close tells
+// the coordinator from a client outside the group that this member has left, so that the
+// group neither waits for it nor keeps its partitions; the goroutine left closing the
+// client, if it still waits, ends with the process.
 func (s *Source) Close() {
 	s.closeOnce.Do(func() {
 		cl, _ := s.clients()
 		cl.AllowRebalance()
+		member, _ := cl.GroupMetadata()
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		defer cancel()
-		if err := cl.LeaveGroupContext(ctx); err != nil {
-			s.log.Warn("kafka: could not leave the consumer group; it moves this worker's partitions when the session times out",
-				"error", err)
+		lctx, lcancel := context.WithTimeout(ctx, closeWait/2)
+		err := cl.LeaveGroupContext(lctx)
+		lcancel()
+		if err != nil && member != "" {
+			err = s.leaveAs(ctx, member)
 		}
-		closed := make(chan struct{})
-		go func() {
-			defer close(closed)
-			cl.Close()
-		}()
-		select {
-		case <-closed:
-		case <-ctx.Done():
-			s.log.Warn("kafka: the client is still closing (a group request is waiting for the coordinator); stopping without it: the group moves this worker's partitions when the session times out",
-				"waited", closeWait)
+		if err != nil {
+			s.log.Warn("kafka: could not leave the consumer group; it moves this worker's partitions when the session times out", "error", err)
+		}
+		if !closeWithin(ctx, cl) {
+			s.log.Warn("kafka: the client is still closing (a group request is waiting for the coordinator); stopping without it", "waited", closeWait)
 		}
 	})
+}
+
+// leaveAs tells the group's coordinator, from a client outside the group, that member
+// (with this worker's instance id when it is a static member) has left the group.
+func (s *Source) leaveAs(ctx context.Context, member string) error {
+	plain, err := s.client.newClient(s.plainOpts...)
+	if err != nil {
+		return err
+	}
+	defer plain.Close()
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group, req.MemberID = s.group, member
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = member
+	if s.instanceID != "" {
+		m.InstanceID = kmsg.StringPtr(s.instanceID)
+	}
+	m.Reason = kmsg.StringPtr("ledgerstream worker stopping while the group's join waited")
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, plain)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		for _, m := range resp.Members {
+			err = errors.Join(err, kerr.ErrorForCode(m.ErrorCode))
+		}
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) { // already gone: a session expired meanwhile
+		return fmt.Errorf("kafka: leave group %s as member %s: %w", s.group, member, err)
+	}
+	s.log.Info("kafka: left the consumer group directly, as its join was held", "member", member)
+	return nil
+}
+
+// closeWithin closes cl, waiting no longer than ctx, and reports whether it closed.
+func closeWithin(ctx context.Context, cl *kgo.Client) bool {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		cl.Close()
+	}()
+	select {
+	case <-closed:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // adjustOffsets runs on franz-go's group goroutine once partitions are assigned (after
