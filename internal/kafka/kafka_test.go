@@ -22,6 +22,7 @@ import (
 	"net"
 
 	"github.com/ledgerstream/ledgerstream/internal/retry"
+	"github.com/ledgerstream/ledgerstream/internal/subprocess"
 	"github.com/ledgerstream/ledgerstream/internal/testinfra"
 )
 
@@ -702,7 +703,7 @@ func TestSourceCloseWhileJoinHeld(t *testing.T) {
 	b := startTestBroker(t, BrokerConfig{Partitions: 4, Topics: []string{"tx"}})
 	cc := clientCfg(t, b)
 	produce(t, cc, "tx", "a", 20)
-	var logs syncLog
+	var logs subprocess.Output // written by the client's goroutines while the test reads it
 	member := func(log *slog.Logger) *Source {
 		s, err := NewSource(context.Background(), SourceConfig{
 			Client: cc, Topic: "tx", Group: "pipe", SessionTimeout: 3 * time.Second, Resume: earliest, Logger: log,
