@@ -182,4 +182,3 @@ func isTemp(err error) bool {
 	var te interface{ Temporary() bool }
 	return errors.As(err, &te) && te.Temporary()
 }
-
