@@ -47,11 +47,15 @@ type Contract struct {
 	// The compiled form (compile): the path tree and the indexes of the key, hash and
 	// report-time fields; strict marks the key and hash fields.
 	root      *pathNode
-	keyIndex  int
-	hashIndex []int
-	timeIndex int
-	strict    []bool
-	scratch   sync.Pool // of *cdecoder
+	nodes     int     // how many nodes root's tree has
+	pathNodes [][]int // by field: the ids of the nodes of its path, the root's first
+	// keep and rejectUnknown are UnknownFields, compared once.
+	keep, rejectUnknown bool
+	keyIndex            int
+	hashIndex           []int
+	timeIndex           int
+	strict              []bool
+	scratch             sync.Pool // of *cdecoder
 }
 
 // Field is one column of a contract.

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -16,8 +17,13 @@ const maxPathDepth = 16
 // pathNode is one object level of a contract's paths: the keys it names, each a field (leaf)
 // or a deeper object.
 type pathNode struct {
-	depth  int
-	keys   []string
+	depth int
+	id    int // index among the contract's nodes (cdecoder.entered)
+	keys  []string
+	// words[i] is keys[i]'s first eight bytes, little-endian, with the quote that closes it
+	// when the key is shorter: one load and compare matches a short key (match).
+	words  []uint64
+	masks  []uint64
 	kids   []*pathNode // nil entry: keys[i] is a leaf, field leaf[i]
 	leaf   []int
 	fields []int  // every field at or below this node, for a whole subtree missing at once
@@ -30,6 +36,23 @@ type pathNode struct {
 // unknown key, or one spelled with escapes: scanString's turn).
 func (n *pathNode) match(v []byte, i, hint int) (int, int) {
 	rest := v[i+1:]
+	if len(rest) >= 8 {
+		w := binary.LittleEndian.Uint64(rest)
+		for j := range n.keys {
+			k := hint + j
+			if k >= len(n.keys) {
+				k -= len(n.keys)
+			}
+			if w&n.masks[k] != n.words[k] || !n.plain[k] {
+				continue
+			}
+			key := n.keys[k]
+			if len(key) < 8 || len(rest) > len(key) && rest[len(key)] == '"' && string(rest[8:len(key)]) == key[8:] {
+				return k, i + 2 + len(key)
+			}
+		}
+		return -1, 0
+	}
 	for j := range n.keys {
 		k := hint + j
 		if k >= len(n.keys) {
@@ -41,6 +64,21 @@ func (n *pathNode) match(v []byte, i, hint int) (int, int) {
 		}
 	}
 	return -1, 0
+}
+
+// keyWord returns the word and mask match compares the first eight bytes of a message's key
+// with: the key's bytes, then its closing quote when it is shorter than eight.
+func keyWord(key string) (word, mask uint64) {
+	var b [8]byte
+	n := copy(b[:], key)
+	if n < 8 {
+		b[n] = '"'
+		n++
+	}
+	for j := range n {
+		mask |= 0xff << (8 * j)
+	}
+	return binary.LittleEndian.Uint64(b[:]), mask
 }
 
 func (n *pathNode) child(key []byte) int {
@@ -66,10 +104,13 @@ func (n *pathNode) widest() int {
 // compile builds the path tree of c's fields.
 func (c *Contract) compile() {
 	root := &pathNode{}
+	nodes := 1
+	c.pathNodes = make([][]int, len(c.Fields))
 	for fi := range c.Fields {
 		n := root
 		path := c.Fields[fi].Path
 		for d, seg := range path {
+			c.pathNodes[fi] = append(c.pathNodes[fi], n.id)
 			n.fields = append(n.fields, fi)
 			i := n.child([]byte(seg))
 			if i < 0 {
@@ -77,6 +118,8 @@ func (c *Contract) compile() {
 				n.kids = append(n.kids, nil)
 				n.leaf = append(n.leaf, -1)
 				n.plain = append(n.plain, !strings.ContainsFunc(seg, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }))
+				w, m := keyWord(seg)
+				n.words, n.masks = append(n.words, w), append(n.masks, m)
 				i = len(n.keys) - 1
 			}
 			if d == len(path)-1 {
@@ -84,12 +127,14 @@ func (c *Contract) compile() {
 				break
 			}
 			if n.kids[i] == nil {
-				n.kids[i] = &pathNode{depth: d + 1}
+				n.kids[i] = &pathNode{depth: d + 1, id: nodes}
+				nodes++
 			}
 			n = n.kids[i]
 		}
 	}
-	c.root = root
+	c.root, c.nodes = root, nodes
+	c.keep, c.rejectUnknown = c.UnknownFields == UnknownKeep, c.UnknownFields == UnknownReject
 	c.keyIndex = c.FieldIndex(c.Key)
 	for _, h := range c.Hash {
 		c.hashIndex = append(c.hashIndex, c.FieldIndex(h))
@@ -106,8 +151,8 @@ func (c *Contract) compile() {
 
 // fieldSpan is where a field's value lies in a message, or, when the field is not there, how
 // far down its path the message went (at: the path index of the value found, which is the
-// leaf's for a present field; kind absent or null there, or a non-object where an object was
-// wanted).
+// leaf's for a present field; kind null there, or a non-object where an object was wanted).
+// For an absent field at is not set while scanning: cdecoder.absentAt finds it.
 type fieldSpan struct {
 	span
 	at int
@@ -118,6 +163,7 @@ type cdecoder struct {
 	c       *Contract
 	value   []byte
 	f       []fieldSpan
+	entered []bool // by pathNode.id: the message has that object
 	extras  []byte // unknown_fields: keep
 	unknown string // unknown_fields: reject, the path of the first unknown key
 	path    [maxPathDepth]string
@@ -160,7 +206,7 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 	// appends), and a decode per message must not cost four allocations of it.
 	d, _ := c.scratch.Get().(*cdecoder)
 	if d == nil {
-		d = &cdecoder{c: c, f: make([]fieldSpan, len(c.Fields))}
+		d = &cdecoder{c: c, f: make([]fieldSpan, len(c.Fields)), entered: make([]bool, c.nodes)}
 	}
 	// No defers here: the function's many returns would make them the runtime's, not
 	// open-coded, and they cost more than the lines they save.
@@ -175,6 +221,7 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	c := d.c
 	d.value = value
 	clear(d.f)
+	clear(d.entered)
 	d.extras, d.unknown = d.extras[:0], ""
 	if err := d.scan(); err != nil {
 		return Row{}, d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
@@ -287,14 +334,14 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			if fs.esc {
 				text = unescape(scratch[:0], raw)
 			}
-			ts, msg := parseTimestamp(text)
+			micros, msg := parseTimestampMicros(text)
 			if msg != "" {
 				return Row{}, d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s", d.name(i), msg))
 			}
 			if f.Type.Kind == TypeTimestamp && hasZone(text) {
 				return Row{}, d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s has a zone, but the column is a timestamp without zone (use timestamptz)", d.name(i), quoteClip(text)))
 			}
-			values[i] = Value{Valid: true, Int: ts.UnixMicro()}
+			values[i] = Value{Valid: true, Int: micros}
 		}
 	}
 
@@ -377,6 +424,9 @@ func (d *cdecoder) name(i int) string {
 func (d *cdecoder) missing(i int) string {
 	f := &d.c.Fields[i]
 	fs := d.f[i]
+	if fs.kind == kindAbsent {
+		fs.at = d.absentAt(i)
+	}
 	at := strings.Join(f.Path[:fs.at+1], ".")
 	what := "absent"
 	if fs.kind == kindNull {
@@ -386,6 +436,18 @@ func (d *cdecoder) missing(i int) string {
 		return fmt.Sprintf("missing required field %s: %s is %s", d.name(i), strconv.Quote(at), what)
 	}
 	return fmt.Sprintf("missing required field %s: object %s is %s", d.name(i), strconv.Quote(at), what)
+}
+
+// absentAt is the at of absent field i: the depth of the deepest object of its path that the
+// message has (the root's is 0).
+func (d *cdecoder) absentAt(i int) int {
+	ids := d.c.pathNodes[i]
+	for at := len(ids) - 1; at > 0; at-- {
+		if d.entered[ids[at]] {
+			return at
+		}
+	}
+	return 0
 }
 
 func (d *cdecoder) checkString(i int, s []byte) (Reason, string) {
@@ -596,7 +658,7 @@ func (d *cdecoder) scan() *syntaxError {
 // sub-objects) are appended to d.extras as one JSON object, or nothing when there are none.
 func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 	v := d.value
-	keep := d.c.UnknownFields == UnknownKeep
+	keep := d.c.keep
 	opened := false // d.extras has this object's '{'
 	sep := func() {
 		if opened {
@@ -607,6 +669,10 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 		}
 	}
 	var seen uint64
+	// The unknown keys so far, for duplicates: the first few, when written without escapes,
+	// as their bounds in the message (no allocation); the others in a map.
+	var few [4][2]int32
+	nfew := 0
 	var unknown map[string]struct{}
 	hint := 0
 	i = skipSpace(v, i+1)
@@ -619,16 +685,17 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 		}
 		keyAt := i
 		var key []byte
-		var keyBuf [64]byte
+		var keyEsc bool
 		k, next := node.match(v, i, hint)
 		if k >= 0 {
 			key, hint = v[i+1:next-1], k+1
 		} else {
+			var keyBuf [64]byte // here, not above: zeroing it costs every key
 			ks, ke, esc, n, err := scanString(v, i)
 			if err != nil {
 				return 0, err
 			}
-			key, next = v[ks:ke], n
+			key, next, keyEsc = v[ks:ke], n, esc
 			if esc {
 				key = unescape(keyBuf[:0], key)
 			}
@@ -668,9 +735,7 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 		case k >= 0: // an object the contract reaches into
 			kid := node.kids[k]
 			if i < len(v) && v[i] == '{' {
-				for _, fi := range kid.fields {
-					d.f[fi].at = kid.depth // absent unless found below
-				}
+				d.entered[kid.id] = true // an absent field below is absent down to here (at)
 				d.path[node.depth] = node.keys[k]
 				mark, wasOpened := len(d.extras), opened
 				if keep {
@@ -699,25 +764,34 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 				i = next
 			}
 		default: // unknown
-			if unknown == nil {
-				unknown = make(map[string]struct{})
+			_, dup := unknown[string(key)]
+			for _, u := range few[:nfew] {
+				dup = dup || string(v[u[0]:u[1]]) == string(key)
 			}
-			if _, dup := unknown[string(key)]; dup {
+			if dup {
 				return 0, errAt(keyAt, "duplicate key %s", quoteClip(key))
 			}
-			unknown[string(key)] = struct{}{}
+			if !keyEsc && nfew < len(few) && next <= math.MaxInt32 {
+				few[nfew] = [2]int32{int32(keyAt + 1), int32(next - 1)}
+				nfew++
+			} else {
+				if unknown == nil {
+					unknown = make(map[string]struct{})
+				}
+				unknown[string(key)] = struct{}{}
+			}
 			start := i
 			next, err := skipValue(v, i)
 			if err != nil {
 				return 0, err
 			}
-			switch d.c.UnknownFields {
-			case UnknownKeep:
+			switch {
+			case keep:
 				sep()
 				d.extras = append(d.extras, rawKey...)
 				d.extras = append(d.extras, ':')
 				d.extras = append(d.extras, v[start:next]...)
-			case UnknownReject:
+			case d.c.rejectUnknown:
 				if d.unknown == "" {
 					d.unknown = strings.Join(append(d.path[:node.depth:node.depth], string(key)), ".")
 				}

@@ -334,6 +334,13 @@ report: {group_by: [], amount: i, time: d}
 		{&rules, `{"id":"P1","id":"P2"}`, ReasonMalformedJSON, `duplicate key "id"`, "P1"},
 		{&rules, `{"id":"P1","payer":{"account":"A","account":"B"}}`, ReasonMalformedJSON, `duplicate key "account"`, "P1"},
 		{&rules, `{"id":"P1","x":1,"x":2}`, ReasonMalformedJSON, `duplicate key "x"`, "P1"},
+		// Unknown keys are remembered by their bounds while few and unescaped, else by value.
+		{&rules, `{"id":"P1","x":1,"\u0078":2}`, ReasonMalformedJSON, `duplicate key "x" at byte 17`, "P1"},
+		{&rules, `{"id":"P1","\u0078":1,"x":2}`, ReasonMalformedJSON, `duplicate key "x" at byte 22`, "P1"},
+		{&rules, `{"id":"P1","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"e":7}`, ReasonMalformedJSON, `duplicate key "e" at byte 47`, "P1"},
+		{&rules, `{"id":"P1","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"a":7}`, ReasonMalformedJSON, `duplicate key "a" at byte 47`, "P1"},
+		{&rules, `{"id":"P1","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"f":7}`, ReasonMalformedJSON, `duplicate key "f" at byte 47`, "P1"},
+		{&rules, `{"id":"P1","payer":{"x":1,"account":"ACC1234","x":2}}`, ReasonMalformedJSON, `duplicate key "x" at byte 46`, "P1"},
 		{&rules, `["P1"]`, ReasonMalformedJSON, "message is a JSON array", ""},
 		{&rules, `{"id":"P1"} x`, ReasonMalformedJSON, "trailing data", "P1"},
 	}

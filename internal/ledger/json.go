@@ -419,10 +419,32 @@ func unescape(dst, s []byte) []byte {
 	return dst
 }
 
-// skipValue validates the JSON value starting at d[i] and returns the index after it. It is
-// iterative, with the open containers kept in a bit stack, so hostile nesting cannot exhaust
-// the goroutine stack.
+// skipValue validates the JSON value starting at d[i] and returns the index after it.
+// Scalars, what the messages' fields mostly are, are read here directly; containers go to
+// skipContainer (whose container stack costs a scalar more than the scalar itself).
 func skipValue(d []byte, i int) (int, *syntaxError) {
+	if i < len(d) {
+		switch c := d[i]; {
+		case c == '"':
+			_, _, _, next, err := scanString(d, i)
+			return next, err
+		case c == '-' || isDigit(c):
+			return scanNumber(d, i)
+		case c == 't' && hasPrefix(d[i:], "true"):
+			return i + 4, nil
+		case c == 'f' && hasPrefix(d[i:], "false"):
+			return i + 5, nil
+		case c == 'n' && hasPrefix(d[i:], "null"):
+			return i + 4, nil
+		}
+	}
+	return skipContainer(d, i)
+}
+
+// skipContainer is skipValue for any value, containers included (and the errors of a value
+// that is none). It is iterative, with the open containers kept in a bit stack, so hostile
+// nesting cannot exhaust the goroutine stack.
+func skipContainer(d []byte, i int) (int, *syntaxError) {
 	var stack [maxNesting / 64]uint64 // bit set: the container is an object
 	depth := 0
 	push := func(obj bool) bool {

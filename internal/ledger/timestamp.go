@@ -16,9 +16,31 @@ import (
 // It is hand-written because time.Parse costs twice as much and accepts no zone-less form with
 // a space separator.
 func parseTimestamp(s []byte) (time.Time, string) {
-	bad := func(why string) (time.Time, string) {
-		return time.Time{}, fmt.Sprintf("timestamp %s is not ISO 8601 / RFC 3339: %s", quoteClip(s), why)
+	secs, nanos, why := timestampParts(s)
+	if why != "" {
+		return time.Time{}, badTimestamp(s, why)
 	}
+	return time.Unix(secs, int64(nanos)).UTC(), ""
+}
+
+// parseTimestampMicros is parseTimestamp in microseconds since the epoch, what a column
+// holds, without building a time.Time.
+func parseTimestampMicros(s []byte) (int64, string) {
+	secs, nanos, why := timestampParts(s)
+	if why != "" {
+		return 0, badTimestamp(s, why)
+	}
+	return secs*1_000_000 + int64(nanos/1000), ""
+}
+
+func badTimestamp(s []byte, why string) string {
+	return fmt.Sprintf("timestamp %s is not ISO 8601 / RFC 3339: %s", quoteClip(s), why)
+}
+
+// timestampParts parses a timestamp (parseTimestamp) into Unix seconds and nanoseconds, or
+// says why it is not one.
+func timestampParts(s []byte) (secs int64, nanos int, why string) {
+	bad := func(why string) (int64, int, string) { return 0, 0, why }
 	if len(s) < len("2006-01-02T15:04:05") {
 		return bad("too short (want YYYY-MM-DDThh:mm:ss)")
 	}
@@ -50,7 +72,6 @@ func parseTimestamp(s []byte) (time.Time, string) {
 		return bad("time of day out of range")
 	}
 	rest := s[19:]
-	var nanos int
 	if len(rest) > 0 && rest[0] == '.' {
 		n := 1
 		for n < len(rest) && isDigit(rest[n]) {
@@ -111,13 +132,13 @@ func parseTimestamp(s []byte) (time.Time, string) {
 	default:
 		return bad("want a zone Z, ±hh:mm, ±hhmm or ±hh")
 	}
-	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+min*60+sec-offset)
+	secs = daysFromCivil(year, month, day)*86400 + int64(hour*3600+min*60+sec-offset)
 	if secs < minTimestamp || secs > maxTimestamp {
 		// An offset can push 0001-01-01 or 9999-12-31 out of the range that Spark and Iceberg
 		// read back, and that this parser reads back.
 		return bad("outside 0001-01-01 to 9999-12-31 in UTC")
 	}
-	return time.Unix(secs, int64(nanos)).UTC(), ""
+	return secs, nanos, ""
 }
 
 // The accepted range of event times, in Unix seconds: years 1 to 9999, in UTC.
