@@ -93,6 +93,9 @@ func runPipeline(ctx context.Context, g *cli.Globals, r cli.RunFlags, ff faultFl
 		}
 		defer stop()
 	}
+	if r.MemProfile != "" {
+		defer cli.WriteMemProfile(r.MemProfile)
+	}
 	res, err := pipeline.Run(ctx, cfg, wrap...)
 	if res.Stats == nil {
 		return nil, err

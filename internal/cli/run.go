@@ -34,6 +34,7 @@ type RunFlags struct {
 	MaxMessageBytes int
 	IndexDir        string
 	CPUProfile      string
+	MemProfile      string
 	MemoryLimitMiB  int64
 	CreateTable     string // auto, yes or no: pipeline.CreateMode
 	Ops             OpsFlags
@@ -56,6 +57,7 @@ func (r *RunFlags) AddFlags(f *pflag.FlagSet) {
 	f.DurationVar(&r.OutageTimeout, "outage-timeout", retry.DefaultOutageTimeout, "exit non-zero when one outage of Kafka, the catalog or the storage lasts longer (shorter ones are waited out; 0 = wait for ever)")
 	f.IntVar(&r.MaxMessageBytes, "max-message-bytes", 1<<20, "larger messages are rejected as too_large")
 	f.StringVar(&r.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	f.StringVar(&r.MemProfile, "memprofile", "", "write a profile of the run's allocations to this file at its end (for go tool pprof -sample_index alloc_space)")
 	f.Int64Var(&r.MemoryLimitMiB, "memory-limit-mib", 0, "soft limit of the Go runtime's memory, MiB (0 = 128 MiB + 2 KiB per --max-batch-records; -1 = none; GOMEMLIMIT, when set, wins)")
 	r.Ops.AddFlags(f)
 	limitRunFlags(f)
@@ -175,4 +177,20 @@ func StartCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// WriteMemProfile writes the allocations profile (every allocation sampled since the
+// process began, and what is still in use) to path; a failure is logged, the run's result
+// stands.
+func WriteMemProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		slog.Warn("could not write the memory profile", "path", path, "error", err)
+	}
 }
