@@ -138,6 +138,8 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 		// (FetchError.OutOfRange) and the engine decides, since jumping to the log
 		// start would skip records without a trace. Partitions start where Resume says.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.WithPools(&recordSlices{}),
+		kgo.WithDecompressor(newDecompressor()),
 	}
 	if cfg.Resume != nil {
 		opts = append(opts, kgo.AdjustFetchOffsetsFn(s.adjustOffsets))
@@ -300,6 +302,7 @@ func (s *Source) Fetch(ctx context.Context, max int) ([]engine.Record, error) {
 	recs := make([]engine.Record, 0, n)
 	fetches.EachRecord(func(r *kgo.Record) {
 		recs = append(recs, toRecord(r))
+		r.Recycle() // its slice goes back to s.pool; the fields kept point elsewhere
 	})
 	if err != nil {
 		s.mu.Lock()
