@@ -18,7 +18,7 @@ type batch struct {
 	rows    []ledger.Row       // accepted, at or above the ledger's offset
 	recs    []*Record          // the record of each row, for re-classification
 	rejects []ledger.RejectRow // refused, at or above the rejects table's offset
-	ids     map[string]Owner   // ids accepted by this batch so far
+	ids     *acceptedIDs       // ids accepted by this batch so far
 	records int                // data records read
 	// processed is the batch's processing time (its rows' processing_time): when it began.
 	processed time.Time
@@ -37,7 +37,7 @@ type readSpan struct {
 }
 
 func newBatch() *batch {
-	return &batch{spans: map[Partition]*readSpan{}, ids: map[string]Owner{}}
+	return &batch{spans: map[Partition]*readSpan{}}
 }
 
 // newBatch starts a batch on the buffers of the previous one: batches are large (up to
@@ -45,8 +45,9 @@ func newBatch() *batch {
 func (e *Engine) newBatch() *batch {
 	b := newBatch()
 	b.rows, b.recs = e.rowsBuf[:0], e.recsBuf[:0]
-	if e.idsBuf != nil {
-		b.ids, e.idsBuf = e.idsBuf, nil
+	b.ids, e.idsBuf = e.idsBuf, nil
+	if b.ids == nil {
+		b.ids = newAcceptedIDs(e.cfg.MaxBatchRecords)
 	}
 	b.processed = e.clock.Now().UTC()
 	b.stage = newStager(e.sinks.Ledger, b.processed, e.cfg.StageAheadRows, e.cfg.Retry.Timeout(retry.Storage))
@@ -56,8 +57,14 @@ func (e *Engine) newBatch() *batch {
 // recycle keeps a finished batch's buffers for the next one. The tables do not retain
 // the rows they were given.
 func (e *Engine) recycle(b *batch) {
+	// Cleared, so that the kept buffers do not hold the finished batch's records and strings
+	// live (its fetched messages, the decoder's slabs) while the next batch reads: they
+	// would be marked by every collection until overwritten.
+	clear(b.rows)
+	clear(b.recs)
+	clear(e.decodeBuf)
 	e.rowsBuf, e.recsBuf = b.rows[:0], b.recs[:0]
-	clear(b.ids) // keeps its buckets: growing a map of 100,000 ids afresh costs
+	b.ids.reset()
 	e.idsBuf = b.ids
 }
 
@@ -188,6 +195,9 @@ func (e *Engine) classify(b *batch, s *readSpan, r *Record, d *decoded) error {
 		}
 		if rej == nil {
 			if forLedger {
+				if len(b.rows) == cap(b.rows) {
+					e.grow(b)
+				}
 				b.rows = append(b.rows, row)
 				b.recs = append(b.recs, r)
 			} else {
@@ -209,6 +219,15 @@ func (e *Engine) classify(b *batch, s *readSpan, r *Record, d *decoded) error {
 	return nil
 }
 
+// grow makes room for more rows in the batch: twice as many, up to MaxBatchRecords, which
+// a batch never exceeds. append would grow a slice this large by a quarter at a time,
+// allocating some five times its final size while the first batch fills it.
+func (e *Engine) grow(b *batch) {
+	n := max(min(2*cap(b.rows), e.cfg.MaxBatchRecords), len(b.rows)+1, 1024)
+	b.rows = slices.Grow(b.rows, n-len(b.rows))
+	b.recs = slices.Grow(b.recs, n-len(b.recs))
+}
+
 // dedup checks a valid row's transaction id against the ids accepted before: the index
 // (the ledger's history) and this batch. A replay of the very record that owns the id is
 // not a duplicate; it returns nil and the caller sees forLedger false.
@@ -216,7 +235,7 @@ func (e *Engine) dedup(b *batch, row *ledger.Row, forLedger bool) (*ledger.Rejec
 	if e.sinks.Index == nil {
 		return nil, nil
 	}
-	owner, ok := b.ids[row.TransactionID]
+	owner, ok, h := b.ids.lookup(row.TransactionID)
 	if !ok {
 		err := e.retryIndex(context.Background(), "look up a transaction id in the index", func() error {
 			var err error
@@ -240,7 +259,7 @@ func (e *Engine) dedup(b *batch, row *ledger.Row, forLedger bool) (*ledger.Rejec
 				row.TransactionID, owner.Partition, owner.Offset, owner.Hash, row.TransactionHash)}, nil
 	}
 	if forLedger {
-		b.ids[row.TransactionID] = Owner{Partition: here, Offset: row.SourceOffset, Hash: row.TransactionHash}
+		b.ids.add(row.TransactionID, h, Owner{Partition: here, Offset: row.SourceOffset, Hash: row.TransactionHash})
 	}
 	return nil, nil
 }
@@ -253,7 +272,8 @@ func (e *Engine) reclassify(b *batch) (bool, error) {
 		return false, nil
 	}
 	rows, recs := slices.Clone(b.rows), slices.Clone(b.recs)
-	b.rows, b.recs, b.ids = b.rows[:0], b.recs[:0], map[string]Owner{}
+	b.rows, b.recs = b.rows[:0], b.recs[:0]
+	b.ids.reset()
 	changed := false
 	for i := range rows {
 		rej, err := e.dedup(b, &rows[i], true)

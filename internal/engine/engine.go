@@ -181,7 +181,7 @@ type Engine struct {
 	rowsBuf   []ledger.Row
 	recsBuf   []*Record
 	decodeBuf []decoded
-	idsBuf    map[string]Owner
+	idsBuf    *acceptedIDs
 }
 
 // New returns an engine writing to sinks. Pass its Resume method to the source.
