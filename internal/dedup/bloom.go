@@ -31,11 +31,16 @@ const (
 )
 
 func newBloom(capacity int) *bloom {
-	capacity = max(capacity, bloomMinKeys)
-	nblocks := (capacity*bloomBitsPerKey + 511) / 512
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // never fails (crypto/rand panics rather)
-	return &bloom{seed: binary.LittleEndian.Uint64(seed[:]), blocks: make([][8]uint64, nblocks), cap: capacity}
+	return newBloomSeeded(capacity, binary.LittleEndian.Uint64(seed[:]))
+}
+
+// newBloomSeeded is newBloom with the hash's seed given: a filter that hashes as another.
+func newBloomSeeded(capacity int, seed uint64) *bloom {
+	capacity = max(capacity, bloomMinKeys)
+	nblocks := (capacity*bloomBitsPerKey + 511) / 512
+	return &bloom{seed: seed, blocks: make([][8]uint64, nblocks), cap: capacity}
 }
 
 // full reports whether the filter holds more keys than it was sized for; its false

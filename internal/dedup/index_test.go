@@ -521,6 +521,11 @@ func TestAddAnswersBeforeTheWriteEnds(t *testing.T) {
 	if _, ok, _ := x.Lookup("TXN00000099"); ok {
 		t.Fatal("an id nobody added was found")
 	}
+	for i := 10; i < 20; i++ { // the pending batch's filter answers for each of its ids
+		if o, ok, err := x.Lookup(fmt.Sprintf("TXN%08d", i)); err != nil || !ok || o.Offset != int64(i-10) {
+			t.Fatalf("pending TXN%08d: %+v %v %v", i, o, ok, err)
+		}
+	}
 	close(release)
 	if err := x.Close(); err != nil {
 		t.Fatal(err)
@@ -534,6 +539,33 @@ func TestAddAnswersBeforeTheWriteEnds(t *testing.T) {
 	// Both snapshots were added on top of each other: the file records 2 as synced.
 	if y.Synced() != 2 || y.Stats().Rows != 20 {
 		t.Fatalf("synced %d rows %d, want 2 and 20", y.Synced(), y.Stats().Rows)
+	}
+}
+
+// TestAddPendingKeepsFirstOwner: of an id met twice in one batch (a ledger that holds a
+// duplicate), lookups while the batch is being written answer with the first row read, as
+// the written runs do afterwards.
+func TestAddPendingKeepsFirstOwner(t *testing.T) {
+	l := newFakeLedger()
+	x := openIndex(t, filepath.Join(t.TempDir(), "ids.db"), l)
+	release := make(chan struct{})
+	x.beforeWrite = func() { <-release }
+	rows := append(rowsOf(30, 1, 0, 0), rowsOf(30, 1, 2, 7)...)
+	if err := x.Add(rows, l.commit(1, 0, rows)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if o, ok, err := x.Lookup("TXN00000030"); err != nil || !ok || o.Partition.Partition != 0 || o.Offset != 0 {
+			t.Fatalf("%s: %+v %v %v, want the first row's owner (partition 0, offset 0)", when, o, ok, err)
+		}
+	}
+	check("while the write is held")
+	close(release)
+	x.Synced() // waits for the write
+	check("after the write")
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
