@@ -68,6 +68,8 @@ type Source struct {
 	resume engine.ResumeFunc
 	log    *slog.Logger
 	maxRec int
+	// session is the group's session timeout: also how long an advisory commit may take.
+	session time.Duration
 	// Leave and Rejoin make the clients again from these.
 	client     ClientConfig
 	groupOpts  []kgo.Opt // the group member's options (plainOpts included)
@@ -103,12 +105,13 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 		session = DefaultSessionTimeout
 	}
 	s := &Source{
-		topic:  cfg.Topic,
-		group:  cfg.Group,
-		resume: cfg.Resume,
-		log:    cfg.Logger,
-		maxRec: cfg.MaxPollRecords,
-		owned:  make(map[engine.Partition]struct{}),
+		topic:   cfg.Topic,
+		group:   cfg.Group,
+		resume:  cfg.Resume,
+		log:     cfg.Logger,
+		maxRec:  cfg.MaxPollRecords,
+		session: session,
+		owned:   make(map[engine.Partition]struct{}),
 	}
 	if s.log == nil {
 		s.log = discardLogger
@@ -440,6 +443,14 @@ func (s *Source) CommitAdvisory(ctx context.Context, offsets engine.Offsets) err
 	if left {
 		return nil // nothing is owned while out of the group
 	}
+	// Bounded by the session timeout: a rebalance waits for this worker, which releases
+	// its partitions only after this commit (BlockRebalanceOnPoll), so a commit that does
+	// not return holds the whole group. In TestChaos one made while other members were
+	// joining did not return until the worker was stopped 31 s later, and no worker that
+	// joined meanwhile got a partition (the final drain then found partitions held).
+	// Advisory offsets can wait for the next batch.
+	ctx, cancel := context.WithTimeout(ctx, s.session)
+	defer cancel()
 	var errs []error
 	cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
