@@ -188,6 +188,13 @@ func TestEndToEndContract(t *testing.T) {
 		!strings.Contains(out, "P1: rejected record") {
 		t.Fatalf("history --transaction P1:\n%s", out)
 	}
+	// The commands that only read refuse a --contract other than the table's (v2 now).
+	for _, args := range [][]string{{"history"}, {"history", "--transaction", "P1"}, {"report"}, {"verify", "--table-only"}} {
+		p := st.start(t, args[0], append(args[1:], "--contract", contract)...)
+		if err := p.wait(time.Minute); err == nil || !strings.Contains(p.stderr.String(), "is written with another contract than --contract") {
+			t.Errorf("%s with the contract before the evolution: %v\n%s", strings.Join(args, " "), err, tail(p.stderr.String(), 2000))
+		}
+	}
 }
 
 // TestProduceContract: `produce --contract` sends the contract's messages (valid ones, and

@@ -52,6 +52,9 @@ or the rejects table, and shows its row. Exits 1 when one is in neither table.`,
 				return err
 			}
 			defer cat.Close()
+			if _, err := g.LedgerContract(cmd.Context(), cat, ident); err != nil {
+				return err
+			}
 			h, err := audit.History(cmd.Context(), cat, ident, opts)
 			if err != nil {
 				return err
@@ -88,6 +91,9 @@ func findTransactions(ctx context.Context, w io.Writer, g *cli.Globals, at audit
 		return err
 	}
 	defer cat.Close()
+	if _, err := g.LedgerContract(ctx, cat, ident); err != nil {
+		return err
+	}
 	v, err := audit.Open(ctx, cat, ident, at)
 	if err != nil {
 		return err
