@@ -163,9 +163,10 @@ type cdecoder struct {
 	c       *Contract
 	value   []byte
 	f       []fieldSpan
-	entered []bool // by pathNode.id: the message has that object
-	extras  []byte // unknown_fields: keep
-	unknown string // unknown_fields: reject, the path of the first unknown key
+	strs    [][2]int // decode's, kept for its next call
+	entered []bool   // by pathNode.id: the message has that object
+	extras  []byte   // unknown_fields: keep
+	unknown string   // unknown_fields: reject, the path of the first unknown key
 	path    [maxPathDepth]string
 	buf     []byte // the row's strings, before their one conversion
 
@@ -206,7 +207,8 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 	// appends), and a decode per message must not cost four allocations of it.
 	d, _ := c.scratch.Get().(*cdecoder)
 	if d == nil {
-		d = &cdecoder{c: c, f: make([]fieldSpan, len(c.Fields)), entered: make([]bool, c.nodes)}
+		n := len(c.Fields)
+		d = &cdecoder{c: c, f: make([]fieldSpan, n), strs: make([][2]int, n), entered: make([]bool, c.nodes)}
 	}
 	// No defers here: the function's many returns would make them the runtime's, not
 	// open-coded, and they cost more than the lines they save.
@@ -232,11 +234,11 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 
 	values := d.slot(len(c.Fields))
 	// buf gathers every string the row keeps (string values, the key, the hash) for one
-	// conversion at the end; strs remembers where each lies.
+	// conversion at the end; strs[i] is where field i's lies (the text of a decimal hashed
+	// as sent), empty when it has none.
 	buf := d.buf[:0]
-	type strAt struct{ field, start, end int }
-	var strsStack [16]strAt
-	strs := strsStack[:0]
+	strs := d.strs
+	clear(strs)
 	var scratch [64]byte
 	for i := range c.Fields {
 		f := &c.Fields[i]
@@ -267,8 +269,9 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			if reason, msg := d.checkString(i, s); reason != "" {
 				return Row{}, d.reject(reason, msg)
 			}
-			// values[i] is written once, with its string, when the row is taken.
-			strs = append(strs, strAt{i, start, len(buf)})
+			strs[i] = [2]int{start, len(buf)}
+			values[i] = Value{Valid: true}
+			values[i].SetStr(start, len(buf)) // buf's offsets are the row string's
 		case TypeLong, TypeInt:
 			n, err := strconv.ParseInt(string(raw), 10, 64) // no allocation: the conversion does not escape
 			switch {
@@ -317,7 +320,7 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 				// Keep the text as sent: the hash is made of it.
 				start := len(buf)
 				buf = append(buf, text...)
-				strs = append(strs, strAt{i, start, len(buf)})
+				strs[i] = [2]int{start, len(buf)}
 			}
 		case TypeDate:
 			text := raw
@@ -358,11 +361,7 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			buf = append(buf, HashSeparator)
 		}
 		if hf := &c.Fields[hi]; hf.Type.Kind == TypeString || hf.HashAsSent {
-			for _, s := range strs {
-				if s.field == hi {
-					buf = append(buf, buf[s.start:s.end]...)
-				}
-			}
+			buf = append(buf, buf[strs[hi][0]:strs[hi][1]]...)
 		} else {
 			buf = appendCanonical(buf, hf.Type, values[hi])
 		}
@@ -372,12 +371,6 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	buf = appendHashHex(buf, &sum)
 	all := string(buf)
 	d.buf = buf[:0] // keep what it grew to (a rejected message's growth is simply lost)
-	for _, s := range strs {
-		if c.Fields[s.field].Type.Kind == TypeString {
-			values[s.field] = Value{Valid: true}
-			values[s.field].SetStr(s.start, s.end)
-		}
-	}
 	cols := d.take(len(c.Fields))
 	cols.Strings = all
 	row := Row{Custom: cols, TransactionHash: all[hashStart:]}
