@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"errors"
+	"math/big"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -523,3 +525,41 @@ func FuzzContractDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestParseDecimalText checks the decimal parser and rescale, 64-bit fast paths and 128-bit
+// paths alike, against math/big.
+func TestParseDecimalText(t *testing.T) {
+	for _, s := range []string{"0", "-0", "+1.5", "10.5", "-0.01", "9999999999999999999", "999999999999999999.9",
+		"18446744073709551615", "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
+		"922337203685477580.7", "12345678901234567890123456789012345678", "99999999999999999999999999999999999999",
+		"100000000000000000000000000000000000000", "1.", ".5", "1.2.3", "", "-", "+", "1e5", "0x1", "1 "} {
+		v, frac, ok := parseDecimalText([]byte(s))
+		r, isNum := new(big.Rat).SetString(s)
+		wantOK := isNum && decimalShape.MatchString(s)
+		if wantOK {
+			unscaled := new(big.Int).Mul(r.Num(), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(frac)), nil))
+			wantOK = new(big.Int).Abs(unscaled).Cmp(new(big.Int).Exp(big.NewInt(10), big.NewInt(38), nil)) < 0
+		}
+		if ok != wantOK {
+			t.Errorf("parseDecimalText(%q) ok = %v, want %v", s, ok, wantOK)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		want := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(frac)), nil)))
+		if got := new(big.Rat).SetInt(v.big()); got.Cmp(want) != 0 {
+			t.Errorf("parseDecimalText(%q) = %s e-%d, want %s", s, got, frac, want.RatString())
+		}
+		for k := 0; k <= 40; k++ {
+			scaled, ok := rescale(v, k)
+			want := new(big.Int).Mul(v.big(), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(k)), nil))
+			fits := new(big.Int).Abs(want).Cmp(new(big.Int).Exp(big.NewInt(10), big.NewInt(38), nil)) < 0
+			if ok != fits || ok && scaled.big().Cmp(want) != 0 {
+				t.Fatalf("rescale(%s, %d) = %s %v, want %s %v", v.big(), k, scaled.big(), ok, want, fits)
+			}
+		}
+	}
+}
+
+var decimalShape = regexp.MustCompile(`^[-+]?[0-9]+(\.[0-9]+)?$`)

@@ -205,6 +205,34 @@ func parseDecimalText(s []byte) (v dec128, frac int, ok bool) {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
+	if len(s) <= 19 {
+		// At most 19 digits: the value fits in a uint64, no 128-bit arithmetic.
+		var n uint64
+		intDigits, point := 0, false
+		for _, c := range s {
+			switch {
+			case isDigit(c):
+				n = n*10 + uint64(c-'0')
+				if point {
+					frac++
+				} else {
+					intDigits++
+				}
+			case c == '.' && !point:
+				point = true
+			default:
+				return dec128{}, 0, false
+			}
+		}
+		if intDigits == 0 || point && frac == 0 {
+			return dec128{}, 0, false
+		}
+		v = dec128{lo: n}
+		if neg {
+			v = v.neg()
+		}
+		return v, frac, true
+	}
 	intDigits, point := 0, false
 	for _, c := range s {
 		switch {
@@ -232,8 +260,24 @@ func parseDecimalText(s []byte) (v dec128, frac int, ok bool) {
 	return v, frac, true
 }
 
+// pow10u64[k] is 10^k.
+var pow10u64 = func() (t [19]uint64) {
+	t[0] = 1
+	for i := 1; i < len(t); i++ {
+		t[i] = t[i-1] * 10
+	}
+	return t
+}()
+
 // rescale multiplies v by 10^k, reporting whether it still holds in 38 digits.
 func rescale(v dec128, k int) (dec128, bool) {
+	if v.hi == 0 && uint(k) < uint(len(pow10u64)) {
+		// A non-negative value of 64 bits: one multiplication, when it stays below 2^63
+		// (far below 10^38).
+		if h, l := bits.Mul64(v.lo, pow10u64[k]); h == 0 && l>>63 == 0 {
+			return dec128{lo: l}, true
+		}
+	}
 	neg := v.negative()
 	if neg {
 		v = v.neg()
