@@ -360,9 +360,14 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 		if j > 0 {
 			buf = append(buf, HashSeparator)
 		}
-		if hf := &c.Fields[hi]; hf.Type.Kind == TypeString || hf.HashAsSent {
+		hf := &c.Fields[hi]
+		switch fs := d.f[hi]; {
+		case hf.Type.Kind == TypeString || hf.HashAsSent:
 			buf = append(buf, buf[strs[hi][0]:strs[hi][1]]...)
-		} else {
+		case hf.Type.Kind == TypeDecimal && values[hi].Valid && !fs.esc && isCanonicalDecimal(value[fs.start:fs.end], hf.Type.Scale):
+			// Sent as its canonical string ("10.50" for a scale of 2): that is the text.
+			buf = append(buf, value[fs.start:fs.end]...)
+		default:
 			buf = appendCanonical(buf, hf.Type, values[hi])
 		}
 	}
@@ -390,6 +395,31 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 		cols.Extras = string(d.extras)
 	}
 	return row, nil
+}
+
+// isCanonicalDecimal reports whether s, a valid decimal text, is what appendDecimal writes for
+// its value at scale: no '+', no leading zero, exactly scale fractional digits, no "-0".
+func isCanonicalDecimal(s []byte, scale int) bool {
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	point := len(s) - scale - 1 // where the '.' must be
+	if scale == 0 {
+		point = len(s)
+	}
+	if point < 1 || point < len(s) && s[point] != '.' || s[0] == '0' && point > 1 {
+		return false
+	}
+	for j, c := range s {
+		if j != point && !isDigit(c) {
+			return false
+		}
+		if neg && c > '0' && c <= '9' {
+			neg = false // not a negative zero
+		}
+	}
+	return !neg
 }
 
 // jsonKindFor is the JSON type a column type is sent as (decimals may also be numbers).

@@ -563,3 +563,25 @@ func TestParseDecimalText(t *testing.T) {
 }
 
 var decimalShape = regexp.MustCompile(`^[-+]?[0-9]+(\.[0-9]+)?$`)
+
+// TestIsCanonicalDecimal: a text is taken as its canonical string only when appendDecimal
+// would write exactly it.
+func TestIsCanonicalDecimal(t *testing.T) {
+	for _, s := range []string{"0", "7", "-7", "10", "010", "-0", "+1", "0.05", "00.05", "-0.05", "-0.00", "0.00",
+		"10.50", "10.5", "10.500", "6582.28", "-6582.28", "1.", ".50", "1.2.3", "99999999999999999999.99", "0.0", "-0.1"} {
+		for scale := 0; scale <= 3; scale++ {
+			v, frac, ok := parseDecimalText([]byte(s))
+			if !ok || frac > scale {
+				continue // not a value of this scale: the decoder never asks
+			}
+			v, ok = rescale(v, scale-frac)
+			if !ok {
+				continue
+			}
+			want := string(appendDecimal(nil, v, scale)) == s
+			if got := isCanonicalDecimal([]byte(s), scale); got != want {
+				t.Errorf("isCanonicalDecimal(%q, %d) = %v, want %v (canonical %q)", s, scale, got, want, appendDecimal(nil, v, scale))
+			}
+		}
+	}
+}
