@@ -205,40 +205,23 @@ func parseDecimalText(s []byte) (v dec128, frac int, ok bool) {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
-	if len(s) <= 19 {
-		// At most 19 digits: the value fits in a uint64, no 128-bit arithmetic.
-		var n uint64
-		intDigits, point := 0, false
-		for _, c := range s {
-			switch {
-			case isDigit(c):
-				n = n*10 + uint64(c-'0')
-				if point {
-					frac++
-				} else {
-					intDigits++
-				}
-			case c == '.' && !point:
-				point = true
-			default:
-				return dec128{}, 0, false
-			}
-		}
-		if intDigits == 0 || point && frac == 0 {
-			return dec128{}, 0, false
-		}
-		v = dec128{lo: n}
-		if neg {
-			v = v.neg()
-		}
-		return v, frac, true
-	}
+	// The first 19 digits accumulate in a uint64 (they cannot overflow it); a longer text goes
+	// on in 128 bits.
+	var n uint64
 	intDigits, point := 0, false
 	for _, c := range s {
 		switch {
 		case isDigit(c):
-			if v, ok = v.mul10Add(uint64(c - '0')); !ok {
-				return dec128{}, 0, false
+			switch digits := intDigits + frac; {
+			case digits < 19:
+				n = n*10 + uint64(c-'0')
+			case digits == 19:
+				v = dec128{lo: n}
+				fallthrough
+			default:
+				if v, ok = v.mul10Add(uint64(c - '0')); !ok {
+					return dec128{}, 0, false
+				}
 			}
 			if point {
 				frac++
@@ -253,6 +236,9 @@ func parseDecimalText(s []byte) (v dec128, frac int, ok bool) {
 	}
 	if intDigits == 0 || point && frac == 0 {
 		return dec128{}, 0, false
+	}
+	if intDigits+frac <= 19 {
+		v = dec128{lo: n}
 	}
 	if neg {
 		v = v.neg()
