@@ -66,6 +66,7 @@ when a stage failed.`,
 	fl.DurationVar(&o.ScaleDuration, "scale-duration", 20*time.Second, "scale-out stage: how long each worker count is offered the rate")
 	fl.IntVar(&o.ScalePartitions, "scale-partitions", 16, "scale-out stage: partitions of its topics")
 	fl.BoolVar(&o.ScaleOnly, "scale-only", false, "run only the scale-out stage")
+	fl.StringVar(&o.ScaleIndexScope, "scale-index-scope", "global", "scale-out stage: the workers' --index-scope (global or partition)")
 	cli.FlagRange(fl, "scale-rate", "1", cli.Unbounded)
 	cli.FlagRange(fl, "scale-duration", "1s", cli.Unbounded)
 	cli.FlagRange(fl, "scale-partitions", "1", "10000")

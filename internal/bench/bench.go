@@ -89,6 +89,8 @@ type Options struct {
 	ScalePartitions int
 	// ScaleOnly runs the scale-out stage alone.
 	ScaleOnly bool
+	// ScaleIndexScope is the workers' `run --index-scope` ("" means global).
+	ScaleIndexScope string
 }
 
 // Result is one line of the results file: one stage of one run.

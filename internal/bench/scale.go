@@ -38,6 +38,9 @@ type ScaleRow struct {
 	// the ledger (the other workers' commits).
 	IndexRowsSyncedMean float64
 	IndexRowsSyncedMax  int64
+	// IndexRowsScannedMean, with --index-scope partition only, are the ledger rows each
+	// worker read to find its partitions' rows (the ledger is not partitioned).
+	IndexRowsScannedMean float64
 	// CPUPerTx is the CPU of all workers while the rate ran, per transaction, and
 	// CPUPerWorker their CPU seconds per second per worker.
 	CPUPerTx     time.Duration
@@ -102,6 +105,9 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		args := append([]string{"run", "--trigger", "1s", "--create-table=yes", "--pipeline", pipeline, "--worker-id", fmt.Sprintf("w%02d", i),
 			"--metrics-listen", addr}, b.common(topic, table)...)
 		args = append(args, "--log-level", "info") // the index's figures are logged at its close
+		if b.o.ScaleIndexScope != "" {
+			args = append(args, "--index-scope", b.o.ScaleIndexScope)
+		}
 		cmd, out := b.service(runCtx, args...)
 		if err := cmd.Start(); err != nil {
 			return ScaleRow{}, err
@@ -150,7 +156,8 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 	r := ScaleRow{Workers: n, Accepted: int64(sum(per, "ledgerstream_records_accepted_total")), Seconds: elapsed.Seconds(), Load: load}
 	var errs []error
 	readRE := regexp.MustCompile(`transaction id index closed.* rows_read=(\d+)`)
-	var read int64
+	scanRE := regexp.MustCompile(`transaction id index closed.* rows_scanned=(\d+)`)
+	var read, scanned int64
 	for _, w := range workers {
 		// Stopped by SIGTERM through cmd.Cancel: Wait reports the cancellation even on exit 0.
 		if err := w.cmd.Wait(); err != nil && !errors.Is(err, context.Canceled) && w.cmd.ProcessState.ExitCode() != 0 {
@@ -163,6 +170,10 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		}
 		v, _ := strconv.ParseInt(m[1], 10, 64)
 		read += v
+		if m := scanRE.FindStringSubmatch(w.out.String()); m != nil {
+			s, _ := strconv.ParseInt(m[1], 10, 64)
+			scanned += s
+		}
 		r.IndexRowsSyncedMax = max(r.IndexRowsSyncedMax, v)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -180,6 +191,7 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		r.CommitSeconds = sum(per, `ledgerstream_commit_duration_seconds_sum{table="ledger"}`) / n
 	}
 	r.IndexRowsSyncedMean = float64(read) / float64(n)
+	r.IndexRowsScannedMean = float64(scanned) / float64(n)
 	if r.Accepted > 0 {
 		r.CPUPerTx = cpu / time.Duration(r.Accepted)
 	}
@@ -193,6 +205,9 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		r.P99 = lat[min(len(lat)-1, int(0.99*float64(len(lat))))]
 	}
 	stage := fmt.Sprintf("scale-out %d workers", n)
+	if b.o.ScaleIndexScope != "" && b.o.ScaleIndexScope != "global" {
+		stage += ", index scope " + b.o.ScaleIndexScope
+	}
 	b.add(Result{Stage: stage, Records: r.Accepted, Seconds: r.Seconds,
 		Note: fmt.Sprintf("commits/s %.2f, conflicts/commit %.2f, fenced %d, p99 %.2fs, index rows synced/worker %.0f, CPU/tx %.1fµs",
 			r.CommitsPerSec, r.ConflictsPerCommit, r.Fenced, r.P99.Seconds(), r.IndexRowsSyncedMean, float64(r.CPUPerTx.Nanoseconds())/1000)})
@@ -207,6 +222,7 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		{"mean commit attempt", r.CommitSeconds, "s"},
 		{"p99 produce-to-visible", r.P99.Seconds(), "s"},
 		{"index rows synced per worker", r.IndexRowsSyncedMean, "rows"},
+		{"ledger rows scanned per worker", r.IndexRowsScannedMean, "rows"},
 		{"CPU per transaction", float64(r.CPUPerTx.Nanoseconds()) / 1000, "µs"},
 		{"load average", r.Load, "1-minute"},
 	} {

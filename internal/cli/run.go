@@ -33,6 +33,7 @@ type RunFlags struct {
 	OutageTimeout   time.Duration
 	MaxMessageBytes int
 	IndexDir        string
+	IndexScope      string
 	CPUProfile      string
 	MemProfile      string
 	MemoryLimitMiB  int64
@@ -52,6 +53,7 @@ func (r *RunFlags) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&r.MaxOffsets, "max-offsets-per-trigger", 0, "records per batch at most (0 = no limit but --max-batch-records)")
 	f.IntVar(&r.MaxBatchRecords, "max-batch-records", engine.DefaultMaxBatchRecords, "records per batch at most, bounding memory")
 	f.StringVar(&r.IndexDir, "index-dir", "", "directory of the transaction id index files (default <data-dir>/index)")
+	f.StringVar(&r.IndexScope, "index-scope", pipeline.IndexScopeGlobal, "transaction id index: global (every worker indexes every id) or partition (each worker only its partitions' ids; only for producers that key every message by its transaction id: a record keyed otherwise stops the worker)")
 	f.StringVar(&r.WorkerID, "worker-id", "", "stable worker id for static group membership (group.instance.id)")
 	f.DurationVar(&r.SessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent worker")
 	f.DurationVar(&r.OutageTimeout, "outage-timeout", retry.DefaultOutageTimeout, "exit non-zero when one outage of Kafka, the catalog or the storage lasts longer (shorter ones are waited out; 0 = wait for ever)")
@@ -108,6 +110,9 @@ func (r RunFlags) WorkerConfig(g *Globals, out io.Writer) (pipeline.Config, erro
 		}
 		sched = pipeline.Schedule{Every: r.Ops.MaintainEvery, EveryCommits: r.Ops.MaintainEveryN, Options: opts}
 	}
+	if r.IndexScope != pipeline.IndexScopeGlobal && r.IndexScope != pipeline.IndexScopePartition {
+		return pipeline.Config{}, fmt.Errorf("--index-scope %q: want %s or %s", r.IndexScope, pipeline.IndexScopeGlobal, pipeline.IndexScopePartition)
+	}
 	if !slices.Contains(createTableModes, r.CreateTable) {
 		return pipeline.Config{}, fmt.Errorf("--create-table %q: want one of %s", r.CreateTable, strings.Join(createTableModes, ", "))
 	}
@@ -140,6 +145,7 @@ func (r RunFlags) WorkerConfig(g *Globals, out io.Writer) (pipeline.Config, erro
 		SessionTimeout: r.SessionTimeout,
 		OutageTimeout:  r.OutageTimeout,
 		IndexDir:       indexDir,
+		IndexScope:     r.IndexScope,
 		Engine: engine.Config{
 			Pipeline:        r.Pipeline,
 			Trigger:         r.Trigger,

@@ -16,6 +16,7 @@ package dedup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -99,6 +100,9 @@ type Index struct {
 	closed  bool
 	// beforeWrite, in tests, runs in Add's background write before it starts.
 	beforeWrite func()
+	// closeMsg is the message Close logs its figures with ("" means the default): a
+	// partition's index under Scoped logs apart from the worker's total.
+	closeMsg string
 }
 
 // pendingWrite is a batch that Add writes to the file in the background.
@@ -120,20 +124,22 @@ var _ engine.Index = (*Index)(nil)
 // FileName is the index file of a (table, pipeline, worker) under an index directory:
 // characters outside [A-Za-z0-9._-] become '_'. worker may be empty.
 func FileName(table, pipeline, worker string) string {
-	clean := func(s string) string {
-		return strings.Map(func(r rune) rune {
-			switch {
-			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
-				return r
-			}
-			return '_'
-		}, s)
-	}
 	name := clean(table) + "~" + clean(pipeline)
 	if worker != "" {
 		name += "~" + clean(worker)
 	}
 	return name + ".idx"
+}
+
+// clean replaces the characters of s outside [A-Za-z0-9._-] with '_'.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // Open opens (creating it and its parent if needed) the index directory at path, reading
@@ -238,7 +244,7 @@ func (x *Index) Close() error {
 		return fmt.Errorf("dedup: close %s: %w", x.path, err)
 	}
 	s := x.stats
-	x.log.Info("transaction id index closed", "path", x.path, "ids", x.count, "rows_added", s.RowsAdded,
+	x.log.Info(cmp.Or(x.closeMsg, "transaction id index closed"), "path", x.path, "ids", x.count, "rows_added", s.RowsAdded,
 		"rows_read", s.RowsRead, "rebuilds", s.Rebuilds, "lookups", s.Lookups, "disk_reads", s.DiskReads, "merges", x.st.mergeCount())
 	serr := x.filter.save(x.bloomPath(), x.count, x.synced)
 	if err := x.st.close(); err != nil {

@@ -335,6 +335,17 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 // uncommitted work is safe to redo. The loop that calls it, with what happens between
 // batches, is internal/pipeline's; tests call it to go one batch at a time.
 func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
+	if scoped, ok := e.sinks.Index.(ScopedIndex); ok {
+		// Partitions lost since the last batch stop being synced. Safe whatever the order
+		// of the group's callbacks: a partition dropped while owned is covered again (and
+		// back-filled) before its first record is classified.
+		e.mu.Lock()
+		err := scoped.Keep(src.Assigned())
+		e.mu.Unlock()
+		if err != nil {
+			e.log.Warn("could not close the index of a partition no longer owned; it is rebuilt from the ledger when needed", "error", err)
+		}
+	}
 	if err := e.prepare(ctx); err != nil {
 		if ctx.Err() != nil {
 			return true, nil // stopped before the batch began: nothing held, nothing to redo

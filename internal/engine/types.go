@@ -179,6 +179,24 @@ type Index interface {
 	Add(rows []ledger.Row, st TableState) error
 }
 
+// ScopedIndex is an Index that holds the ids of some partitions only (`run --index-scope
+// partition`, docs/design.md §4.6): valid when producers key every message by its
+// transaction id, so that every copy of an id lands in one partition. With one, the engine
+// covers a record's partition before classifying it, drops the partitions it no longer
+// owns between batches, and stops on a record whose Kafka key is not its transaction id.
+type ScopedIndex interface {
+	Index
+	// Cover makes the index hold p's ids up to the snapshot it is synced to (a back-fill
+	// from the ledger when p is new to it). It is a no-op for a covered partition.
+	Cover(ctx context.Context, p Partition) error
+	// Keep drops the partitions not in owned: their ids are no longer synced.
+	Keep(owned []Partition) error
+}
+
+// ErrKeyNotID reports a record whose Kafka key is not its transaction id, met with a
+// partition-scoped index: the index would miss its copies in other partitions.
+var ErrKeyNotID = errors.New("the record's Kafka key is not its transaction id")
+
 // ErrConflict reports that a conditional commit found the table moved since its base.
 var ErrConflict = errors.New("table changed since the batch was planned")
 

@@ -61,6 +61,10 @@ type Config struct {
 	OutageTimeout time.Duration
 	// IndexDir is the directory of the transaction id index files.
 	IndexDir string
+	// IndexScope is IndexScopeGlobal (""), every id of the pipeline in one index, or
+	// IndexScopePartition: only the ids of the partitions the worker reads, for producers
+	// that key every message by its transaction id (docs/design.md §4.6).
+	IndexScope string
 	// Engine tunes the engine; Engine.Pipeline is also the consumer group.
 	Engine engine.Config
 	// MetricsListen, when set, is the address of the Prometheus /metrics, /healthz and
@@ -189,6 +193,12 @@ func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 	return Result{Stats: eng.Stats(), Elapsed: time.Since(start)}, err
 }
 
+// The transaction id index scopes (run --index-scope).
+const (
+	IndexScopeGlobal    = "global"
+	IndexScopePartition = "partition"
+)
+
 // openSinks opens what a worker writes to, on the tables ensureLedger loaded: the ledger,
 // its rejects table, and this worker's transaction id index file,
 // <index-dir>/<table>~<pipeline>[~<worker>].idx. The index file is locked: two workers on
@@ -205,7 +215,17 @@ func openSinks(cfg Config, t tables, log *slog.Logger) (engine.Sinks, func() err
 		return engine.Sinks{}, nil, err
 	}
 	path := filepath.Join(cfg.IndexDir, dedup.FileName(identName(cfg.Table), pipeline, cfg.WorkerID))
-	idx, err := dedup.Open(path, cfg.Catalog.NewContractLedgerIDs(cfg.Table, sink, contract), dedup.Options{Logger: log})
+	ids := cfg.Catalog.NewContractLedgerIDs(cfg.Table, sink, contract)
+	switch cfg.IndexScope {
+	case IndexScopeGlobal, "":
+	case IndexScopePartition:
+		idx := dedup.OpenScoped(path, ids, dedup.Options{Logger: log})
+		log.Info("transaction id index scoped per partition: each partition's ids are indexed by the worker that reads it", "path", path)
+		return engine.Sinks{Ledger: sink, Rejects: rejects, Index: idx, Checks: []engine.FileChecker{sink, rejects}}, idx.Close, nil
+	default:
+		return engine.Sinks{}, nil, fmt.Errorf("index scope %q: want %s or %s", cfg.IndexScope, IndexScopeGlobal, IndexScopePartition)
+	}
+	idx, err := dedup.Open(path, ids, dedup.Options{Logger: log})
 	if err != nil {
 		return engine.Sinks{}, nil, err
 	}
