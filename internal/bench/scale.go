@@ -38,8 +38,9 @@ type ScaleRow struct {
 	// the ledger (the other workers' commits).
 	IndexRowsSyncedMean float64
 	IndexRowsSyncedMax  int64
-	// IndexRowsScannedMean, with --index-scope partition only, are the ledger rows each
-	// worker read to find its partitions' rows (the ledger is not partitioned).
+	// IndexRowsScannedMean are the ledger rows each worker read back: with the global
+	// index, the rows synced; with --index-scope partition, also the other partitions'
+	// rows in the same files, passed over (the ledger is not partitioned).
 	IndexRowsScannedMean float64
 	// CPUPerTx is the CPU of all workers while the rate ran, per transaction, and
 	// CPUPerWorker their CPU seconds per second per worker.
@@ -173,6 +174,8 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		if m := scanRE.FindStringSubmatch(w.out.String()); m != nil {
 			s, _ := strconv.ParseInt(m[1], 10, 64)
 			scanned += s
+		} else {
+			scanned += v // the global index reads exactly the rows it records
 		}
 		r.IndexRowsSyncedMax = max(r.IndexRowsSyncedMax, v)
 	}

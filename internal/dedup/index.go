@@ -243,6 +243,10 @@ func (x *Index) Close() error {
 		_ = x.st.close() // the manifest does not record the batch: Sync reads it back
 		return fmt.Errorf("dedup: close %s: %w", x.path, err)
 	}
+	if err := x.saveStateLocked(); err != nil {
+		_ = x.st.close()
+		return fmt.Errorf("dedup: close %s: record the sync state: %w", x.path, err)
+	}
 	s := x.stats
 	x.log.Info(cmp.Or(x.closeMsg, "transaction id index closed"), "path", x.path, "ids", x.count, "rows_added", s.RowsAdded,
 		"rows_read", s.RowsRead, "rebuilds", s.Rebuilds, "lookups", s.Lookups, "disk_reads", s.DiskReads, "merges", x.st.mergeCount())
@@ -397,6 +401,47 @@ func (x *Index) Add(rows []ledger.Row, st engine.TableState) error {
 		}
 	}()
 	return nil
+}
+
+// advance is Add for a snapshot st that added none of the rows the index holds (under
+// Scoped, a commit without rows of this partition): the in-memory state moves as Add's
+// would, without a write to disk. The manifest keeps claiming less (an older synced
+// snapshot, fewer applied ones), which stays true: after a crash, Sync reads those
+// snapshots back and finds nothing to add; Close records the state. It reports false,
+// doing nothing, while a write is in flight (its end would overwrite the state): call Add.
+func (x *Index) advance(st engine.TableState) (bool, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.broken != nil {
+		return false, x.broken
+	}
+	if x.pending != nil {
+		return false, nil
+	}
+	if st.SnapshotID == 0 || st.SnapshotID == x.synced {
+		return true, nil
+	}
+	applied := x.applied
+	if !slices.Contains(applied, st.SnapshotID) {
+		applied = append(slices.Clone(applied), st.SnapshotID)
+	}
+	if len(x.partial) == 0 && x.covers(st.SnapshotID, applied) {
+		x.synced, x.applied = st.SnapshotID, nil
+	} else {
+		x.applied = applied
+	}
+	return true, nil
+}
+
+// saveStateLocked writes the in-memory sync state to the manifest when advance moved it
+// past what the manifest says.
+func (x *Index) saveStateLocked() error {
+	st := x.st.fileStateNow()
+	if st.Synced == x.synced && slices.Equal(st.Applied, x.applied) && slices.Equal(st.Partial, x.partial) {
+		return nil
+	}
+	st.Synced, st.Applied, st.Partial = x.synced, slices.Clone(x.applied), slices.Clone(x.partial)
+	return x.st.write(nil, nil, st)
 }
 
 // finishLocked waits for the write Add left running and brings the in-memory state

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
@@ -34,18 +37,33 @@ type Scoped struct {
 	dropped Stats // figures of the partitions' indexes closed by Keep
 	scanned int64 // ledger rows read to find the covered partitions' rows
 	cache   readCache
+	lock    *os.File
 	closed  bool
 }
 
 var _ engine.ScopedIndex = (*Scoped)(nil)
 
 // OpenScoped returns the partition-scoped index of the worker whose global index would be
-// at base. No partition is covered until the engine asks (Cover).
-func OpenScoped(base string, l Ledger, opts Options) *Scoped {
+// at base. No partition is covered until the engine asks (Cover). It is locked, as Open's
+// index is: a second worker on the same files fails here, at start, with ErrLocked.
+func OpenScoped(base string, l Ledger, opts Options) (*Scoped, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 100 * time.Millisecond
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Scoped{base: base, l: l, opts: opts, parts: map[engine.Partition]*Index{}}
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return nil, fmt.Errorf("dedup: open %s: %w", base, err)
+	}
+	lock, err := lockDir(base+"~scope.lock", opts.LockTimeout)
+	if errors.Is(err, errLockTimeout) {
+		return nil, fmt.Errorf("%w: %s (give each worker its own --worker-id or --index-dir)", ErrLocked, base)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dedup: open %s: %w", base, err)
+	}
+	return &Scoped{base: base, l: l, opts: opts, lock: lock, parts: map[engine.Partition]*Index{}}, nil
 }
 
 // PartitionPath is the index directory of partition p under a worker's base path.
@@ -160,7 +178,18 @@ func (s *Scoped) Add(rows []ledger.Row, st engine.TableState) error {
 		}
 	}
 	for _, p := range s.order {
-		if err := s.parts[p].Add(by[p], st); err != nil {
+		x := s.parts[p]
+		if len(by[p]) == 0 {
+			// No rows of p: its watermark moves in memory, without a write per partition
+			// and commit (a worker owning many partitions commits rows of few at a time).
+			if ok, err := x.advance(st); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := x.Add(by[p], st); err != nil {
 			return err
 		}
 	}
@@ -227,6 +256,9 @@ func (s *Scoped) Close() error {
 		}
 	}
 	s.parts, s.order = nil, nil
+	if err := unlockDir(s.lock); err != nil {
+		errs = append(errs, err)
+	}
 	s.opts.Logger.Info("transaction id index closed", "path", s.base, "scope", "partition", "partitions", st.Partitions,
 		"ids", st.Rows, "rows_added", st.RowsAdded, "rows_read", st.RowsRead, "rows_scanned", st.Scanned,
 		"rebuilds", st.Rebuilds, "lookups", st.Lookups, "disk_reads", st.DiskReads)

@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,7 @@ type scopedHarness struct {
 
 func newScopedHarness(t *testing.T) *scopedHarness {
 	h := &scopedHarness{t: t, l: newFakeLedger(), base: filepath.Join(t.TempDir(), "ledger~p~w1.idx"), next: 1, offs: map[int32]int64{}}
-	h.s = OpenScoped(h.base, h.l, Options{Logger: slog.New(slog.DiscardHandler)})
+	h.open()
 	t.Cleanup(func() { h.s.Close() })
 	return h
 }
@@ -98,7 +99,16 @@ func (h *scopedHarness) restart() {
 	if err := h.s.Close(); err != nil {
 		h.t.Fatal(err)
 	}
-	h.s = OpenScoped(h.base, h.l, Options{Logger: slog.New(slog.DiscardHandler)})
+	h.open()
+}
+
+func (h *scopedHarness) open() {
+	h.t.Helper()
+	s, err := OpenScoped(h.base, h.l, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.s = s
 }
 
 // expireAllButHead drops every snapshot but the head from the history.
@@ -289,6 +299,14 @@ func TestScopedReadsOnce(t *testing.T) {
 		t.Errorf("%d ledger reads after the worker's own commits, want 0", got)
 	}
 	h.check()
+}
+
+// TestScopedOneProcess: a second worker on the same files is refused at open.
+func TestScopedOneProcess(t *testing.T) {
+	h := newScopedHarness(t)
+	if _, err := OpenScoped(h.base, h.l, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
 }
 
 // TestScopedPartitionFiles: each partition's index has its own directory under the

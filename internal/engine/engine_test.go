@@ -38,6 +38,10 @@ type world struct {
 	stageAhead int
 	// noIndex makes workers without a transaction id index.
 	noIndex bool
+	// scoped gives each new worker a partition-scoped index (scoped_test.go); lastScoped
+	// is the last one given.
+	scoped     bool
+	lastScoped *scopedIndex
 	// want is the fate of every data record produced, by "p/offset": "" for a ledger row,
 	// else the reason code of its reject.
 	want map[string]ledger.Reason
@@ -125,6 +129,10 @@ func (w *world) workerDyingAt(cfg engine.Config, point string) *worker {
 	sinks := engine.Sinks{Ledger: w.ledger, Rejects: w.rejects, Index: &fakeIndex{ledger: w.ledger}}
 	if w.noIndex {
 		sinks.Index = nil
+	}
+	if w.scoped {
+		w.lastScoped = &scopedIndex{ledger: w.ledger, parts: map[engine.Partition]int64{}}
+		sinks.Index = w.lastScoped
 	}
 	if point == "" {
 		e := engine.New(cfg, sinks)

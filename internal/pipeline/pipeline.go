@@ -219,7 +219,10 @@ func openSinks(cfg Config, t tables, log *slog.Logger) (engine.Sinks, func() err
 	switch cfg.IndexScope {
 	case IndexScopeGlobal, "":
 	case IndexScopePartition:
-		idx := dedup.OpenScoped(path, ids, dedup.Options{Logger: log})
+		idx, err := dedup.OpenScoped(path, ids, dedup.Options{Logger: log})
+		if err != nil {
+			return engine.Sinks{}, nil, err
+		}
 		log.Info("transaction id index scoped per partition: each partition's ids are indexed by the worker that reads it", "path", path)
 		return engine.Sinks{Ledger: sink, Rejects: rejects, Index: idx, Checks: []engine.FileChecker{sink, rejects}}, idx.Close, nil
 	default:
