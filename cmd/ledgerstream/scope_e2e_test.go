@@ -78,7 +78,7 @@ func TestEndToEndPartitionScope(t *testing.T) {
 	}
 
 	// b covered partitions a had written: a back-fill from the ledger, with ids in it.
-	covered := regexp.MustCompile(`partition covered partition=(\S+) watermark=(\d+) synced=\d+ ids=(\d+)`).FindAllStringSubmatch(b.stderr.String(), -1)
+	covered := regexp.MustCompile(`partition covered"? partition=(\S+) watermark=(\d+) synced=\d+ ids=(\d+)`).FindAllStringSubmatch(b.stderr.String(), -1)
 	backfilled := 0
 	for _, m := range covered {
 		if ids, _ := strconv.Atoi(m[3]); ids > 0 {
