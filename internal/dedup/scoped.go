@@ -36,6 +36,7 @@ type Scoped struct {
 	hasHead bool
 	dropped Stats // figures of the partitions' indexes closed by Keep
 	scanned int64 // ledger rows read to find the covered partitions' rows
+	skipped int64 // snapshots not read: their summaries moved other partitions only
 	cache   readCache
 	lock    *os.File
 	closed  bool
@@ -210,7 +211,10 @@ type ScopedStats struct {
 	// Scanned are the ledger rows read to find the covered partitions' rows (RowsRead
 	// counts those kept): the ledger is not partitioned, so other partitions' rows in the
 	// same files are read and passed over.
-	Scanned    int64
+	Scanned int64
+	// Skipped are the snapshots not read at all: their summaries say they moved other
+	// partitions only.
+	Skipped    int64
 	Partitions int // covered now
 }
 
@@ -223,7 +227,7 @@ func (s *Scoped) Stats() ScopedStats {
 }
 
 func (s *Scoped) statsLocked() ScopedStats {
-	out := ScopedStats{Stats: s.dropped, Scanned: s.scanned, Partitions: len(s.parts)}
+	out := ScopedStats{Stats: s.dropped, Scanned: s.scanned, Skipped: s.skipped, Partitions: len(s.parts)}
 	for _, x := range s.parts {
 		st := x.Stats()
 		out.Rows += st.Rows
@@ -260,7 +264,7 @@ func (s *Scoped) Close() error {
 		errs = append(errs, err)
 	}
 	s.opts.Logger.Info("transaction id index closed", "path", s.base, "scope", "partition", "partitions", st.Partitions,
-		"ids", st.Rows, "rows_added", st.RowsAdded, "rows_read", st.RowsRead, "rows_scanned", st.Scanned,
+		"ids", st.Rows, "rows_added", st.RowsAdded, "rows_read", st.RowsRead, "rows_scanned", st.Scanned, "snapshots_skipped", st.Skipped,
 		"rebuilds", st.Rebuilds, "lookups", st.Lookups, "disk_reads", st.DiskReads)
 	return errors.Join(errs...)
 }
@@ -293,12 +297,47 @@ func (v *partitionView) History(ctx context.Context, head int64) ([]int64, bool,
 	return v.s.l.History(ctx, head)
 }
 
+// PartitionLedger is a Ledger that can tell, from the snapshot summaries alone, which
+// source partitions each snapshot may have added rows of (iceberg.LedgerIDs): the
+// partition-scoped index then reads only the snapshots that moved its partitions. A
+// snapshot absent from the result is read.
+type PartitionLedger interface {
+	Partitions(ctx context.Context, head int64, snapshots []int64) (map[int64][]engine.Partition, error)
+}
+
 func (v *partitionView) ReadAdded(ctx context.Context, head int64, snapshots []int64, fn func(string, engine.Owner) error) error {
+	snapshots = v.moving(ctx, head, snapshots)
 	if len(snapshots) == 0 {
 		return nil
 	}
 	key := fmt.Sprint("added ", head, snapshots)
 	return v.read(key, fn, func(f func(string, engine.Owner) error) error { return v.s.l.ReadAdded(ctx, head, snapshots, f) })
+}
+
+// moving keeps, of snapshots, those that may hold rows of the worker's scope (the covered
+// partitions and v's): the others' summaries say they moved other partitions only. It is
+// the same list for every covered partition, so that they share one read (readCache).
+func (v *partitionView) moving(ctx context.Context, head int64, snapshots []int64) []int64 {
+	pl, ok := v.s.l.(PartitionLedger)
+	if !ok || len(snapshots) == 0 {
+		return snapshots
+	}
+	moved, err := pl.Partitions(ctx, head, snapshots)
+	if err != nil {
+		return snapshots // the read that follows meets the error again, or reads it all
+	}
+	keep := snapshots[:0:0]
+	for _, id := range snapshots {
+		ps, known := moved[id]
+		if !known || slices.ContainsFunc(ps, func(p engine.Partition) bool {
+			return p == v.p || v.s.parts[p] != nil
+		}) {
+			keep = append(keep, id)
+			continue
+		}
+		v.s.skipped++
+	}
+	return keep
 }
 
 func (v *partitionView) ReadAll(ctx context.Context, head int64, fn func(string, engine.Owner) error) error {

@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -26,10 +27,35 @@ type scopedHarness struct {
 	next   int64 // next snapshot id
 	nextID int   // next transaction number
 	offs   map[int32]int64
+	// summaries: the ledger tells each snapshot's partitions (PartitionLedger).
+	summaries bool
 }
 
-func newScopedHarness(t *testing.T) *scopedHarness {
-	h := &scopedHarness{t: t, l: newFakeLedger(), base: filepath.Join(t.TempDir(), "ledger~p~w1.idx"), next: 1, offs: map[int32]int64{}}
+// summaryLedger is the fake ledger with snapshot summaries: the partitions each snapshot
+// added rows of, as iceberg.LedgerIDs reads them from the offsets maps.
+type summaryLedger struct{ *fakeLedger }
+
+func (l summaryLedger) Partitions(_ context.Context, _ int64, snaps []int64) (map[int64][]engine.Partition, error) {
+	out := map[int64][]engine.Partition{}
+	for _, id := range snaps {
+		ps := []engine.Partition{}
+		for _, r := range l.rows[id] {
+			if p := part(r.SourcePartition); !slices.Contains(ps, p) {
+				ps = append(ps, p)
+			}
+		}
+		out[id] = ps
+	}
+	return out, nil
+}
+
+func newScopedHarness(t *testing.T) *scopedHarness { return newScopedHarnessOn(t, false) }
+
+// newScopedHarnessOn is newScopedHarness over a ledger that tells the partitions each
+// snapshot added rows of (summaries), when summaries is set.
+func newScopedHarnessOn(t *testing.T, summaries bool) *scopedHarness {
+	h := &scopedHarness{t: t, l: newFakeLedger(), base: filepath.Join(t.TempDir(), "ledger~p~w1.idx"), next: 1, offs: map[int32]int64{},
+		summaries: summaries}
 	h.open()
 	t.Cleanup(func() { h.s.Close() })
 	return h
@@ -104,7 +130,11 @@ func (h *scopedHarness) restart() {
 
 func (h *scopedHarness) open() {
 	h.t.Helper()
-	s, err := OpenScoped(h.base, h.l, Options{Logger: slog.New(slog.DiscardHandler)})
+	var l Ledger = h.l
+	if h.summaries {
+		l = summaryLedger{h.l}
+	}
+	s, err := OpenScoped(h.base, l, Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -254,22 +284,27 @@ func TestScopedIndex(t *testing.T) {
 		},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := newScopedHarness(t)
-			c.run(h)
-			h.check()
-			var want []engine.Partition
-			for _, p := range c.covered {
-				want = append(want, part(p))
-			}
-			if got := h.s.Covered(); !slices.Equal(got, want) {
-				t.Errorf("covered %v, want %v", got, want)
-			}
-			st := h.s.Stats()
-			if st.Rows != c.ids || st.RowsRead != c.read {
-				t.Errorf("ids %d, rows read %d; want %d, %d", st.Rows, st.RowsRead, c.ids, c.read)
-			}
-		})
+		for _, summaries := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, summaries %v", c.name, summaries), func(t *testing.T) {
+				h := newScopedHarnessOn(t, summaries)
+				c.run(h)
+				h.check()
+				var want []engine.Partition
+				for _, p := range c.covered {
+					want = append(want, part(p))
+				}
+				if got := h.s.Covered(); !slices.Equal(got, want) {
+					t.Errorf("covered %v, want %v", got, want)
+				}
+				st := h.s.Stats()
+				if st.Rows != c.ids || st.RowsRead != c.read {
+					t.Errorf("ids %d, rows read %d; want %d, %d", st.Rows, st.RowsRead, c.ids, c.read)
+				}
+				if !summaries && st.Skipped != 0 {
+					t.Errorf("%d snapshots skipped without summaries", st.Skipped)
+				}
+			})
+		}
 	}
 }
 

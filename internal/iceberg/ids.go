@@ -191,3 +191,58 @@ type intArray[T int32 | int64] interface {
 type intStrings[T int32 | int64] struct{ intArray[T] }
 
 func (a intStrings[T]) Value(i int) string { return strconv.FormatInt(int64(a.intArray.Value(i)), 10) }
+
+// Partitions tells, for snapshots of head's history, the source partitions whose rows each
+// may have added, from the snapshot summaries alone: the partitions whose offset the
+// snapshot's map moves past the previous snapshot of the same pipeline in the history (a
+// batch's rows of a partition lie between those two offsets). A snapshot it cannot tell for
+// (no pipeline in its summary, the first of its pipeline in the kept history, a summary it
+// cannot read) is absent from the result: its files must be read. A partition-scoped index
+// reads only the snapshots that moved the partitions it covers (docs/design.md §4.6).
+func (l *LedgerIDs) Partitions(ctx context.Context, head int64, snapshots []int64) (map[int64][]engine.Partition, error) {
+	if len(snapshots) == 0 {
+		return nil, nil
+	}
+	tbl, err := l.table(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	meta := tbl.Metadata()
+	links := snapshotLinks(meta)
+	out := make(map[int64][]engine.Partition, len(snapshots))
+	for _, id := range snapshots {
+		snap := meta.SnapshotByID(id)
+		if snap == nil || snap.Summary == nil || snap.ParentSnapshotID == nil {
+			continue
+		}
+		pipeline := snap.Summary.Properties[SummaryPipeline]
+		if pipeline == "" {
+			continue
+		}
+		offsets, _, _, err := parseSummary(snap.Summary.Properties)
+		if err != nil {
+			continue
+		}
+		prevID, err := engine.NewestOfPipeline(*snap.ParentSnapshotID, pipeline, links)
+		if err != nil || prevID == 0 {
+			continue
+		}
+		prev, _, _, err := parseSummary(meta.SnapshotByID(prevID).Summary.Properties)
+		if err != nil {
+			continue
+		}
+		moved := []engine.Partition{}
+		for p, off := range offsets {
+			if was, ok := prev[p]; !ok || was != off {
+				moved = append(moved, p)
+			}
+		}
+		for p := range prev {
+			if _, ok := offsets[p]; !ok {
+				moved = append(moved, p) // a map that lost a partition: not ours to judge
+			}
+		}
+		out[id] = moved
+	}
+	return out, nil
+}
