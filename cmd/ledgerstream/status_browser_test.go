@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/ledgerstream/ledgerstream/internal/metrics"
 )
 
 // findChromium returns the headless browser to drive: $LEDGERSTREAM_CHROMIUM, else Debian's
@@ -94,19 +90,9 @@ func cmpOr(a, b string) string {
 // no lag is known).
 func scrapeLag(t *testing.T, base string) (int64, bool) {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	samples, err := metrics.Parse(strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
 	var lag int64
 	known := false
-	for k, v := range samples {
+	for k, v := range scrapeMetrics(t, base) {
 		if strings.HasPrefix(k, "ledgerstream_lag{") {
 			lag += int64(v)
 			known = true

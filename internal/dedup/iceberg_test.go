@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/apache/iceberg-go/table"
 
@@ -47,20 +46,7 @@ func rows(from, n int, part int32) []ledger.Row {
 // commit appends rows to the ledger through the sink and returns the new state.
 func commit(t *testing.T, s *iceberg.Sink, rs []ledger.Row) engine.TableState {
 	t.Helper()
-	ctx := context.Background()
-	base, err := s.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	staged, err := s.Stage(ctx, rs, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.Commit(ctx, base, staged, engine.Commit{Pipeline: "p", Batch: base.Batch + 1, Offsets: engine.Offsets{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return commitAt(t, s, rs, engine.Offsets{})
 }
 
 // TestWithIcebergLedger runs the index against a real ledger table: incremental syncs read

@@ -129,12 +129,21 @@ func (s *Scoped) Keep(owned []engine.Partition) error {
 }
 
 func (s *Scoped) addDropped(st Stats) {
-	s.dropped.RowsRead += st.RowsRead
-	s.dropped.RowsAdded += st.RowsAdded
-	s.dropped.Rebuilds += st.Rebuilds
-	s.dropped.Lookups += st.Lookups
-	s.dropped.DiskReads += st.DiskReads
-	s.dropped.Conflicts += st.Conflicts
+	st.Rows, st.BloomBytes, st.Runs = 0, 0, 0 // no longer held
+	s.dropped.add(st)
+}
+
+// add sums o's counters into st.
+func (st *Stats) add(o Stats) {
+	st.Rows += o.Rows
+	st.RowsRead += o.RowsRead
+	st.RowsAdded += o.RowsAdded
+	st.Rebuilds += o.Rebuilds
+	st.Lookups += o.Lookups
+	st.DiskReads += o.DiskReads
+	st.Conflicts += o.Conflicts
+	st.BloomBytes += o.BloomBytes
+	st.Runs += o.Runs
 }
 
 // Sync brings every covered partition's index up to date with the ledger as of st.
@@ -229,16 +238,7 @@ func (s *Scoped) Stats() ScopedStats {
 func (s *Scoped) statsLocked() ScopedStats {
 	out := ScopedStats{Stats: s.dropped, Scanned: s.scanned, Skipped: s.skipped, Partitions: len(s.parts)}
 	for _, x := range s.parts {
-		st := x.Stats()
-		out.Rows += st.Rows
-		out.RowsRead += st.RowsRead
-		out.RowsAdded += st.RowsAdded
-		out.Rebuilds += st.Rebuilds
-		out.Lookups += st.Lookups
-		out.DiskReads += st.DiskReads
-		out.Conflicts += st.Conflicts
-		out.BloomBytes += st.BloomBytes
-		out.Runs += st.Runs
+		out.add(x.Stats())
 	}
 	return out
 }
