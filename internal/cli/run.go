@@ -110,7 +110,7 @@ func (r RunFlags) WorkerConfig(g *Globals, out io.Writer) (pipeline.Config, erro
 		}
 		sched = pipeline.Schedule{Every: r.Ops.MaintainEvery, EveryCommits: r.Ops.MaintainEveryN, Options: opts}
 	}
-	if r.IndexScope != pipeline.IndexScopeGlobal && r.IndexScope != pipeline.IndexScopePartition {
+	if r.IndexScope != "" && r.IndexScope != pipeline.IndexScopeGlobal && r.IndexScope != pipeline.IndexScopePartition {
 		return pipeline.Config{}, fmt.Errorf("--index-scope %q: want %s or %s", r.IndexScope, pipeline.IndexScopeGlobal, pipeline.IndexScopePartition)
 	}
 	if !slices.Contains(createTableModes, r.CreateTable) {
