@@ -38,6 +38,7 @@ type Scoped struct {
 	scanned int64 // ledger rows read to find the covered partitions' rows
 	skipped int64 // snapshots not read: their summaries moved other partitions only
 	cache   readCache
+	hist    historyCache
 	lock    *os.File
 	closed  bool
 }
@@ -150,6 +151,7 @@ func (st *Stats) add(o Stats) {
 func (s *Scoped) Sync(ctx context.Context, st engine.TableState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.cacheHistory()()
 	for _, p := range s.order {
 		if err := s.parts[p].Sync(ctx, st); err != nil {
 			return err
@@ -180,6 +182,7 @@ func (s *Scoped) Lookup(id string) (engine.Owner, bool, error) {
 func (s *Scoped) Add(rows []ledger.Row, st engine.TableState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.cacheHistory()()
 	by := make(map[engine.Partition][]ledger.Row, len(s.parts))
 	for i := range rows {
 		p := engine.Partition{Topic: rows[i].SourceTopic, Partition: rows[i].SourcePartition}
@@ -294,7 +297,32 @@ type partitionView struct {
 }
 
 func (v *partitionView) History(ctx context.Context, head int64) ([]int64, bool, error) {
-	return v.s.l.History(ctx, head)
+	h := &v.s.hist
+	if h.on && h.head == head {
+		return h.ids, h.complete, nil
+	}
+	ids, complete, err := v.s.l.History(ctx, head)
+	if err == nil && h.on {
+		h.head, h.ids, h.complete = head, ids, complete
+	}
+	return ids, complete, err
+}
+
+// historyCache keeps, during one Sync or Add of every covered partition, the history they
+// all ask for (a walk of the table's snapshots each): not across calls, since expiry
+// shortens it.
+type historyCache struct {
+	on       bool
+	head     int64
+	ids      []int64
+	complete bool
+}
+
+// cacheHistory turns the history cache on for one call over the covered partitions; the
+// returned func turns it off.
+func (s *Scoped) cacheHistory() func() {
+	s.hist = historyCache{on: true}
+	return func() { s.hist = historyCache{} }
 }
 
 // PartitionLedger is a Ledger that can tell, from the snapshot summaries alone, which
