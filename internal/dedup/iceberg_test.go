@@ -49,22 +49,30 @@ func commit(t *testing.T, s *iceberg.Sink, rs []ledger.Row) engine.TableState {
 	return commitAt(t, s, rs, engine.Offsets{})
 }
 
+// openLedger opens a catalog in a temporary directory (closed with the test) and the sink of
+// a new ledger table demo.ledger in it, for pipeline p.
+func openLedger(t *testing.T) (string, *iceberg.Catalog, table.Identifier, *iceberg.Sink) {
+	t.Helper()
+	dir := t.TempDir()
+	cat, err := iceberg.Open(context.Background(), iceberg.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	ident := table.Identifier{"demo", "ledger"}
+	sink, err := cat.NewSink(context.Background(), ident, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, cat, ident, sink
+}
+
 // TestWithIcebergLedger runs the index against a real ledger table: incremental syncs read
 // exactly the rows of the new snapshots, through the ledger's manifests; a restart reads
 // nothing it has; a replaced table makes it rebuild.
 func TestWithIcebergLedger(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := iceberg.Open(ctx, iceberg.Config{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	ident := table.Identifier{"demo", "ledger"}
-	sink, err := cat.NewSink(ctx, ident, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cat, ident, sink := openLedger(t)
 	l := &countingLedger{Ledger: cat.NewLedgerIDs(ident, sink)}
 	path := filepath.Join(dir, "index", dedup.FileName("demo.ledger", "p", ""))
 	x, err := dedup.Open(path, l, dedup.Options{})

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/iceberg-go/table"
-
 	"github.com/ledgerstream/ledgerstream/internal/dedup"
 	"github.com/ledgerstream/ledgerstream/internal/engine"
 	"github.com/ledgerstream/ledgerstream/internal/iceberg"
@@ -39,17 +37,7 @@ func commitAt(t *testing.T, s *iceberg.Sink, rs []ledger.Row, off engine.Offsets
 // with every row of it.
 func TestScopedWithIcebergLedger(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := iceberg.Open(ctx, iceberg.Config{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	ident := table.Identifier{"demo", "ledger"}
-	sink, err := cat.NewSink(ctx, ident, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cat, ident, sink := openLedger(t)
 	p0, p1 := engine.Partition{Topic: "tx", Partition: 0}, engine.Partition{Topic: "tx", Partition: 1}
 	x, err := dedup.OpenScoped(filepath.Join(dir, "index", dedup.FileName("demo.ledger", "p", "w")),
 		cat.NewLedgerIDs(ident, sink), dedup.Options{Logger: slog.New(slog.DiscardHandler)})
