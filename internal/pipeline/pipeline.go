@@ -160,6 +160,11 @@ func Run(ctx context.Context, cfg Config, wrap ...Wrapper) (Result, error) {
 	for _, w := range wrap {
 		sinks = w.Sinks(sinks)
 	}
+	if _, scoped := sinks.Index.(engine.ScopedIndex); cfg.IndexScope == IndexScopePartition && !scoped {
+		// The engine covers a partition before it classifies its records only through
+		// engine.ScopedIndex: an index decorator that hid it would let duplicates through.
+		return Result{}, fmt.Errorf("index scope partition: the index (%T) does not cover partitions; a decorator hides engine.ScopedIndex", sinks.Index)
+	}
 	rules := ledger.DefaultRules()
 	if ecfg.Rules != nil {
 		rules = *ecfg.Rules
