@@ -181,11 +181,12 @@ func TestMergedRunsAnswerExactly(t *testing.T) {
 	}
 }
 
-// TestRebuildDuringAMerge: a merge that began before a rebuild must not bring the old
-// runs back.
-func TestRebuildDuringAMerge(t *testing.T) {
-	l := newFakeLedger()
-	x := openIndex(t, filepath.Join(t.TempDir(), "x.idx"), l)
+// indexWithMergeHeld adds enough runs to an index for a background merge and holds that
+// merge once it has begun (waiting up to timeout for it); closing hold lets it go on.
+func indexWithMergeHeld(t *testing.T, timeout time.Duration) (l *fakeLedger, x *Index, hold chan struct{}) {
+	t.Helper()
+	l = newFakeLedger()
+	x = openIndex(t, filepath.Join(t.TempDir(), "x.idx"), l)
 	hold, held := make(chan struct{}), make(chan struct{}, 1)
 	x.st.merging = func() {
 		select {
@@ -205,9 +206,16 @@ func TestRebuildDuringAMerge(t *testing.T) {
 	x.Synced()
 	select {
 	case <-held:
-	case <-time.After(10 * time.Second):
+	case <-time.After(timeout):
 		t.Fatal("no merge began")
 	}
+	return l, x, hold
+}
+
+// TestRebuildDuringAMerge: a merge that began before a rebuild must not bring the old
+// runs back.
+func TestRebuildDuringAMerge(t *testing.T) {
+	l, x, hold := indexWithMergeHeld(t, 10*time.Second)
 	// Main is replaced by a snapshot with other rows: the rebuild must forget the old ones.
 	other := rowsOf(1000, 5, 1, 0)
 	st := l.commit(100, 0, other)
@@ -247,30 +255,7 @@ func quiesce(x *Index) {
 // a scan that opened the runs one by one found one gone ("open run-….dat: no such file",
 // a worker of the chaos test exited on it).
 func TestScanDuringAMerge(t *testing.T) {
-	l := newFakeLedger()
-	x := openIndex(t, filepath.Join(t.TempDir(), "x.idx"), l)
-	hold, held := make(chan struct{}), make(chan struct{}, 1)
-	x.st.merging = func() {
-		select {
-		case held <- struct{}{}:
-		default:
-		}
-		<-hold
-	}
-	var parent int64
-	for i := range mergeFanIn {
-		rows := rowsOf(i*10, 10, 0, int64(i*10))
-		if err := x.Add(rows, l.commit(int64(i+1), parent, rows)); err != nil {
-			t.Fatal(err)
-		}
-		parent = int64(i + 1)
-	}
-	x.Synced()
-	select {
-	case <-held:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no merge began")
-	}
+	_, x, hold := indexWithMergeHeld(t, 20*time.Second)
 	keys := 0
 	err := x.st.forEachKey(func([]byte) {
 		keys++
