@@ -180,9 +180,9 @@ var ErrLeft = errors.New("kafka: this worker left the consumer group; it fetches
 // Leave gives every partition up and leaves the consumer group, so that the group moves
 // them to the other members now: for a worker that cannot do its work for a while (its
 // catalog or its storage is unreachable). A static member is removed with a LeaveGroup
-// naming its instance id (KIP-345), sent once its own client is closed: franz-go, like
-// Kafka's Java client, does not leave the group when a static member closes, and the group
-// would keep its partitions for the session timeout. The Source then holds a client
+// naming its instance id (KIP-345; quitGroup): franz-go, like Kafka's Java client, does
+// not leave the group when a static member closes, and the group would keep its
+// partitions for the session timeout. The Source then holds a client
 // outside the group, for Lag, Ends and Topic; Fetch returns ErrLeft until Rejoin. Called
 // from the polling goroutine.
 func (s *Source) Leave(ctx context.Context, reason string) error {
@@ -193,35 +193,19 @@ func (s *Source) Leave(ctx context.Context, reason string) error {
 	}
 	old := s.cl
 	s.mu.Unlock()
-	old.AllowRebalance() // leaving is a rebalance; none may wait for a batch now
-	err := old.LeaveGroupContext(ctx)
-	old.Close()
-	if err != nil {
-		err = fmt.Errorf("kafka: leave group %s: %w", s.group, err)
+	closed, err := s.quitGroup(ctx, old, true, reason)
+	if !closed {
+		s.log.Warn("kafka: the group client is still closing (a group request is waiting for the coordinator); going on without it", "waited", closeWait)
 	}
 	plain, perr := s.client.newClient(s.plainOpts...)
 	if perr != nil {
 		return errors.Join(err, perr) // Rejoin tries again with a group client
 	}
-	adm := kadm.NewClient(plain)
 	s.mu.Lock()
-	s.cl, s.adm, s.left = plain, adm, true
+	s.cl, s.adm, s.left = plain, kadm.NewClient(plain), true
 	clear(s.owned)
 	s.pending = nil
 	s.mu.Unlock()
-	if s.instanceID != "" {
-		resps, lerr := adm.LeaveGroup(ctx, kadm.LeaveGroup(s.group).InstanceIDs(s.instanceID).Reason(reason))
-		if lerr == nil {
-			lerr = resps.Error()
-		}
-		if errors.Is(lerr, kerr.UnknownMemberID) {
-			lerr = nil // the group had already dropped us (a session expired meanwhile)
-		}
-		if lerr != nil {
-			err = errors.Join(err, fmt.Errorf("kafka: leave group %s as static member %s (the group keeps its partitions until the session times out): %w",
-				s.group, s.instanceID, lerr))
-		}
-	}
 	return err
 }
 
@@ -567,58 +551,75 @@ func listStableEnds(ctx context.Context, adm *kadm.Client, topic string) (engine
 	return out, nil
 }
 
-// closeWait bounds Source.Close: leaving the group and closing the client.
+// closeWait bounds leaving the group and closing its client (Close, Leave).
 const closeWait = 10 * time.Second
 
 // Close leaves the group (a static member keeps its place until the session times out)
-// and closes the client. It first allows any blocked rebalance, since leaving is one.
-// Stop calling Fetch before Close; later calls are safe and return an error.
-//
-// Close returns within closeWait. franz-go's leave and Close wait for the group's
-// JoinGroup in flight, which the coordinator may hold for the whole rebalance timeout
-// (60 s) while another member finishes its batch, or which a network fault may leave
-// unanswered as long. When the leave has not finished in half of closeWait, Close tells
-// the coordinator from a client outside the group that this member has left, so that the
-// group neither waits for it nor keeps its partitions; the goroutine left closing the
-// client, if it still waits, ends with the process.
+// and closes the client, within closeWait (quitGroup). Stop calling Fetch before Close;
+// later calls are safe and return an error.
 func (s *Source) Close() {
 	s.closeOnce.Do(func() {
 		cl, _ := s.clients()
-		cl.AllowRebalance()
-		member, _ := cl.GroupMetadata()
-		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
-		defer cancel()
-		lctx, lcancel := context.WithTimeout(ctx, closeWait/2)
-		err := cl.LeaveGroupContext(lctx)
-		lcancel()
-		if err != nil && member != "" {
-			err = s.leaveAs(ctx, member)
-		}
+		closed, err := s.quitGroup(context.Background(), cl, false, "ledgerstream worker stopping")
 		if err != nil {
 			s.log.Warn("kafka: could not leave the consumer group; it moves this worker's partitions when the session times out", "error", err)
 		}
-		if !closeWithin(ctx, cl) {
+		if !closed {
 			s.log.Warn("kafka: the client is still closing (a group request is waiting for the coordinator); stopping without it", "waited", closeWait)
 		}
 	})
 }
 
-// leaveAs tells the group's coordinator, from a client outside the group, that member
-// (with this worker's instance id when it is a static member) has left the group.
-func (s *Source) leaveAs(ctx context.Context, member string) error {
+// quitGroup leaves the consumer group with cl, a group client, and closes cl, within
+// closeWait; it first allows any blocked rebalance, since leaving is one. franz-go's leave
+// and Close wait for the group's JoinGroup in flight, which the coordinator may hold for
+// the whole rebalance timeout (60 s) while another member finishes its batch, or which a
+// network fault may leave unanswered as long. So when the leave has not finished in half
+// of closeWait, the member is removed by a LeaveGroup sent from a client outside the group
+// (leaveAs), so that the group neither waits for it nor keeps its partitions; a static
+// member is removed that way in any case when evenStatic is set (a hand-off), since
+// franz-go, like Kafka's Java client, does not leave the group when a static member
+// closes. closed is false when cl was still closing at closeWait: the goroutine left
+// closing it ends with the process.
+func (s *Source) quitGroup(ctx context.Context, cl *kgo.Client, evenStatic bool, reason string) (closed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, closeWait)
+	defer cancel()
+	cl.AllowRebalance()
+	member, _ := cl.GroupMetadata()
+	lctx, lcancel := context.WithTimeout(ctx, closeWait/2)
+	err = cl.LeaveGroupContext(lctx)
+	lcancel()
+	if err != nil {
+		err = fmt.Errorf("kafka: leave group %s: %w", s.group, err)
+	}
+	switch {
+	case evenStatic && s.instanceID != "":
+		err = errors.Join(err, s.leaveAs(ctx, member, reason))
+	case err != nil && member != "":
+		err = s.leaveAs(ctx, member, reason) // a direct leave that works is a leave
+	}
+	return closeWithin(ctx, cl), err
+}
+
+// leaveAs removes this worker from the group with a LeaveGroup sent from a client outside
+// the group: by its instance id when it is a static member (as kadm does), else by member,
+// its member id. A member the group no longer knows has left already (a session expired
+// meanwhile).
+func (s *Source) leaveAs(ctx context.Context, member, reason string) error {
 	plain, err := s.client.newClient(s.plainOpts...)
 	if err != nil {
 		return err
 	}
 	defer plain.Close()
 	req := kmsg.NewPtrLeaveGroupRequest()
-	req.Group, req.MemberID = s.group, member
+	req.Group = s.group
 	m := kmsg.NewLeaveGroupRequestMember()
-	m.MemberID = member
 	if s.instanceID != "" {
 		m.InstanceID = kmsg.StringPtr(s.instanceID)
+	} else {
+		req.MemberID, m.MemberID = member, member
 	}
-	m.Reason = kmsg.StringPtr("ledgerstream worker stopping while the group's join waited")
+	m.Reason = kmsg.StringPtr(reason)
 	req.Members = append(req.Members, m)
 	resp, err := req.RequestWith(ctx, plain)
 	if err == nil {
@@ -627,10 +628,15 @@ func (s *Source) leaveAs(ctx context.Context, member string) error {
 			err = errors.Join(err, kerr.ErrorForCode(m.ErrorCode))
 		}
 	}
-	if err != nil && !errors.Is(err, kerr.UnknownMemberID) { // already gone: a session expired meanwhile
+	switch {
+	case err != nil && !errors.Is(err, kerr.UnknownMemberID):
+		if s.instanceID != "" {
+			return fmt.Errorf("kafka: leave group %s as static member %s (the group keeps its partitions until the session times out): %w", s.group, s.instanceID, err)
+		}
 		return fmt.Errorf("kafka: leave group %s as member %s: %w", s.group, member, err)
+	case err == nil:
+		s.log.Info("kafka: left the consumer group directly", "member", member, "instance", s.instanceID)
 	}
-	s.log.Info("kafka: left the consumer group directly, as its join was held", "member", member)
 	return nil
 }
 
