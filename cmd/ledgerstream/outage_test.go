@@ -7,14 +7,17 @@ package main
 // stay up, catch up within 10 s of the heal, and verify must find 0 lost, 0 duplicated.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,7 +89,11 @@ func TestOutages(t *testing.T) {
 		}},
 		{name: "storage-killed", session: 20 * time.Second, outage: 10 * time.Second, fault: func(e *outageEnv) func() {
 			e.s3.Kill()
-			return func() { e.s3.Restart(e.t) }
+			return func() {
+				e.s3.Restart(e.t)
+				e.storage.SetTarget(strings.TrimPrefix(e.s3.Endpoint, "http://")) // a new port if another process took the old one
+				e.directArgs = []string{"--catalog", e.pgDirect, "--warehouse", e.warehouse, "--s3-endpoint", e.s3.Endpoint}
+			}
 		}},
 		{name: "disk-full", session: 20 * time.Second, outage: 10 * time.Second, disk: true, fault: func(e *outageEnv) func() {
 			filler := fillDisk(e.t, e.diskDir)
@@ -154,6 +161,14 @@ func runOutage(t *testing.T, sc outageScenario) {
 		}
 	}
 	missing, duplicated, rows := e.verify()
+	if e.diskDir != "" {
+		// Everything the run wrote, failed attempts included: about 1 MiB measured.
+		used, listing := diskUsed(t, e.diskDir)
+		t.Logf("the run left %d KiB on %s", used>>10, e.diskDir)
+		if used > 8<<20 {
+			t.Errorf("want under 8 MiB left after the disk was freed (what failed attempts leave behind must not pile up); largest:\n%s", listing)
+		}
+	}
 	warned := false
 	for _, w := range e.workers {
 		warned = warned || strings.Contains(w.stderr.String(), "waiting for a dependency") ||
@@ -206,7 +221,9 @@ func (e *outageEnv) setUp(sc outageScenario) {
 	e.st.pipeline = "outage-" + sc.name
 
 	if sc.disk {
-		e.diskDir = mountTmpfs(t, 24<<20)
+		// Room for 25 times what the run writes (about 1 MiB): filling it is quick, and a
+		// leak shows as a failed bound (diskUsed) rather than as a second full disk.
+		e.diskDir = mountTmpfs(t, 32<<20)
 		e.st.dataDir = e.diskDir
 		e.st.table = "outage.ledger"
 		e.runArgs = []string{"--index-dir", filepath.Join(e.diskDir, "index")}
@@ -290,7 +307,12 @@ func (e *outageEnv) waitCommitted(n int64, timeout time.Duration) {
 		e.requireWorkersUp("while catching up")
 		time.Sleep(200 * time.Millisecond)
 	}
-	e.t.Fatalf("the pipeline committed %d records of %d within %s (last error: %v)", got, n, timeout, err)
+	var disk string
+	if e.diskDir != "" {
+		used, listing := diskUsed(e.t, e.diskDir)
+		disk = fmt.Sprintf("; %d KiB used on %s, largest:\n%s", used>>10, e.diskDir, listing)
+	}
+	e.t.Fatalf("the pipeline committed %d records of %d within %s (last error: %v)%s", got, n, timeout, err, disk)
 }
 
 // verify runs verify --json and returns what it found lost and doubled, and the rows.
@@ -333,6 +355,41 @@ func mountTmpfs(t *testing.T, size int64) string {
 		}
 	})
 	return dir
+}
+
+// diskUsed is how many bytes the files under dir hold, and a listing of the 15 largest.
+func diskUsed(t *testing.T, dir string) (int64, string) {
+	type file struct {
+		path string
+		size int64
+	}
+	var files []file
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		total += info.Size()
+		files = append(files, file{strings.TrimPrefix(path, dir+"/"), info.Size()})
+		return nil
+	})
+	if err != nil {
+		t.Logf("list %s: %v", dir, err)
+	}
+	slices.SortFunc(files, func(a, b file) int { return cmp.Compare(b.size, a.size) })
+	var b strings.Builder
+	for i, f := range files {
+		if i == 15 {
+			fmt.Fprintf(&b, "  … and %d more files\n", len(files)-15)
+			break
+		}
+		fmt.Fprintf(&b, "  %9d %s\n", f.size, f.path)
+	}
+	return total, b.String()
 }
 
 // fillDisk writes a file into dir until the file system is full, and returns its path.

@@ -35,12 +35,12 @@ func (m FaultMode) String() string {
 // Point the client at Addr. Safe for concurrent use.
 type FaultProxy struct {
 	// Addr is the proxy's address, 127.0.0.1:PORT.
-	Addr   string
-	target string
-	ln     net.Listener
-	wg     sync.WaitGroup
+	Addr string
+	ln   net.Listener
+	wg   sync.WaitGroup
 
 	mu      sync.Mutex
+	target  string
 	cond    *sync.Cond // signalled when mode changes
 	mode    FaultMode
 	latency time.Duration
@@ -70,7 +70,19 @@ func StartFaultProxy(t testing.TB, target string) *FaultProxy {
 }
 
 // Target is the address the proxy forwards to.
-func (p *FaultProxy) Target() string { return p.target }
+func (p *FaultProxy) Target() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// SetTarget makes new connections go to target (a server restarted on another port);
+// open ones stay with the old one.
+func (p *FaultProxy) SetTarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
 
 // Mode returns the current mode.
 func (p *FaultProxy) Mode() FaultMode {
@@ -197,7 +209,7 @@ func (p *FaultProxy) serve(client net.Conn) {
 	if !ok || mode == Reset {
 		return
 	}
-	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	server, err := net.DialTimeout("tcp", p.Target(), 5*time.Second)
 	if err != nil {
 		return // the server is down: the client sees its connection closed
 	}

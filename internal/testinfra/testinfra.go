@@ -71,6 +71,7 @@ type S3 struct {
 	Log string
 
 	bin, addr string
+	health    string // this server's own health path: another server on a reused port does not answer it
 	mu        sync.Mutex
 	stop      func() // kills the running server; nil when none runs
 }
@@ -89,7 +90,8 @@ func StartS3(t testing.TB, accessKey, secretKey string, buckets ...string) *S3 {
 			t.Fatal(err)
 		}
 	}
-	s := &S3{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, Log: filepath.Join(t.TempDir(), "versitygw.log"), bin: bin}
+	s := &S3{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, Log: filepath.Join(t.TempDir(), "versitygw.log"), bin: bin,
+		health: "/health-" + rand.Text()}
 	t.Cleanup(s.Kill)
 	for attempt := 0; ; attempt++ {
 		s.addr = freeAddr(t)
@@ -111,7 +113,7 @@ func (s *S3) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "--health", "/health", "posix", s.Dir)
+	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "--health", s.health, "posix", s.Dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -128,7 +130,7 @@ func (s *S3) start() error {
 			<-done
 		}
 	}
-	if !waitHTTP(s.Endpoint+"/health", done, 20*time.Second) {
+	if !waitHTTP(s.Endpoint+s.health, done, 20*time.Second) {
 		stop()
 		out, _ := os.ReadFile(s.Log)
 		return fmt.Errorf("versitygw did not come up on %s:\n%s", s.addr, out)
@@ -150,20 +152,32 @@ func (s *S3) Kill() {
 	}
 }
 
-// Restart starts the server again on the same address and directory after Kill.
+// Restart starts the server again over the same directory after Kill: on the same
+// address when it is free again, else (another process took the port while the server was
+// down) on a new one. Endpoint then changes: point the clients at it (FaultProxy.SetTarget).
 func (s *S3) Restart(t testing.TB) {
 	t.Helper()
 	s.Kill()
 	var err error
-	for attempt := 0; attempt < 20; attempt++ { // the port may linger a moment
+	for attempt := 0; attempt < 8; attempt++ { // the port may linger a moment
 		if err = s.start(); err == nil {
 			return
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	t.Logf("versitygw could not listen on %s again (%v); restarting it on another port", s.addr, err)
+	for attempt := 0; attempt < 3; attempt++ {
+		s.addr = freeAddr(t)
+		s.Endpoint = "http://" + s.addr
+		if err = s.start(); err == nil {
+			return
+		}
+	}
 	t.Fatalf("restart versitygw: %v", err)
 }
 
+// waitHTTP waits for url to answer 200 OK. Only 200 counts: on a port reused by another
+// server, a path that server does not know answers 404.
 func waitHTTP(url string, exited <-chan struct{}, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	cl := &http.Client{Timeout: time.Second}
@@ -175,7 +189,9 @@ func waitHTTP(url string, exited <-chan struct{}, timeout time.Duration) bool {
 		}
 		if rsp, err := cl.Get(url); err == nil {
 			rsp.Body.Close()
-			return true
+			if rsp.StatusCode == http.StatusOK {
+				return true
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
