@@ -160,22 +160,27 @@ func (e *Engine) decode(recs []Record) []decoded {
 	}
 	out = out[:len(recs)]
 	e.decodeBuf = out
-	work := func(lo, hi int) {
+	n := runtime.GOMAXPROCS(0)
+	// A decoder per goroutine, kept from fetch to fetch: its working state is not taken
+	// from a pool for every record.
+	for len(e.decoders) < n {
+		e.decoders = append(e.decoders, e.cfg.Rules.NewDecoder())
+	}
+	work := func(dec *ledger.Decoder, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			if !recs[i].Control {
-				out[i].row, out[i].rej = e.cfg.Rules.Decode(recs[i].Value)
+				out[i].row, out[i].rej = dec.Decode(recs[i].Value)
 			}
 		}
 	}
-	n := runtime.GOMAXPROCS(0)
 	if len(recs) < parallelDecodeMin || n == 1 {
-		work(0, len(recs))
+		work(e.decoders[0], 0, len(recs))
 		return out
 	}
 	var wg sync.WaitGroup
 	chunk := (len(recs) + n - 1) / n
-	for lo := 0; lo < len(recs); lo += chunk {
-		wg.Go(func() { work(lo, min(lo+chunk, len(recs))) })
+	for k, lo := 0, 0; lo < len(recs); k, lo = k+1, lo+chunk {
+		wg.Go(func() { work(e.decoders[k], lo, min(lo+chunk, len(recs))) })
 	}
 	wg.Wait()
 	return out

@@ -181,6 +181,7 @@ type Engine struct {
 	rowsBuf   []ledger.Row
 	recsBuf   []*Record
 	decodeBuf []decoded
+	decoders  []*ledger.Decoder // decode's, one per goroutine
 	idsBuf    *acceptedIDs
 }
 

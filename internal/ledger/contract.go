@@ -78,6 +78,13 @@ type Field struct {
 	// minB etc. are the bounds rescaled to the field's scale, for comparisons without
 	// allocating (compile sets them).
 	bounds [4]*dec128
+	// hasBounds: some bound is set (the common field has none: no call to check them).
+	hasBounds bool
+	// compile's: the index of the path's last key, the JSON type the value is sent as
+	// (jsonKindFor), and whether a string has checks (checkString) at all.
+	leaf    int
+	want    jsonKind
+	checked bool
 	// matcher is Pattern's fast form when it has one (compilePattern), else nil.
 	matcher *asciiPattern
 }
@@ -469,6 +476,7 @@ func parseContract(data []byte) (*Contract, error) {
 				fd.MaxExclusive = d
 			}
 			fd.bounds[k] = &d.v
+			fd.hasBounds = true
 		}
 		if fd.Min != nil && fd.MinExclusive != nil || fd.Max != nil && fd.MaxExclusive != nil {
 			bad("%s: give min or min_exclusive, max or max_exclusive, not both", where)

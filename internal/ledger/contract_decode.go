@@ -141,11 +141,14 @@ func (c *Contract) compile() {
 	}
 	c.timeIndex = c.FieldIndex(c.Report.Time)
 	c.strict = make([]bool, len(c.Fields))
-	for i, f := range c.Fields {
+	for i := range c.Fields {
+		f := &c.Fields[i]
 		c.strict[i] = f.Name == c.Key || slices.Contains(c.Hash, f.Name)
 		if f.Pattern != nil {
-			c.Fields[i].matcher = compilePattern(f.Pattern.String())
+			f.matcher = compilePattern(f.Pattern.String())
 		}
+		f.leaf, f.want = len(f.Path)-1, jsonKindFor(f.Type.Kind)
+		f.checked = c.strict[i] || f.MinLength > 0 || f.MaxLength > 0 || f.Enum != nil || f.Pattern != nil
 	}
 }
 
@@ -169,6 +172,7 @@ type cdecoder struct {
 	unknown string   // unknown_fields: reject, the path of the first unknown key
 	path    [maxPathDepth]string
 	buf     []byte // the row's strings, before their one conversion
+	scratch [64]byte
 
 	// The columns of accepted rows are cut from blocks of slabRows rows, so that a row
 	// costs one allocation (its strings) rather than three; a rejected message gives its
@@ -201,14 +205,19 @@ func (d *cdecoder) take(n int) *Columns {
 	return cols
 }
 
+// newDecoder returns a working state for decoding by c.
+func (c *Contract) newDecoder() *cdecoder {
+	n := len(c.Fields)
+	return &cdecoder{c: c, f: make([]fieldSpan, n), strs: make([][2]int, n), entered: make([]bool, c.nodes)}
+}
+
 // decode is Rules.Decode for a custom contract, after the size and UTF-8 checks.
 func (c *Contract) decode(value []byte) (Row, *Reject) {
 	// The scratch state comes from a pool: on the stack it would escape (the scanner's
 	// appends), and a decode per message must not cost four allocations of it.
 	d, _ := c.scratch.Get().(*cdecoder)
 	if d == nil {
-		n := len(c.Fields)
-		d = &cdecoder{c: c, f: make([]fieldSpan, n), strs: make([][2]int, n), entered: make([]bool, c.nodes)}
+		d = c.newDecoder()
 	}
 	// No defers here: the function's many returns would make them the runtime's, not
 	// open-coded, and they cost more than the lines they save.
@@ -220,7 +229,6 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 
 // decode is Contract.decode on a scratch state.
 func (d *cdecoder) decode(value []byte) (Row, *Reject) {
-	c := d.c
 	d.value = value
 	clear(d.f)
 	clear(d.entered)
@@ -231,6 +239,13 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	if d.unknown != "" {
 		return Row{}, d.reject(ReasonUnknownField, fmt.Sprintf("key %s is not a field of the contract (unknown_fields: reject)", strconv.Quote(d.unknown)))
 	}
+	return d.build()
+}
+
+// build makes the row of a scanned message: each field converted and checked, in field
+// order, then the key and the hash.
+func (d *cdecoder) build() (Row, *Reject) {
+	c, value := d.c, d.value
 
 	values := d.slot(len(c.Fields))
 	// buf gathers every string the row keeps (string values, the key, the hash) for one
@@ -239,11 +254,11 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 	buf := d.buf[:0]
 	strs := d.strs
 	clear(strs)
-	var scratch [64]byte
+	scratch := &d.scratch // not on the stack: zeroing it would cost every message
 	for i := range c.Fields {
 		f := &c.Fields[i]
-		fs := d.f[i]
-		if fs.at < len(f.Path)-1 || fs.kind == kindAbsent || fs.kind == kindNull {
+		fs := &d.f[i]
+		if fs.at < f.leaf || fs.kind == kindAbsent || fs.kind == kindNull {
 			if fs.kind != kindAbsent && fs.kind != kindNull {
 				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
 			}
@@ -253,7 +268,7 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			}
 			return Row{}, d.reject(ReasonMissingField, d.missing(i))
 		}
-		if want := jsonKindFor(f.Type.Kind); fs.kind != want && !(f.Type.Kind == TypeDecimal && fs.kind == kindNumber) {
+		if want := f.want; fs.kind != want && !(f.Type.Kind == TypeDecimal && fs.kind == kindNumber) {
 			return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s must be a JSON %s (type %s), got %s", d.name(i), want, f.Type, fs.kind))
 		}
 		raw := value[fs.start:fs.end]
@@ -265,15 +280,20 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			} else {
 				buf = append(buf, raw...)
 			}
-			s := buf[start:]
-			if reason, msg := d.checkString(i, s); reason != "" {
-				return Row{}, d.reject(reason, msg)
+			if f.checked {
+				if reason, msg := d.checkString(i, buf[start:]); reason != "" {
+					return Row{}, d.reject(reason, msg)
+				}
 			}
 			strs[i] = [2]int{start, len(buf)}
 			values[i] = Value{Valid: true}
 			values[i].SetStr(start, len(buf)) // buf's offsets are the row string's
 		case TypeLong, TypeInt:
-			n, err := strconv.ParseInt(string(raw), 10, 64) // no allocation: the conversion does not escape
+			n, ok := shortInt(raw)
+			var err error
+			if !ok {
+				n, err = strconv.ParseInt(string(raw), 10, 64) // no allocation: the conversion does not escape
+			}
 			switch {
 			case err != nil && !isIntegerText(raw):
 				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not an integer", d.name(i), quoteClip(raw)))
@@ -284,8 +304,8 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			if n < 0 {
 				v.hi = -1
 			}
-			if reason, msg := d.checkBounds(i, v, raw); reason != "" {
-				return Row{}, d.reject(reason, msg)
+			if f.hasBounds && !f.inBounds(v) {
+				return Row{}, d.reject(d.checkBounds(i, v, raw))
 			}
 			values[i] = Value{Valid: true, Int: n}
 		case TypeBoolean:
@@ -312,8 +332,8 @@ func (d *cdecoder) decode(value []byte) (Row, *Reject) {
 			if !ok || !fitsPrecision(v, f.Type.Precision) {
 				return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s (at most %d integer digits)", d.name(i), quoteClip(text), f.Type, f.Type.Precision-f.Type.Scale))
 			}
-			if reason, msg := d.checkBounds(i, v, text); reason != "" {
-				return Row{}, d.reject(reason, msg)
+			if f.hasBounds && !f.inBounds(v) {
+				return Row{}, d.reject(d.checkBounds(i, v, text))
 			}
 			values[i] = Value{Valid: true, Int: int64(v.lo), Hi: v.hi}
 			if f.HashAsSent {
@@ -516,28 +536,41 @@ func (f *Field) matchPattern(s []byte) bool {
 	return f.Pattern.Match(s)
 }
 
+// inBounds reports whether v, a value of the field's type (unscaled at its scale), is within
+// all its bounds; checkBounds says which one it is not.
+func (f *Field) inBounds(v dec128) bool {
+	for k, b := range f.bounds {
+		if b != nil && !boundHolds(k, v.cmp(*b)) {
+			return false
+		}
+	}
+	return true
+}
+
+// boundHolds reports whether a value that compares c with bound k (of Field.bounds) meets it.
+func boundHolds(k, c int) bool {
+	switch k {
+	case 0:
+		return c >= 0
+	case 1:
+		return c <= 0
+	case 2:
+		return c > 0
+	}
+	return c < 0
+}
+
+// boundRelations are the bounds' words in a reject's message, in Field.bounds order.
+var boundRelations = [4]string{"at least", "at most", "greater than", "less than"}
+
+// checkBounds is the reject of a value of field i outside its bounds (inBounds false), naming
+// the first bound it does not meet.
 func (d *cdecoder) checkBounds(i int, v dec128, text []byte) (Reason, string) {
 	f := &d.c.Fields[i]
 	for k, b := range f.bounds {
-		if b == nil {
-			continue
-		}
-		c := v.cmp(*b)
-		var ok bool
-		var rel string
-		switch k {
-		case 0:
-			ok, rel = c >= 0, "at least"
-		case 1:
-			ok, rel = c <= 0, "at most"
-		case 2:
-			ok, rel = c > 0, "greater than"
-		case 3:
-			ok, rel = c < 0, "less than"
-		}
-		if !ok {
+		if b != nil && !boundHolds(k, v.cmp(*b)) {
 			bound := []*Decimal{f.Min, f.Max, f.MinExclusive, f.MaxExclusive}[k]
-			return ReasonOutOfRange, fmt.Sprintf("field %s: %s must be %s %s (%s)", d.name(i), quoteClip(text), rel, bound.text, boundNames[k])
+			return ReasonOutOfRange, fmt.Sprintf("field %s: %s must be %s %s (%s)", d.name(i), quoteClip(text), boundRelations[k], bound.text, boundNames[k])
 		}
 	}
 	return "", ""
@@ -573,6 +606,28 @@ func (d *cdecoder) reject(reason Reason, msg string) *Reject {
 		}
 	}
 	return rej
+}
+
+// shortInt reads a JSON number of at most 18 digits without fraction or exponent, which
+// cannot overflow 64 bits; ok is false for anything else (strconv.ParseInt's turn).
+func shortInt(b []byte) (n int64, ok bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func isIntegerText(b []byte) bool {
@@ -759,20 +814,27 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 			kid := node.kids[k]
 			if i < len(v) && v[i] == '{' {
 				d.entered[kid.id] = true // an absent field below is absent down to here (at)
-				d.path[node.depth] = node.keys[k]
-				mark, wasOpened := len(d.extras), opened
-				if keep {
-					sep()
-					d.extras = append(d.extras, rawKey...)
-					d.extras = append(d.extras, ':')
+				if d.c.rejectUnknown {
+					d.path[node.depth] = node.keys[k] // for the path of an unknown key below
 				}
-				afterKey := len(d.extras)
+				mark := len(d.extras)
 				next, err := d.object(i, kid)
 				if err != nil {
 					return 0, err
 				}
-				if keep && len(d.extras) == afterKey {
-					d.extras, opened = d.extras[:mark], wasOpened
+				if keep && len(d.extras) > mark {
+					// The sub-object had unknown members: they go under its key. (Written
+					// here, not before it, as most sub-objects have none.)
+					prefix := d.scratch[:0]
+					if opened {
+						prefix = append(prefix, ',')
+					} else {
+						prefix = append(prefix, '{')
+						opened = true
+					}
+					prefix = append(prefix, rawKey...)
+					prefix = append(prefix, ':')
+					d.extras = slices.Insert(d.extras, mark, prefix...)
 				}
 				i = next
 			} else {

@@ -67,7 +67,25 @@ var defaultTypes = DefaultTransactionTypes()
 // Cost: the row's strings share one allocation (the id, accounts, currency and hash are
 // decoded into a stack buffer and converted to a string once; TransactionType points into
 // Rules). Nothing else is allocated for a valid message without unknown fields.
-func (r *Rules) Decode(value []byte) (Row, *Reject) {
+func (r *Rules) Decode(value []byte) (Row, *Reject) { return r.decode(value, nil) }
+
+// A Decoder is Rules.Decode with its working state kept from one message to the next, for a
+// goroutine that decodes a stream of them: Rules.Decode, by a custom contract, takes that
+// state from a pool and gives it back for every message (about 20 ns). A Decoder is not
+// safe for concurrent use; its rows are the same as Rules.Decode's.
+type Decoder struct {
+	rules *Rules
+	state *cdecoder // a custom contract's, made on its first message
+}
+
+// NewDecoder returns a Decoder by r. r must not change while the Decoder is in use.
+func (r *Rules) NewDecoder() *Decoder { return &Decoder{rules: r} }
+
+// Decode is Rules.Decode.
+func (dec *Decoder) Decode(value []byte) (Row, *Reject) { return dec.rules.decode(value, dec) }
+
+// decode is Rules.Decode, by dec's working state when dec is not nil.
+func (r *Rules) decode(value []byte, dec *Decoder) (Row, *Reject) {
 	if value == nil {
 		return Row{}, &Reject{Reason: ReasonTombstone, Message: "message has a null value (a tombstone)"}
 	}
@@ -82,7 +100,15 @@ func (r *Rules) Decode(value []byte) (Row, *Reject) {
 		return Row{}, &Reject{Reason: ReasonMalformedJSON, Message: fmt.Sprintf("message is not valid UTF-8 (first invalid byte at %d)", firstInvalidUTF8(value))}
 	}
 	if c := r.Contract; c != nil && !c.isDefault {
-		return c.decode(value)
+		if dec == nil {
+			return c.decode(value)
+		}
+		if dec.state == nil {
+			dec.state = c.newDecoder()
+		}
+		row, rej := dec.state.decode(value)
+		dec.state.value = nil // not kept alive until the next message
+		return row, rej
 	}
 	d := decoder{value: value}
 	if err := scanMessage(value, &d.f); err != nil {
