@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -28,8 +29,20 @@ type ContractEncoder struct {
 	// parts tell a row's partition apart (splitBy); nil: one batch for all rows.
 	parts  []partKey
 	intern map[string]int64 // identity partitions of strings: the values seen, numbered
-	groups map[[maxPartKeys]int64]int32
+	groups map[[maxPartKeys + 1]int64]int32
 	group  []int32 // per row, its group
+	// exact: the parts tell every partition field of the spec apart, so that each batch
+	// EncodeSplit returns holds the rows of one partition, whose values specFields give.
+	exact      bool
+	specFields []specField
+}
+
+// specField is a partition field of the table's spec as EncodeSplit computes its value.
+type specField struct {
+	field     int // index in the contract's fields
+	kind      ledger.TypeKind
+	source    ice.Type
+	transform ice.Transform
 }
 
 // builderSet builds one record batch: a builder per column, reused from batch to batch
@@ -256,6 +269,9 @@ const maxPartKeys = 4
 type partKey struct {
 	field int // index in the contract's fields
 	kind  partKeyKind
+	// exact: rows with the same number are in the same partition (not so for a decimal's
+	// low word).
+	exact bool
 }
 
 type partKeyKind uint8
@@ -270,27 +286,33 @@ const (
 // splitBy makes EncodeSplit cut its batches by the partition fields of spec that it can
 // tell apart cheaply: identity, and year, month, day or hour of a date or timestamp.
 func (e *ContractEncoder) splitBy(spec ice.PartitionSpec) {
-	e.parts = nil
+	e.parts, e.specFields = nil, nil
+	e.exact = spec.NumFields() <= maxPartKeys
 	for _, pf := range spec.Fields() {
 		if len(e.parts) == maxPartKeys {
 			break
 		}
 		src, ok := e.ice.FindFieldByID(pf.SourceID())
 		if !ok {
+			e.exact = false
 			continue
 		}
 		fi := e.c.FieldIndex(src.Name)
 		if fi < 0 {
+			e.exact = false
 			continue
 		}
 		typ := e.c.Fields[fi].Type.Kind
 		timestamp := typ == ledger.TypeTimestampTz || typ == ledger.TypeTimestamp
-		k := partKey{field: fi}
+		k := partKey{field: fi, exact: true}
 		switch pf.Transform.(type) {
 		case ice.IdentityTransform:
-			if typ == ledger.TypeString {
+			switch typ {
+			case ledger.TypeString:
 				k.kind = keyString
-			} else {
+			case ledger.TypeDecimal:
+				k.kind, k.exact = keyValue, false
+			default:
 				k.kind = keyValue
 			}
 		case ice.YearTransform, ice.MonthTransform, ice.DayTransform:
@@ -300,45 +322,106 @@ func (e *ContractEncoder) splitBy(spec ice.PartitionSpec) {
 			case typ == ledger.TypeDate:
 				k.kind = keyValue
 			default:
+				e.exact = false
 				continue
 			}
 		case ice.HourTransform:
 			if !timestamp {
+				e.exact = false
 				continue
 			}
 			k.kind = keyHour
 		default: // bucket, truncate: left to the fanout writer
+			e.exact = false
 			continue
 		}
+		e.exact = e.exact && k.exact
 		e.parts = append(e.parts, k)
+		e.specFields = append(e.specFields, specField{field: fi, kind: typ, source: src.Type, transform: pf.Transform})
 	}
+	if !e.exact {
+		e.specFields = nil
+	}
+}
+
+// partitionValues are the partition values of row r, by the spec's fields, in the Go types
+// iceberg-go's fanout writer gives them (identity: the value as Arrow holds it, day: a
+// Date, year, month and hour: an int32; nil for a null).
+func (e *ContractEncoder) partitionValues(r *ledger.Row) ([]any, error) {
+	vals := make([]any, len(e.specFields))
+	for i, f := range e.specFields {
+		v := &r.Custom.Values[f.field]
+		if !v.Valid {
+			continue
+		}
+		var src any
+		switch f.kind {
+		case ledger.TypeString:
+			src = strings.Clone(r.Custom.Str(f.field))
+		case ledger.TypeLong:
+			src = v.Int
+		case ledger.TypeInt:
+			src = int32(v.Int)
+		case ledger.TypeBoolean:
+			src = v.Int != 0
+		case ledger.TypeDate:
+			src = ice.Date(v.Int)
+		case ledger.TypeTimestampTz, ledger.TypeTimestamp:
+			src = ice.Timestamp(v.Int)
+		default:
+			return nil, fmt.Errorf("iceberg: partition source %q of type %s", e.c.Fields[f.field].Name, f.source)
+		}
+		switch t := f.transform.(type) {
+		case ice.IdentityTransform:
+			vals[i] = src
+		case ice.TimeTransform:
+			fn, err := t.Transformer(f.source)
+			if err != nil {
+				return nil, fmt.Errorf("iceberg: partition %s of %q: %w", f.transform, e.c.Fields[f.field].Name, err)
+			}
+			if got := fn(src); got.Valid {
+				if _, day := t.(ice.DayTransform); day {
+					vals[i] = ice.Date(got.Val)
+				} else {
+					vals[i] = got.Val
+				}
+			}
+		default:
+			return nil, fmt.Errorf("iceberg: partition transform %s", f.transform)
+		}
+	}
+	return vals, nil
 }
 
 // EncodeSplit is Encode for a partitioned table: one record batch per partition the rows
 // touch (as far as splitBy tells them apart), each holding its rows in their order. The
 // fanout writer hands a batch of one partition whole to that partition's file, where it
 // would copy every partition's rows out of a mixed batch (Arrow's take, on every column).
+// When splitBy tells every partition field apart, values are the partition values of each
+// batch (partitionValues; batches of one partition under a coarser transform, the days of
+// a month, have equal ones), and the sink writes each partition's file itself rather than
+// have the fanout writer work the partition out again for every row; else values is nil.
 // The caller owns the batches.
-func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) []arrow.RecordBatch {
-	if len(e.parts) == 0 || len(rows) < 2 {
-		return []arrow.RecordBatch{e.Encode(rows, processed)}
+func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) ([]arrow.RecordBatch, [][]any) {
+	if len(e.parts) == 0 || len(rows) == 0 {
+		return []arrow.RecordBatch{e.Encode(rows, processed)}, nil
 	}
 	if e.groups == nil {
-		e.groups = make(map[[maxPartKeys]int64]int32)
+		e.groups = make(map[[maxPartKeys + 1]int64]int32)
 		e.intern = make(map[string]int64)
 	}
 	clear(e.groups)
 	clear(e.intern)
 	e.group = e.group[:0]
-	var counts []int
+	var counts, first []int
 	for i := range rows {
-		var key [maxPartKeys]int64
+		var key [maxPartKeys + 1]int64 // the last: which fields are null
 		vals := rows[i].Custom.Values
 		for j, p := range e.parts {
 			v := &vals[p.field]
 			switch {
 			case !v.Valid:
-				key[j] = -1 << 63
+				key[maxPartKeys] |= 1 << j
 			case p.kind == keyString:
 				s := rows[i].Custom.Str(p.field)
 				id, ok := e.intern[s]
@@ -360,18 +443,33 @@ func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) []
 			g = int32(len(counts))
 			e.groups[key] = g
 			counts = append(counts, 0)
+			first = append(first, i)
 		}
 		counts[g]++
 		e.group = append(e.group, g)
 	}
-	if len(counts) == 1 || len(counts) > maxSplit {
-		return []arrow.RecordBatch{e.Encode(rows, processed)}
+	if len(counts) > maxSplit {
+		return []arrow.RecordBatch{e.Encode(rows, processed)}, nil
+	}
+	var values [][]any
+	if e.exact {
+		values = make([][]any, len(counts))
+		for g, i := range first {
+			var err error
+			if values[g], err = e.partitionValues(&rows[i]); err != nil {
+				values = nil // cannot be (splitBy took only these types): the fanout writer's
+				break
+			}
+		}
+	}
+	if len(counts) == 1 {
+		return []arrow.RecordBatch{e.Encode(rows, processed)}, values
 	}
 	// The rows are read in their order, each appended to its partition's builders.
 	for len(e.sets) < len(counts) {
 		set, err := e.newSet()
 		if err != nil { // cannot be: the first set was made the same way
-			return []arrow.RecordBatch{e.Encode(rows, processed)}
+			return []arrow.RecordBatch{e.Encode(rows, processed)}, nil
 		}
 		e.sets = append(e.sets, set)
 	}
@@ -385,7 +483,7 @@ func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) []
 	for g, n := range counts {
 		recs[g] = e.sets[g].finish(n)
 	}
-	return recs
+	return recs, values
 }
 
 // maxSplit is the most batches EncodeSplit cuts rows into (a set of builders each): rows

@@ -372,12 +372,12 @@ report: {group_by: [cur], amount: amt, time: ts}
 	}
 	enc.splitBy(spec)
 	for range 2 { // the second time with the builders and maps of the first
-		recs := enc.EncodeSplit(rows, time.Now())
-		if len(recs) != len(want) {
-			t.Fatalf("%d batches, want %d (one per partition: %v)", len(recs), len(want), want)
+		recs, values := enc.EncodeSplit(rows, time.Now())
+		if len(recs) != len(want) || len(values) != len(recs) {
+			t.Fatalf("%d batches, %d partition values, want %d (one per partition: %v)", len(recs), len(values), len(want), want)
 		}
 		seen := map[string]bool{}
-		for _, rec := range recs {
+		for bi, rec := range recs {
 			var back []ledger.Row
 			cur := rec.Column(schema.Fields()[1].ID - 1).(*array.String)
 			ts := rec.Column(2).(*array.Timestamp)
@@ -395,6 +395,22 @@ report: {group_by: [cur], amount: amt, time: ts}
 				back = append(back, r)
 			}
 			p := partOf(back[0])
+			// The partition values as iceberg-go's writer gives them: the string, the
+			// day as a Date; nil for a null.
+			pcur, pday := "null", "null"
+			if v, ok := values[bi][0].(string); ok {
+				pcur = v
+			} else if values[bi][0] != nil {
+				t.Errorf("partition %s: currency value %T, want a string", p, values[bi][0])
+			}
+			if v, ok := values[bi][1].(ice.Date); ok {
+				pday = time.Unix(int64(v)*86400, 0).UTC().Format("2006-01-02")
+			} else if values[bi][1] != nil {
+				t.Errorf("partition %s: day value %T, want an iceberg.Date", p, values[bi][1])
+			}
+			if pcur+"/"+pday != p {
+				t.Errorf("batch of %s has partition values %v", p, values[bi])
+			}
 			var offs []int64
 			for _, r := range back {
 				if partOf(r) != p {
@@ -415,8 +431,8 @@ report: {group_by: [cur], amount: amt, time: ts}
 	for i := range maxSplit + 1 {
 		many = append(many, fmt.Sprintf(`{"id":"M%d","cur":"C%d","ts":"2025-01-16T10:00:00Z","amt":1}`, i, i))
 	}
-	if recs := enc.EncodeSplit(decodeAll(t, ct, 0, many...), time.Now()); len(recs) != 1 || recs[0].NumRows() != int64(len(many)) {
-		t.Errorf("%d partitions: %d batches, want 1 of %d rows", len(many), len(recs), len(many))
+	if recs, values := enc.EncodeSplit(decodeAll(t, ct, 0, many...), time.Now()); len(recs) != 1 || recs[0].NumRows() != int64(len(many)) || values != nil {
+		t.Errorf("%d partitions: %d batches, values %v, want 1 of %d rows, no values", len(many), len(recs), values, len(many))
 	}
 
 	// bucket: one batch, split by the fanout writer.
@@ -433,8 +449,8 @@ report: {group_by: [cur], amount: amt, time: ts}
 	for p := range want {
 		days[p[strings.Index(p, "/"):]] = true
 	}
-	if recs := enc.EncodeSplit(rows, time.Now()); len(recs) != len(days) {
-		t.Errorf("bucket(4, cur), day(ts): %d batches, want %d (the days only)", len(recs), len(days))
+	if recs, values := enc.EncodeSplit(rows, time.Now()); len(recs) != len(days) || values != nil {
+		t.Errorf("bucket(4, cur), day(ts): %d batches, values %v, want %d (the days only), no values", len(recs), values, len(days))
 	}
 }
 

@@ -340,19 +340,26 @@ func (s *TableSink[R]) stageChunk(ctx context.Context, rows []R, processed time.
 	}
 	var recs []arrow.RecordBatch
 	if se, ok := enc.(splitEncoder[R]); ok && s.partitioned() {
-		recs = se.EncodeSplit(rows, processed)
+		var values [][]any
+		recs, values = se.EncodeSplit(rows, processed)
+		s.release(enc)
+		if tbl := s.Table(); values != nil && ownWriteOK(tbl) {
+			return s.writePartitions(ctx, tbl, groupPartitions(tbl, recs, values))
+		}
 	} else {
 		recs = []arrow.RecordBatch{enc.Encode(rows, processed)}
+		s.release(enc)
 	}
-	s.release(enc)
 	return s.stageRecords(ctx, recs)
 }
 
-// A splitEncoder encodes the rows of a partitioned table as one record batch per partition
-// (ContractEncoder.EncodeSplit).
+// A splitEncoder encodes the rows of a partitioned table as one record batch per partition,
+// with each batch's partition values when it can tell them (ContractEncoder.EncodeSplit).
 type splitEncoder[R any] interface {
-	EncodeSplit(rows []R, processed time.Time) []arrow.RecordBatch
+	EncodeSplit(rows []R, processed time.Time) (recs []arrow.RecordBatch, values [][]any)
 }
+
+var _ splitEncoder[ledger.Row] = (*ContractEncoder)(nil)
 
 // partitioned reports whether the table has a partition spec.
 func (s *TableSink[R]) partitioned() bool {
