@@ -194,7 +194,7 @@ func (e *Engine) classify(b *batch, s *readSpan, r *Record, d *decoded) error {
 	row, rej := d.row, d.rej
 	if rej == nil {
 		row.SourceTopic, row.SourcePartition, row.SourceOffset = r.Topic, r.Partition.Partition, r.Offset
-		if _, scoped := e.sinks.Index.(ScopedIndex); scoped && string(r.Key) != row.TransactionID {
+		if e.scoped != nil && string(r.Key) != row.TransactionID {
 			// A partition-scoped index knows only this partition's ids: a copy of this id
 			// keyed otherwise may sit in another partition, unseen. Stop before committing.
 			return fmt.Errorf("%w: %s offset %d has key %q, transaction id %q: --index-scope partition needs every message "+
@@ -248,7 +248,7 @@ func (e *Engine) dedup(b *batch, row *ledger.Row, forLedger bool) (*ledger.Rejec
 		return nil, nil
 	}
 	owner, ok, h := b.ids.lookup(row.TransactionID)
-	if scoped, is := e.sinks.Index.(ScopedIndex); is && !ok {
+	if scoped := e.scoped; scoped != nil && !ok {
 		here := Partition{Topic: row.SourceTopic, Partition: row.SourcePartition}
 		err := e.retryIndex(context.Background(), "cover a partition in the transaction id index", func() error {
 			return scoped.Cover(context.Background(), here)

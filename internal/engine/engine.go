@@ -146,9 +146,12 @@ type FileChecker interface {
 type Engine struct {
 	cfg   Config
 	sinks Sinks
-	log   *slog.Logger
-	clock Clock
-	stats Stats
+	// scoped is sinks.Index when it holds some partitions' ids only (found once, here,
+	// rather than by a type assertion per record).
+	scoped ScopedIndex
+	log    *slog.Logger
+	clock  Clock
+	stats  Stats
 
 	// mu guards what the source's assignment callback (Resume, on franz-go's group
 	// goroutine) and the loop share: the tables' last known states and the read positions.
@@ -215,7 +218,9 @@ func New(cfg Config, sinks Sinks) *Engine {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 30 * time.Second
 	}
-	return &Engine{cfg: cfg, sinks: sinks, log: cfg.Logger, clock: cfg.Clock, pos: Offsets{}}
+	e := &Engine{cfg: cfg, sinks: sinks, log: cfg.Logger, clock: cfg.Clock, pos: Offsets{}}
+	e.scoped, _ = sinks.Index.(ScopedIndex)
+	return e
 }
 
 // Stats returns the engine's running totals.
@@ -336,7 +341,7 @@ func (e *Engine) Resume(ctx context.Context, parts []Partition) (Offsets, error)
 // uncommitted work is safe to redo. The loop that calls it, with what happens between
 // batches, is internal/pipeline's; tests call it to go one batch at a time.
 func (e *Engine) Step(ctx context.Context, src Source) (bool, error) {
-	if scoped, ok := e.sinks.Index.(ScopedIndex); ok {
+	if scoped := e.scoped; scoped != nil {
 		// Partitions lost since the last batch stop being synced. Safe whatever the order
 		// of the group's callbacks: a partition dropped while owned is covered again (and
 		// back-filled) before its first record is classified.
