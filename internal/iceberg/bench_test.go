@@ -182,7 +182,8 @@ func BenchmarkStageContract(b *testing.B) {
 }
 
 // BenchmarkEncodeContract builds the Arrow record batch of 25,000 rows of the example
-// contract.
+// contract (Encode), and the batches of its partitions (split: EncodeSplit, as a partitioned
+// table's part is encoded; the rows touch 4 partitions).
 func BenchmarkEncodeContract(b *testing.B) {
 	cat := openSQLite(b)
 	ct := exampleContract(b)
@@ -190,15 +191,27 @@ func BenchmarkEncodeContract(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	enc, err := NewContractEncoder(nil, tbl.Schema(), ct)
-	if err != nil {
-		b.Fatal(err)
-	}
 	rows := contractRows(b, ct, 25_000)
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	for b.Loop() {
-		enc.Encode(rows, time.Now()).Release()
+	for _, split := range []bool{false, true} {
+		b.Run(map[bool]string{false: "one", true: "split"}[split], func(b *testing.B) {
+			enc, err := NewContractEncoder(nil, tbl.Schema(), ct)
+			if err != nil {
+				b.Fatal(err)
+			}
+			enc.splitBy(tbl.Spec())
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if !split {
+					enc.Encode(rows, time.Now()).Release()
+					continue
+				}
+				recs, _ := enc.EncodeSplit(rows, time.Now())
+				for _, rec := range recs {
+					rec.Release()
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
+		})
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*len(rows)), "cpu-ns/row")
 }

@@ -19,12 +19,17 @@ import (
 // table's current schema: each column is found by name among the contract's fields and
 // the columns every ledger has; a column the contract no longer names (an optional field
 // since dropped) is written as nulls. It is not safe for concurrent use.
+//
+// The columns are built in plain Go slices (values, string offsets and bytes, validity
+// bits) that become the arrays' buffers, not by Arrow's builders: an Arrow builder checks
+// its capacity, moves its length and sets a validity bit through a call per value, which
+// was the larger part of encoding a row (BenchmarkEncodeContract).
 type ContractEncoder struct {
 	mem    memory.Allocator
 	schema *arrow.Schema
 	ice    *ice.Schema
 	c      *ledger.Contract
-	sets   []*builderSet // sets[0] for Encode; one per partition for EncodeSplit
+	cols   []encColumn
 
 	// parts tell a row's partition apart (splitBy); nil: one batch for all rows.
 	parts  []partKey
@@ -43,13 +48,6 @@ type specField struct {
 	kind      ledger.TypeKind
 	source    ice.Type
 	transform ice.Transform
-}
-
-// builderSet builds one record batch: a builder per column, reused from batch to batch
-// (NewRecordBatch resets them).
-type builderSet struct {
-	b    *array.RecordBuilder
-	cols []encColumn
 }
 
 // encKind is where a column's values come from.
@@ -73,26 +71,19 @@ const (
 	encTimestamp
 )
 
-// encColumn is one column of the table: where its values come from and its builder, with
-// its type (one of the typed pointers is set).
+// encColumn is one column of the table: where its values come from and its Arrow type.
 type encColumn struct {
 	kind  encKind
 	field int // index in the contract's fields, for kind >= encString
-	any   array.Builder
-	str   *array.StringBuilder
-	i64   *array.Int64Builder
-	i32   *array.Int32Builder
-	bl    *array.BooleanBuilder
-	dec   *array.Decimal128Builder
-	d32   *array.Date32Builder
-	ts    *array.TimestampBuilder
+	typ   arrow.DataType
 	// avg is a string column's bytes per row in the last batch: the next batch reserves
 	// that much data up front rather than growing it while appending.
 	avg int
 }
 
 // NewContractEncoder returns the encoder of contract c for a table of schema (the table's
-// current one, with its field ids). A nil mem means the Go allocator.
+// current one, with its field ids). A nil mem means the Go allocator (used only for a
+// column of nulls).
 func NewContractEncoder(mem memory.Allocator, schema *ice.Schema, c *ledger.Contract) (*ContractEncoder, error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
@@ -102,20 +93,8 @@ func NewContractEncoder(mem memory.Allocator, schema *ice.Schema, c *ledger.Cont
 		return nil, fmt.Errorf("iceberg: contract Arrow schema: %w", err)
 	}
 	e := &ContractEncoder{mem: mem, schema: sc, ice: schema, c: c}
-	set, err := e.newSet()
-	if err != nil {
-		return nil, err
-	}
-	e.sets = []*builderSet{set}
-	return e, nil
-}
-
-// newSet returns a set of builders for the encoder's schema.
-func (e *ContractEncoder) newSet() (*builderSet, error) {
-	c := e.c
-	set := &builderSet{b: array.NewRecordBuilder(e.mem, e.schema)}
-	for ci, f := range e.ice.Fields() {
-		col := encColumn{field: c.FieldIndex(f.Name), any: set.b.Field(ci)}
+	for ci, f := range schema.Fields() {
+		col := encColumn{field: c.FieldIndex(f.Name), typ: sc.Field(ci).Type}
 		if col.field >= 0 {
 			typ := c.Fields[col.field].Type
 			if !IcebergType(typ).Equals(f.Type) {
@@ -145,25 +124,39 @@ func (e *ContractEncoder) newSet() (*builderSet, error) {
 				col.kind = encNulls
 			}
 		}
-		switch b := col.any.(type) {
-		case *array.StringBuilder:
-			col.str = b
-		case *array.Int64Builder:
-			col.i64 = b
-		case *array.Int32Builder:
-			col.i32 = b
-		case *array.BooleanBuilder:
-			col.bl = b
-		case *array.Decimal128Builder:
-			col.dec = b
-		case *array.Date32Builder:
-			col.d32 = b
-		case *array.TimestampBuilder:
-			col.ts = b
+		if err := checkColumnType(col); err != nil {
+			return nil, fmt.Errorf("iceberg: column %q: %w", f.Name, err)
 		}
-		set.cols = append(set.cols, col)
+		e.cols = append(e.cols, col)
 	}
-	return set, nil
+	return e, nil
+}
+
+// checkColumnType checks that a column's Arrow type is the one its values are built for.
+func checkColumnType(c encColumn) error {
+	var want arrow.Type
+	switch c.kind {
+	case encNulls:
+		return nil
+	case encHash, encExtras, encTopic, encString:
+		want = arrow.STRING
+	case encProcessing, encTimestamp:
+		want = arrow.TIMESTAMP
+	case encPartition, encInt:
+		want = arrow.INT32
+	case encOffset, encLong:
+		want = arrow.INT64
+	case encBool:
+		want = arrow.BOOL
+	case encDecimal:
+		want = arrow.DECIMAL128
+	case encDate:
+		want = arrow.DATE32
+	}
+	if c.typ.ID() != want {
+		return fmt.Errorf("its Arrow type is %s, want %s", c.typ, want)
+	}
+	return nil
 }
 
 // Schema is the Arrow schema of the batches Encode returns.
@@ -172,88 +165,196 @@ func (e *ContractEncoder) Schema() *arrow.Schema { return e.schema }
 // Encode returns one record batch holding rows (each with Custom set), processing_time =
 // processed for all of them. The caller owns the batch (Release it).
 func (e *ContractEncoder) Encode(rows []ledger.Row, processed time.Time) arrow.RecordBatch {
-	set := e.sets[0]
-	set.reserve(len(rows))
+	b := e.newBatch(len(rows))
 	for i := range rows {
-		set.append(&rows[i], processed)
+		b.append(&rows[i], processed)
 	}
-	return set.finish(len(rows))
+	return e.finish(b)
 }
 
-// reserve makes room for n rows.
-func (s *builderSet) reserve(n int) {
-	for i := range s.cols {
-		c := &s.cols[i]
-		c.any.Reserve(n)
-		if c.str != nil {
-			c.str.ReserveData(c.avg * n)
+// batch is one record batch being built: a colBuf per column.
+type batch struct {
+	n    int // rows appended
+	cols []colBuf
+}
+
+// colBuf is one column of a batch: its values (one of the slices, by type), validity bits
+// (a bit per row, set for a value; nil while every row has one) and null count.
+type colBuf struct {
+	valid []byte
+	nulls int
+	i64   []int64 // long, timestamp, offset, processing time
+	i32   []int32 // int, date, source partition
+	dec   []decimal128.Num
+	bits  []byte  // boolean values
+	offs  []int32 // string offsets: n+1
+	data  []byte  // string bytes
+	e     *encColumn
+	rows  int // the rows the batch has room for
+}
+
+// newBatch returns a batch with room for n rows. Every batch has slices of its own: the
+// arrays made of them outlive the call (the sink writes them while the encoder encodes
+// the next part).
+func (e *ContractEncoder) newBatch(n int) *batch {
+	b := &batch{cols: make([]colBuf, len(e.cols))}
+	for i := range e.cols {
+		c := &b.cols[i]
+		c.e, c.rows = &e.cols[i], n
+		switch c.e.kind {
+		case encHash, encExtras, encTopic, encString:
+			c.offs = make([]int32, 1, n+1)
+			c.data = make([]byte, 0, c.e.avg*n+64)
+		case encProcessing, encTimestamp, encOffset, encLong:
+			c.i64 = make([]int64, 0, n)
+		case encPartition, encInt, encDate:
+			c.i32 = make([]int32, 0, n)
+		case encDecimal:
+			c.dec = make([]decimal128.Num, 0, n)
+		case encBool:
+			c.bits = make([]byte, 0, (n+7)/8)
 		}
+	}
+	return b
+}
+
+// null marks row null in column c (its value, zero, is appended by the caller).
+func (c *colBuf) null(row int) {
+	if c.valid == nil {
+		// Every row before this one had a value.
+		c.valid = make([]byte, row/8+1, c.rows/8+1)
+		for i := range c.valid {
+			c.valid[i] = 0xff
+		}
+		if rem := row % 8; rem != 0 {
+			c.valid[len(c.valid)-1] = byte(1)<<rem - 1
+		} else {
+			c.valid[len(c.valid)-1] = 0
+		}
+	} else {
+		c.setValid(row, false)
+	}
+	c.nulls++
+}
+
+// setValid records row's validity once the bitmap exists.
+func (c *colBuf) setValid(row int, ok bool) {
+	if row%8 == 0 {
+		c.valid = append(c.valid, 0)
+	}
+	if ok {
+		c.valid[row/8] |= 1 << (row % 8)
 	}
 }
 
 // append appends row r, a row at a time: each row's values are read once, while they are
 // in the cache (a column at a time read every row's values once per column).
-func (s *builderSet) append(r *ledger.Row, processed time.Time) {
+func (b *batch) append(r *ledger.Row, processed time.Time) {
+	row := b.n
+	b.n++
 	vals := r.Custom.Values
-	for i := range s.cols {
-		c := &s.cols[i]
-		switch c.kind {
+	for i := range b.cols {
+		c := &b.cols[i]
+		var str string
+		valid := true
+		switch c.e.kind {
 		case encNulls:
-			c.any.AppendNull()
+			continue
 		case encHash:
-			c.str.Append(r.TransactionHash)
+			str = r.TransactionHash
 		case encExtras:
-			if r.Custom.Extras == "" {
-				c.str.AppendNull()
-			} else {
-				c.str.Append(r.Custom.Extras)
-			}
+			str = r.Custom.Extras
+			valid = str != ""
 		case encProcessing:
-			if processed.IsZero() {
-				c.ts.AppendNull()
-			} else {
-				c.ts.UnsafeAppend(arrow.Timestamp(processed.UnixMicro()))
+			valid = !processed.IsZero()
+			var t int64
+			if valid {
+				t = processed.UnixMicro()
 			}
+			c.i64 = append(c.i64, t)
 		case encTopic:
-			c.str.Append(r.SourceTopic)
+			str = r.SourceTopic
 		case encPartition:
-			c.i32.UnsafeAppend(r.SourcePartition)
+			c.i32 = append(c.i32, r.SourcePartition)
 		case encOffset:
-			c.i64.UnsafeAppend(r.SourceOffset)
+			c.i64 = append(c.i64, r.SourceOffset)
 		default:
-			v := &vals[c.field]
-			if !v.Valid {
-				c.any.AppendNull()
-				continue
+			v := vals[c.e.field]
+			valid = v.Valid
+			if !valid {
+				v = ledger.Value{} // a null's slot holds zero
 			}
-			switch c.kind {
+			switch c.e.kind {
 			case encString:
-				c.str.Append(r.Custom.Str(c.field))
-			case encLong:
-				c.i64.UnsafeAppend(v.Int)
-			case encInt:
-				c.i32.UnsafeAppend(int32(v.Int))
+				if valid {
+					str = r.Custom.Str(c.e.field)
+				}
+			case encLong, encTimestamp:
+				c.i64 = append(c.i64, v.Int)
+			case encInt, encDate:
+				c.i32 = append(c.i32, int32(v.Int))
 			case encBool:
-				c.bl.UnsafeAppend(v.Int != 0)
+				if row%8 == 0 {
+					c.bits = append(c.bits, 0)
+				}
+				if v.Int != 0 {
+					c.bits[row/8] |= 1 << (row % 8)
+				}
 			case encDecimal:
-				c.dec.UnsafeAppend(decimal128.New(v.Hi, uint64(v.Int)))
-			case encDate:
-				c.d32.UnsafeAppend(arrow.Date32(v.Int))
-			case encTimestamp:
-				c.ts.UnsafeAppend(arrow.Timestamp(v.Int))
+				c.dec = append(c.dec, decimal128.New(v.Hi, uint64(v.Int)))
 			}
+		}
+		if c.offs != nil {
+			c.data = append(c.data, str...)
+			c.offs = append(c.offs, int32(len(c.data)))
+		}
+		if !valid {
+			c.null(row)
+		} else if c.valid != nil {
+			c.setValid(row, true)
 		}
 	}
 }
 
-// finish returns the batch of the n rows appended.
-func (s *builderSet) finish(n int) arrow.RecordBatch {
-	for i := range s.cols {
-		if c := &s.cols[i]; c.str != nil && n > 0 {
-			c.avg = (c.str.DataLen() + n - 1) / n
+// finish returns the batch's record batch.
+func (e *ContractEncoder) finish(b *batch) arrow.RecordBatch {
+	n := b.n
+	arrs := make([]arrow.Array, len(b.cols))
+	for i := range b.cols {
+		c := &b.cols[i]
+		if c.e.kind == encNulls {
+			arrs[i] = array.MakeArrayOfNull(e.mem, c.e.typ, n)
+			continue
 		}
+		var valid *memory.Buffer
+		if c.nulls > 0 {
+			valid = memory.NewBufferBytes(c.valid)
+		}
+		var bufs []*memory.Buffer
+		switch {
+		case c.offs != nil:
+			if n > 0 {
+				c.e.avg = (len(c.data) + n - 1) / n
+			}
+			bufs = []*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.offs)), memory.NewBufferBytes(c.data)}
+		case c.e.kind == encBool:
+			bufs = []*memory.Buffer{valid, memory.NewBufferBytes(c.bits)}
+		case c.i64 != nil:
+			bufs = []*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(c.i64))}
+		case c.i32 != nil:
+			bufs = []*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.i32))}
+		case c.dec != nil:
+			bufs = []*memory.Buffer{valid, memory.NewBufferBytes(arrow.Decimal128Traits.CastToBytes(c.dec))}
+		}
+		data := array.NewData(c.e.typ, n, bufs, nil, c.nulls, 0)
+		arrs[i] = array.MakeFromData(data)
+		data.Release()
 	}
-	return s.b.NewRecordBatch()
+	rec := array.NewRecordBatch(e.schema, arrs, int64(n))
+	for _, a := range arrs {
+		a.Release()
+	}
+	return rec
 }
 
 // maxPartKeys is how many partition fields splitBy tells apart; further ones are left to
@@ -465,23 +566,17 @@ func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) ([
 	if len(counts) == 1 {
 		return []arrow.RecordBatch{e.Encode(rows, processed)}, values
 	}
-	// The rows are read in their order, each appended to its partition's builders.
-	for len(e.sets) < len(counts) {
-		set, err := e.newSet()
-		if err != nil { // cannot be: the first set was made the same way
-			return []arrow.RecordBatch{e.Encode(rows, processed)}, nil
-		}
-		e.sets = append(e.sets, set)
-	}
+	// The rows are read in their order, each appended to its partition's batch.
+	batches := make([]*batch, len(counts))
 	for g, n := range counts {
-		e.sets[g].reserve(n)
+		batches[g] = e.newBatch(n)
 	}
 	for i, g := range e.group {
-		e.sets[g].append(&rows[i], processed)
+		batches[g].append(&rows[i], processed)
 	}
 	recs := make([]arrow.RecordBatch, len(counts))
-	for g, n := range counts {
-		recs[g] = e.sets[g].finish(n)
+	for g, b := range batches {
+		recs[g] = e.finish(b)
 	}
 	return recs, values
 }
