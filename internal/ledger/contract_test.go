@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // exampleContract is issue 15's example, a payments team's own message shape, as the README
@@ -435,6 +436,10 @@ func TestCanonical(t *testing.T) {
 		if got := (&Columns{Values: []Value{tc.v}}).Canonical(0, typ); got != tc.want {
 			t.Errorf("%s %+v = %q, want %q", tc.typ, tc.v, got, tc.want)
 		}
+	}
+	// A row's values are 24 bytes each (a string's start shares Valid's word).
+	if size := unsafe.Sizeof(Value{}); size != 24 {
+		t.Errorf("a Value is %d bytes, want 24", size)
 	}
 	// A string column's value is its bytes of the row's Strings.
 	cols := &Columns{Values: make([]Value, 3), Strings: "P1|ACC1234"}

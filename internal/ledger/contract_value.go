@@ -14,11 +14,12 @@ import (
 type Value struct {
 	// Valid is false for a null.
 	Valid bool
-	// at and n locate a string column's value in its row's Columns.Strings (Columns.Str).
-	at, n uint32
+	// at is where a string column's value starts in its row's Columns.Strings (Columns.Str);
+	// Int is its length. (In Valid's padding: a row's values cost 24 bytes each, not 32.)
+	at uint32
 	// Int holds a long, an int, a boolean (1 is true), a date (days since 1970-01-01), a
-	// timestamp (microseconds since 1970-01-01T00:00:00, UTC for timestamptz) or the low 64
-	// bits of a decimal's unscaled value.
+	// timestamp (microseconds since 1970-01-01T00:00:00, UTC for timestamptz), the low 64
+	// bits of a decimal's unscaled value, or a string's length in bytes.
 	Int int64
 	// Hi holds the high 64 bits of a decimal's unscaled value (two's complement, as Arrow's
 	// decimal128 and Iceberg's decimal bytes).
@@ -30,7 +31,7 @@ func (v Value) Decimal128() (hi int64, lo uint64) { return v.Hi, uint64(v.Int) }
 
 // SetStr makes v the string at bytes [start, end) of its row's Columns.Strings.
 func (v *Value) SetStr(start, end int) {
-	v.at, v.n = uint32(start), uint32(end-start)
+	v.at, v.Int = uint32(start), int64(end-start)
 }
 
 // appendCanonical appends the canonical string of v, a column of type t other than a string

@@ -44,7 +44,7 @@ type Columns struct {
 // Str returns string column i's value ("" for a null).
 func (c *Columns) Str(i int) string {
 	v := &c.Values[i]
-	return c.Strings[v.at : v.at+v.n]
+	return c.Strings[v.at : int64(v.at)+v.Int]
 }
 
 // Canonical returns the canonical string of column i, of type t (AppendCanonical).
