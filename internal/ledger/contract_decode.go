@@ -211,8 +211,10 @@ func (c *Contract) newDecoder() *cdecoder {
 	return &cdecoder{c: c, f: make([]fieldSpan, n), strs: make([][2]int, n), entered: make([]bool, c.nodes)}
 }
 
-// decode is Rules.Decode for a custom contract, after the size and UTF-8 checks.
-func (c *Contract) decode(value []byte) (Row, *Reject) {
+// decode is Rules.Decode for a custom contract, after the size and UTF-8 checks: it sets
+// *row (zero on entry) or returns the reject. (Through a pointer: a Row is 200 bytes, and each
+// level returning one would copy it.)
+func (c *Contract) decode(value []byte, row *Row) *Reject {
 	// The scratch state comes from a pool: on the stack it would escape (the scanner's
 	// appends), and a decode per message must not cost four allocations of it.
 	d, _ := c.scratch.Get().(*cdecoder)
@@ -221,30 +223,30 @@ func (c *Contract) decode(value []byte) (Row, *Reject) {
 	}
 	// No defers here: the function's many returns would make them the runtime's, not
 	// open-coded, and they cost more than the lines they save.
-	row, rej := d.decode(value)
+	rej := d.decode(value, row)
 	d.value = nil // the pool must not keep the message alive
 	c.scratch.Put(d)
-	return row, rej
+	return rej
 }
 
 // decode is Contract.decode on a scratch state.
-func (d *cdecoder) decode(value []byte) (Row, *Reject) {
+func (d *cdecoder) decode(value []byte, row *Row) *Reject {
 	d.value = value
 	clear(d.f)
 	clear(d.entered)
 	d.extras, d.unknown = d.extras[:0], ""
 	if err := d.scan(); err != nil {
-		return Row{}, d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
+		return d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
 	}
 	if d.unknown != "" {
-		return Row{}, d.reject(ReasonUnknownField, fmt.Sprintf("key %s is not a field of the contract (unknown_fields: reject)", strconv.Quote(d.unknown)))
+		return d.reject(ReasonUnknownField, fmt.Sprintf("key %s is not a field of the contract (unknown_fields: reject)", strconv.Quote(d.unknown)))
 	}
-	return d.build()
+	return d.build(row)
 }
 
-// build makes the row of a scanned message: each field converted and checked, in field
+// build makes *row of a scanned message: each field converted and checked, in field
 // order, then the key and the hash.
-func (d *cdecoder) build() (Row, *Reject) {
+func (d *cdecoder) build(row *Row) *Reject {
 	c, value := d.c, d.value
 
 	values := d.slot(len(c.Fields))
@@ -260,16 +262,16 @@ func (d *cdecoder) build() (Row, *Reject) {
 		fs := &d.f[i]
 		if fs.at < f.leaf || fs.kind == kindAbsent || fs.kind == kindNull {
 			if fs.kind != kindAbsent && fs.kind != kindNull {
-				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
+				return d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
 			}
 			if !f.Required {
 				values[i] = Value{}
 				continue
 			}
-			return Row{}, d.reject(ReasonMissingField, d.missing(i))
+			return d.reject(ReasonMissingField, d.missing(i))
 		}
 		if want := f.want; fs.kind != want && !(f.Type.Kind == TypeDecimal && fs.kind == kindNumber) {
-			return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s must be a JSON %s (type %s), got %s", d.name(i), want, f.Type, fs.kind))
+			return d.reject(ReasonBadField, fmt.Sprintf("field %s must be a JSON %s (type %s), got %s", d.name(i), want, f.Type, fs.kind))
 		}
 		raw := value[fs.start:fs.end]
 		switch f.Type.Kind {
@@ -282,7 +284,7 @@ func (d *cdecoder) build() (Row, *Reject) {
 			}
 			if f.checked {
 				if reason, msg := d.checkString(i, buf[start:]); reason != "" {
-					return Row{}, d.reject(reason, msg)
+					return d.reject(reason, msg)
 				}
 			}
 			strs[i] = [2]int{start, len(buf)}
@@ -296,16 +298,16 @@ func (d *cdecoder) build() (Row, *Reject) {
 			}
 			switch {
 			case err != nil && !isIntegerText(raw):
-				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not an integer", d.name(i), quoteClip(raw)))
+				return d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not an integer", d.name(i), quoteClip(raw)))
 			case err != nil || f.Type.Kind == TypeInt && (n < math.MinInt32 || n > math.MaxInt32):
-				return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s", d.name(i), quoteClip(raw), f.Type))
+				return d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s", d.name(i), quoteClip(raw), f.Type))
 			}
 			v := dec128{lo: uint64(n)}
 			if n < 0 {
 				v.hi = -1
 			}
 			if f.hasBounds && !f.inBounds(v) {
-				return Row{}, d.reject(d.checkBounds(i, v, raw))
+				return d.reject(d.checkBounds(i, v, raw))
 			}
 			values[i] = Value{Valid: true, Int: n}
 		case TypeBoolean:
@@ -321,19 +323,19 @@ func (d *cdecoder) build() (Row, *Reject) {
 			v, frac, ok := parseDecimalText(text)
 			if !ok {
 				if isDecimalShape(text) {
-					return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s", d.name(i), quoteClip(text), f.Type))
+					return d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s", d.name(i), quoteClip(text), f.Type))
 				}
-				return Row{}, d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not a plain decimal (digits, optionally '.' and digits; no exponent)", d.name(i), quoteClip(text)))
+				return d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is not a plain decimal (digits, optionally '.' and digits; no exponent)", d.name(i), quoteClip(text)))
 			}
 			if frac > f.Type.Scale {
-				return Row{}, d.reject(ReasonBadScale, fmt.Sprintf("field %s: %s has more than %d fractional digits (scale of %s; it is never rounded)", d.name(i), quoteClip(text), f.Type.Scale, f.Type))
+				return d.reject(ReasonBadScale, fmt.Sprintf("field %s: %s has more than %d fractional digits (scale of %s; it is never rounded)", d.name(i), quoteClip(text), f.Type.Scale, f.Type))
 			}
 			v, ok = rescale(v, f.Type.Scale-frac)
 			if !ok || !fitsPrecision(v, f.Type.Precision) {
-				return Row{}, d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s (at most %d integer digits)", d.name(i), quoteClip(text), f.Type, f.Type.Precision-f.Type.Scale))
+				return d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s (at most %d integer digits)", d.name(i), quoteClip(text), f.Type, f.Type.Precision-f.Type.Scale))
 			}
 			if f.hasBounds && !f.inBounds(v) {
-				return Row{}, d.reject(d.checkBounds(i, v, text))
+				return d.reject(d.checkBounds(i, v, text))
 			}
 			values[i] = Value{Valid: true, Int: int64(v.lo), Hi: v.hi}
 			if f.HashAsSent {
@@ -349,7 +351,7 @@ func (d *cdecoder) build() (Row, *Reject) {
 			}
 			days, ok := parseDate(text)
 			if !ok {
-				return Row{}, d.reject(ReasonBadDate, fmt.Sprintf("field %s: %s is not a date YYYY-MM-DD", d.name(i), quoteClip(text)))
+				return d.reject(ReasonBadDate, fmt.Sprintf("field %s: %s is not a date YYYY-MM-DD", d.name(i), quoteClip(text)))
 			}
 			values[i] = Value{Valid: true, Int: days}
 		case TypeTimestampTz, TypeTimestamp:
@@ -359,10 +361,10 @@ func (d *cdecoder) build() (Row, *Reject) {
 			}
 			micros, msg := parseTimestampMicros(text)
 			if msg != "" {
-				return Row{}, d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s", d.name(i), msg))
+				return d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s", d.name(i), msg))
 			}
 			if f.Type.Kind == TypeTimestamp && hasZone(text) {
-				return Row{}, d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s has a zone, but the column is a timestamp without zone (use timestamptz)", d.name(i), quoteClip(text)))
+				return d.reject(ReasonBadTimestamp, fmt.Sprintf("field %s: %s has a zone, but the column is a timestamp without zone (use timestamptz)", d.name(i), quoteClip(text)))
 			}
 			values[i] = Value{Valid: true, Int: micros}
 		}
@@ -398,7 +400,7 @@ func (d *cdecoder) build() (Row, *Reject) {
 	d.buf = buf[:0] // keep what it grew to (a rejected message's growth is simply lost)
 	cols := d.take(len(c.Fields))
 	cols.Strings = all
-	row := Row{Custom: cols, TransactionHash: all[hashStart:]}
+	*row = Row{Custom: cols, TransactionHash: all[hashStart:]}
 	if kf.Type.Kind == TypeString {
 		row.TransactionID = cols.Str(c.keyIndex)
 	} else {
@@ -414,7 +416,7 @@ func (d *cdecoder) build() (Row, *Reject) {
 	if len(d.extras) > 0 {
 		cols.Extras = string(d.extras)
 	}
-	return row, nil
+	return nil
 }
 
 // isCanonicalDecimal reports whether s, a valid decimal text, is what appendDecimal writes for

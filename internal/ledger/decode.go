@@ -100,13 +100,15 @@ func (r *Rules) decode(value []byte, dec *Decoder) (Row, *Reject) {
 		return Row{}, &Reject{Reason: ReasonMalformedJSON, Message: fmt.Sprintf("message is not valid UTF-8 (first invalid byte at %d)", firstInvalidUTF8(value))}
 	}
 	if c := r.Contract; c != nil && !c.isDefault {
+		var row Row
 		if dec == nil {
-			return c.decode(value)
+			rej := c.decode(value, &row)
+			return row, rej
 		}
 		if dec.state == nil {
 			dec.state = c.newDecoder()
 		}
-		row, rej := dec.state.decode(value)
+		rej := dec.state.decode(value, &row)
 		dec.state.value = nil // not kept alive until the next message
 		return row, rej
 	}
