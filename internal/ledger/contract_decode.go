@@ -693,9 +693,9 @@ func parseDate(s []byte) (int64, bool) {
 	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
 		return 0, false
 	}
-	y, ok1 := digits(s[0:4])
-	m, ok2 := digits(s[5:7])
-	dd, ok3 := digits(s[8:10])
+	y, ok1 := digits4(s[0:4])
+	m, ok2 := digits2(s[5:7])
+	dd, ok3 := digits2(s[8:10])
 	if !ok1 || !ok2 || !ok3 || y < 1 || m < 1 || m > 12 || dd < 1 || dd > daysIn(m, y) {
 		return 0, false
 	}

@@ -539,3 +539,26 @@ func TestDecodeHash(t *testing.T) {
 		}
 	}
 }
+
+// TestDigits: digits2 accepts exactly two ASCII digits, whatever the bytes, and digits4 four.
+func TestDigits(t *testing.T) {
+	for a := range 256 {
+		for b := range 256 {
+			s := []byte{byte(a), byte(b)}
+			n, ok := digits2(s)
+			wantOK := isDigit(s[0]) && isDigit(s[1])
+			if ok != wantOK || ok && n != int(a-'0')*10+int(b-'0') {
+				t.Fatalf("digits2(%q) = %d %v", s, n, ok)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		s  string
+		n  int
+		ok bool
+	}{{"2025", 2025, true}, {"0001", 1, true}, {"9999", 9999, true}, {"20a5", 0, false}, {"/999", 0, false}, {"999:", 0, false}} {
+		if n, ok := digits4([]byte(tc.s)); ok != tc.ok || ok && n != tc.n {
+			t.Errorf("digits4(%q) = %d %v, want %d %v", tc.s, n, ok, tc.n, tc.ok)
+		}
+	}
+}

@@ -44,18 +44,18 @@ func timestampParts(s []byte) (secs int64, nanos int, why string) {
 	if len(s) < len("2006-01-02T15:04:05") {
 		return bad("too short (want YYYY-MM-DDThh:mm:ss)")
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
+	year, ok1 := digits4(s[0:4])
+	month, ok2 := digits2(s[5:7])
+	day, ok3 := digits2(s[8:10])
 	if !ok1 || !ok2 || !ok3 || s[4] != '-' || s[7] != '-' {
 		return bad("want a date YYYY-MM-DD")
 	}
 	if c := s[10]; c != 'T' && c != 't' && c != ' ' {
 		return bad("want 'T' or a space between date and time")
 	}
-	hour, ok1 := digits(s[11:13])
-	min, ok2 := digits(s[14:16])
-	sec, ok3 := digits(s[17:19])
+	hour, ok1 := digits2(s[11:13])
+	min, ok2 := digits2(s[14:16])
+	sec, ok3 := digits2(s[17:19])
 	if !ok1 || !ok2 || !ok3 || s[13] != ':' || s[16] != ':' {
 		return bad("want a time hh:mm:ss")
 	}
@@ -107,16 +107,16 @@ func timestampParts(s []byte) (secs int64, nanos int, why string) {
 		var ok bool
 		switch {
 		case len(rest) == 3: // ±hh
-			oh, ok = digits(rest[1:3])
+			oh, ok = digits2(rest[1:3])
 		case len(rest) == 5: // ±hhmm
-			oh, ok = digits(rest[1:3])
+			oh, ok = digits2(rest[1:3])
 			var ok2 bool
-			om, ok2 = digits(rest[3:5])
+			om, ok2 = digits2(rest[3:5])
 			ok = ok && ok2
 		case len(rest) == 6 && rest[3] == ':': // ±hh:mm
-			oh, ok = digits(rest[1:3])
+			oh, ok = digits2(rest[1:3])
 			var ok2 bool
-			om, ok2 = digits(rest[4:6])
+			om, ok2 = digits2(rest[4:6])
 			ok = ok && ok2
 		}
 		if !ok {
@@ -147,16 +147,19 @@ var (
 	maxTimestamp = daysFromCivil(10000, 1, 1)*86400 - 1
 )
 
-// digits parses a fixed-width run of ASCII digits.
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if !isDigit(c) {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
+// digits2 parses two ASCII digits, without a loop or a branch per digit (a byte below '0'
+// wraps past 9).
+func digits2(b []byte) (int, bool) {
+	_ = b[1]
+	x, y := b[0]-'0', b[1]-'0'
+	return int(x)*10 + int(y), x <= 9 && y <= 9
+}
+
+// digits4 parses four ASCII digits.
+func digits4(b []byte) (int, bool) {
+	hi, ok1 := digits2(b[0:2])
+	lo, ok2 := digits2(b[2:4])
+	return hi*100 + lo, ok1 && ok2
 }
 
 func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
