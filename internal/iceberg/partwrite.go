@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -54,15 +55,32 @@ func groupPartitions(tbl *table.Table, recs []arrow.RecordBatch, values [][]any)
 	return files
 }
 
-// ownWriteOK reports whether the table's files can be written by writePartitions: a table
-// without a sort order (iceberg-go sorts each batch of a sorted one) whose data files are
-// Parquet.
-func ownWriteOK(tbl *table.Table) bool {
-	if tbl.SortOrder().Len() > 0 {
+// ownWriteOK reports whether batches of schema can be written to the table by
+// writePartitions: a table without a sort order (iceberg-go sorts each batch of a sorted
+// one) whose data files are Parquet, and batches of the table's current schema, column for
+// column by field id. Batches of an earlier schema (the table evolved since the encoder was
+// made) are left to iceberg-go's writer, which writes them in the current one.
+func ownWriteOK(tbl *table.Table, schema *arrow.Schema) bool {
+	if tbl.SortOrder().Len() > 0 ||
+		!strings.EqualFold(tbl.Properties().Get(table.WriteFormatDefaultKey, table.WriteFormatDefaultDefault), string(ice.ParquetFile)) {
 		return false
 	}
-	return strings.EqualFold(tbl.Properties().Get(table.WriteFormatDefaultKey, table.WriteFormatDefaultDefault), string(ice.ParquetFile))
+	fields := tbl.Schema().Fields()
+	if len(fields) != schema.NumFields() {
+		return false
+	}
+	for i, f := range fields {
+		af := schema.Field(i)
+		id, ok := af.Metadata.GetValue(fieldIDKey)
+		if !ok || id != strconv.Itoa(f.ID) || af.Name != f.Name {
+			return false
+		}
+	}
+	return true
 }
+
+// fieldIDKey is the Arrow field metadata key of a column's Iceberg field id.
+const fieldIDKey = "PARQUET:field_id"
 
 // writePartitions writes each partition's batches as one Parquet data file, the files side
 // by side (one goroutine per core), and returns them staged. It takes ownership of the

@@ -6,6 +6,7 @@ import (
 	"path"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,4 +179,60 @@ func keys(m map[string]ice.DataFile) []string {
 	}
 	sort.Strings(k)
 	return k
+}
+
+// TestPartitionFilesAfterEvolution: a sink whose encoder was made for the table's earlier
+// schema (another worker evolved the table since) leaves its batches to iceberg-go's
+// writer, which writes them in the table's current schema (the new column as nulls), as
+// it did before the sink wrote partition files itself.
+func TestPartitionFilesAfterEvolution(t *testing.T) {
+	ctx := context.Background()
+	cat := openSQLite(t)
+	ident := table.Identifier{"pay", "ledger"}
+	ct := exampleContract(t)
+	if _, _, err := cat.EnsureLedger(ctx, ident, ct); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := cat.NewContractSink(ctx, ident, testPipeline, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewContractEncoder(nil, sink.Table().Schema(), ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ownWriteOK(sink.Table(), enc.Schema()) {
+		t.Fatal("the encoder's batches, of the table's schema, are not written by the sink")
+	}
+	evolved, err := ledger.ParseContract([]byte(strings.Replace(string(ct.YAML()), "partition:",
+		"  - {name: channel, path: meta.channel, type: string}\npartition:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, _, err := cat.EnsureLedger(ctx, ident, evolved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel, ok := tbl.Schema().FindFieldByName("channel")
+	if !ok {
+		t.Fatal("no channel column after the evolution")
+	}
+	mustLoad(t, sink) // the sink sees the new schema; its encoders are the old contract's
+	if ownWriteOK(sink.Table(), enc.Schema()) {
+		t.Error("batches of the schema before the evolution would be written by the sink")
+	}
+	st, err := sink.Stage(ctx, contractRows(t, ct, 1000), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Discard(ctx, st)
+	files := st.(*Staged).Files()
+	if len(files) != 4 {
+		t.Fatalf("%d files, want 4 (one per currency)", len(files))
+	}
+	for _, f := range files {
+		if f.NullValueCounts()[channel.ID] != f.Count() {
+			t.Errorf("%s: null counts %v, want the new column %d all null", f.FilePath(), f.NullValueCounts(), channel.ID)
+		}
+	}
 }

@@ -343,7 +343,7 @@ func (s *TableSink[R]) stageChunk(ctx context.Context, rows []R, processed time.
 		var values [][]any
 		recs, values = se.EncodeSplit(rows, processed)
 		s.release(enc)
-		if tbl := s.Table(); values != nil && ownWriteOK(tbl) {
+		if tbl := s.Table(); values != nil && ownWriteOK(tbl, recs[0].Schema()) {
 			return s.writePartitions(ctx, tbl, groupPartitions(tbl, recs, values))
 		}
 	} else {
