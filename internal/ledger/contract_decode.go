@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxPathDepth bounds how deep a contract's paths reach (the decoder recurses that deep).
@@ -117,7 +118,9 @@ func (c *Contract) compile() {
 				n.keys = append(n.keys, seg)
 				n.kids = append(n.kids, nil)
 				n.leaf = append(n.leaf, -1)
-				n.plain = append(n.plain, !strings.ContainsFunc(seg, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }))
+				// match compares a plain key with the message's bytes, in place of scanString
+				// (and its UTF-8 check): only a valid UTF-8 key can be plain.
+				n.plain = append(n.plain, utf8.ValidString(seg) && !strings.ContainsFunc(seg, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }))
 				w, m := keyWord(seg)
 				n.words, n.masks = append(n.words, w), append(n.masks, m)
 				i = len(n.keys) - 1
@@ -236,6 +239,11 @@ func (d *cdecoder) decode(value []byte, row *Row) *Reject {
 	clear(d.entered)
 	d.extras, d.unknown = d.extras[:0], ""
 	if err := d.scan(); err != nil {
+		// A message that is not UTF-8 says so, wherever its first error lies (as the
+		// notebook's decoder, which checks UTF-8 before JSON); one that scans is UTF-8.
+		if !utf8.Valid(d.value) {
+			return notUTF8(d.value)
+		}
 		return d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
 	}
 	if d.unknown != "" {

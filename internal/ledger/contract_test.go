@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -514,9 +515,20 @@ func FuzzContractDecode(f *testing.F) {
 		`{"id":"P1","payer":{"account":"ACC1234"},"payee":{"account":"ACC5678"},"amount":{"value":1.5,"currency":"EUR"},"created_at":"2025-01-16T10:00:00Z","merchant":{"id":-1}}`} {
 		f.Add([]byte(m))
 	}
+	f.Add([]byte("{\"id\":\"P\xff1\"}"))
+	f.Add([]byte("{\"i\xc3\":1,\"id\":\"P1\"}"))
+	f.Add([]byte("{\"id\":\"P1\",x\xe2\x82}"))
 	rules := Rules{Contract: mustContract(f, exampleContract)}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		row, rej := rules.Decode(msg)
+		// The scan checks UTF-8 in strings only; a message that is not UTF-8 anywhere is
+		// refused as such, as before any JSON error (the notebook's order).
+		if !utf8.Valid(msg) {
+			if want := notUTF8(msg); rej == nil || *rej != *want {
+				t.Fatalf("%q: reject %+v, want %+v", msg, rej, want)
+			}
+			return
+		}
 		if rej != nil {
 			return
 		}
@@ -537,6 +549,33 @@ func FuzzContractDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestContractNotUTF8: bytes that are not UTF-8, in a value, a key, between values or after a
+// JSON error, make the UTF-8 reject of Rules.Decode, with the first bad byte's place.
+func TestContractNotUTF8(t *testing.T) {
+	rules := Rules{Contract: mustContract(t, exampleContract)}
+	for _, msg := range []string{
+		"{\"id\":\"P\xff1\"}",
+		"{\"id\":\"P1\",\"payer\":{\"account\":\"ACC\xc0\xaf1234\"}}",
+		"{\"id\":\"P1\",\"no\xedte\":1}",
+		"{\"i\xe2\x82\":\"P1\"}",
+		"{\"id\":\"P1\",\xff}",
+		"{\"id\":\"P1\",,\"x\":\"\xed\xa0\x80\"}",
+		"{\"id\":\"P1\"} \xff",
+		"\xef\xbb\xbf{\"id\":\"P1\"}\xc3",
+	} {
+		_, rej := rules.Decode([]byte(msg))
+		if want := notUTF8([]byte(msg)); rej == nil || *rej != *want {
+			t.Errorf("%q: reject %+v, want %+v", msg, rej, want)
+		}
+	}
+	// Valid UTF-8 in values and unknown keys is taken as it is.
+	row, rej := rules.Decode([]byte(`{"id":"Pé","payer":{"account":"ACC1234"},"payee":{"account":"Zoë 😀"},` +
+		`"amount":{"value":"1.00","currency":"EUR"},"created_at":"2025-01-16T10:00:00Z","日本":"ü"}`))
+	if rej != nil || row.TransactionID != "Pé" || row.Custom.Str(2) != "Zoë 😀" || row.Custom.Extras != `{"日本":"ü"}` {
+		t.Fatalf("UTF-8 message: %+v %v", row, rej)
+	}
 }
 
 // TestParseDecimalText checks the decimal parser and rescale, 64-bit fast paths and 128-bit

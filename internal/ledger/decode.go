@@ -96,9 +96,9 @@ func (r *Rules) decode(value []byte, dec *Decoder) (Row, *Reject) {
 	if len(value) > limit {
 		return Row{}, &Reject{Reason: ReasonTooLarge, Message: fmt.Sprintf("message is %d bytes, more than the limit of %d", len(value), limit)}
 	}
-	if !utf8.Valid(value) {
-		return Row{}, &Reject{Reason: ReasonMalformedJSON, Message: fmt.Sprintf("message is not valid UTF-8 (first invalid byte at %d)", firstInvalidUTF8(value))}
-	}
+	// No UTF-8 pass first: the scan checks the strings, the only place where a message that
+	// scans may hold anything but ASCII, and a scan error says first whether the message is
+	// UTF-8 at all (the reject of a message that is not, wherever its first error lies).
 	if c := r.Contract; c != nil && !c.isDefault {
 		var row Row
 		if dec == nil {
@@ -114,6 +114,9 @@ func (r *Rules) decode(value []byte, dec *Decoder) (Row, *Reject) {
 	}
 	d := decoder{value: value}
 	if err := scanMessage(value, &d.f); err != nil {
+		if !utf8.Valid(value) {
+			return Row{}, notUTF8(value)
+		}
 		return Row{}, d.reject(ReasonMalformedJSON, "message is not acceptable JSON: "+err.Error())
 	}
 	for i := range numFields {
@@ -277,6 +280,11 @@ func isCurrency(s []byte) bool {
 }
 
 func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+
+// notUTF8 is the reject of a message that is not valid UTF-8.
+func notUTF8(value []byte) *Reject {
+	return &Reject{Reason: ReasonMalformedJSON, Message: fmt.Sprintf("message is not valid UTF-8 (first invalid byte at %d)", firstInvalidUTF8(value))}
+}
 
 func firstInvalidUTF8(b []byte) int {
 	for i := 0; i < len(b); {

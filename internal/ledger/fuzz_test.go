@@ -18,6 +18,13 @@ func FuzzDecode(f *testing.F) {
 	rules := Rules{MaxMessageBytes: 1 << 16, TransactionTypes: DefaultTransactionTypes()}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		row, rej := rules.Decode(data)
+		// Not UTF-8 anywhere: that reject, whatever else is wrong after the size check (the
+		// scan checks UTF-8 in strings only, and asks for the whole message on its errors).
+		if !utf8.Valid(data) && len(data) <= rules.MaxMessageBytes {
+			if want := notUTF8(data); rej == nil || *rej != *want {
+				t.Fatalf("%q: reject %+v, want %+v", data, rej, want)
+			}
+		}
 		if rej != nil {
 			if rej.Reason == "" || rej.Message == "" {
 				t.Fatalf("reject without reason or message: %+v", rej)

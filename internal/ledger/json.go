@@ -141,7 +141,9 @@ func skipSpace(d []byte, i int) int {
 // scanMessage validates d as one JSON object and fills f with the fields the ledger reads.
 // Unknown keys and their values (of any shape) are validated and skipped. A key that appears
 // twice at the top level is an error: which of the two values is meant is ambiguous, and a
-// ledger must not guess. d must already be known to be valid UTF-8.
+// ledger must not guess. Strings are checked for UTF-8 (scanString), so a message that scans
+// is UTF-8; one that does not may fail on a byte outside a string first, as a syntax error:
+// callers ask utf8.Valid when it fails, to report that instead.
 func scanMessage(d []byte, f *[numFields]span) *syntaxError {
 	i, err := objectStart(d)
 	if err != nil {
@@ -276,8 +278,11 @@ func kindOf(c byte) jsonKind {
 
 // scanString scans the string starting at d[i] == '"'. It returns the bounds of the content,
 // whether it holds escapes, and the index after the closing quote. It rejects raw control
-// characters, unknown escapes and \u escapes that do not form valid UTF-16 (a lone surrogate
-// has no Unicode meaning, so it cannot be stored faithfully).
+// characters, unknown escapes, \u escapes that do not form valid UTF-16 (a lone surrogate
+// has no Unicode meaning, so it cannot be stored faithfully) and bytes that are not UTF-8
+// (errNotUTF8). A message that scans is therefore valid UTF-8: outside its strings the
+// grammar admits ASCII only. (The contract decoder relies on that rather than checking the
+// whole message first.)
 func scanString(d []byte, i int) (start, end int, esc bool, next int, err *syntaxError) {
 	start = i + 1
 	for j := start; j < len(d); {
@@ -296,6 +301,12 @@ func scanString(d []byte, i int) (start, end int, esc bool, next int, err *synta
 			continue
 		}
 		switch {
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(d[j:])
+			if r == utf8.RuneError && n == 1 {
+				return 0, 0, false, 0, &syntaxError{msg: errNotUTF8, off: j}
+			}
+			j += n
 		case c == '"':
 			return start, j, esc, j + 1, nil
 		case c == '\\':
@@ -340,23 +351,27 @@ func scanString(d []byte, i int) (start, end int, esc bool, next int, err *synta
 	return 0, 0, false, 0, &syntaxError{msg: "unexpected end of message in string", off: -1}
 }
 
-// plainString marks the bytes that stand for themselves inside a JSON string: everything but
-// the quote, the backslash and control characters. A table keeps the common path to one load.
+// errNotUTF8 is scanString's message for a string holding bytes that are not UTF-8.
+const errNotUTF8 = "invalid UTF-8 in string"
+
+// plainString marks the bytes that stand for themselves inside a JSON string: ASCII but the
+// quote, the backslash and control characters (other bytes start UTF-8 sequences, which
+// scanString checks). A table keeps the common path to one load.
 var plainString = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
 
-// specialBytes flags (high bit of each byte) the bytes of w, little-endian, that are '"', '\\'
-// or below 0x20. Borrows can flag a byte above a true hit, never below one, so the lowest flag
-// is always exact; callers only rely on that one.
+// specialBytes flags (high bit of each byte) the bytes of w, little-endian, that are '"', '\\',
+// below 0x20 or not ASCII. Borrows can flag a byte above a true hit, never below one, so the
+// lowest flag is always exact; callers only rely on that one.
 func specialBytes(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	quote := w ^ (ones * '"')
 	backslash := w ^ (ones * '\\')
-	return ((quote-ones)&^quote | (backslash-ones)&^backslash | (w-ones*0x20)&^w) & highs
+	return ((quote-ones)&^quote | (backslash-ones)&^backslash | (w-ones*0x20)&^w | w) & highs
 }
 
 // hex4 decodes the four hex digits at d[i:i+4].
