@@ -22,6 +22,24 @@ import (
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
 )
 
+// exampleLedger opens a SQLite catalog holding the example contract's ledger pay.ledger
+// (partitioned by day and currency) and a sink of testPipeline on it.
+func exampleLedger(t *testing.T) (*Catalog, table.Identifier, *ledger.Contract, *Sink) {
+	t.Helper()
+	ctx := context.Background()
+	cat := openSQLite(t)
+	ident := table.Identifier{"pay", "ledger"}
+	ct := exampleContract(t)
+	if _, _, err := cat.EnsureLedger(ctx, ident, ct); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := cat.NewContractSink(ctx, ident, testPipeline, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat, ident, ct, sink
+}
+
 func exampleContract(t testing.TB) *ledger.Contract {
 	t.Helper()
 	data, err := os.ReadFile("../../examples/payments-contract.yaml")

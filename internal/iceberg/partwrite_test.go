@@ -187,16 +187,7 @@ func keys(m map[string]ice.DataFile) []string {
 // it did before the sink wrote partition files itself.
 func TestPartitionFilesAfterEvolution(t *testing.T) {
 	ctx := context.Background()
-	cat := openSQLite(t)
-	ident := table.Identifier{"pay", "ledger"}
-	ct := exampleContract(t)
-	if _, _, err := cat.EnsureLedger(ctx, ident, ct); err != nil {
-		t.Fatal(err)
-	}
-	sink, err := cat.NewContractSink(ctx, ident, testPipeline, ct)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat, ident, ct, sink := exampleLedger(t)
 	enc, err := NewContractEncoder(nil, sink.Table().Schema(), ct)
 	if err != nil {
 		t.Fatal(err)

@@ -54,16 +54,7 @@ func matchIDs(t *testing.T, c *Catalog, ident table.Identifier, ct *ledger.Contr
 // fewer than the table has, and reads exactly the rows an unpruned scan filtered in Go keeps.
 func TestWindowPrunesPartitions(t *testing.T) {
 	ctx := context.Background()
-	cat := openSQLite(t)
-	ident := table.Identifier{"pay", "ledger"}
-	ct := exampleContract(t)
-	if _, _, err := cat.EnsureLedger(ctx, ident, ct); err != nil {
-		t.Fatal(err)
-	}
-	sink, err := cat.NewContractSink(ctx, ident, testPipeline, ct)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat, ident, ct, sink := exampleLedger(t)
 	currencies := []string{"USD", "EUR", "GBP", "JPY"}
 	n := 0
 	for batch := int64(1); batch <= 3; batch++ {
