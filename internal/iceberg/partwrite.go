@@ -31,10 +31,11 @@ import (
 // metadata (table.DataFileFromMetadata: the same statistics code as its own writer).
 
 // partitionFile is one partition's rows: its batches (more than one for the days of a
-// month partition, say) and partition values by the spec's fields.
+// month partition, say), partition values by the spec's fields, and partition path.
 type partitionFile struct {
 	recs   []arrow.RecordBatch
 	values []any
+	path   string // spec.PartitionToPath of values
 }
 
 // groupPartitions gathers batches of equal partition values into one partitionFile each,
@@ -50,7 +51,7 @@ func groupPartitions(tbl *table.Table, recs []arrow.RecordBatch, values [][]any)
 			continue
 		}
 		byPath[path] = len(files)
-		files = append(files, partitionFile{recs: []arrow.RecordBatch{rec}, values: values[i]})
+		files = append(files, partitionFile{recs: []arrow.RecordBatch{rec}, values: values[i], path: path})
 	}
 	return files
 }
@@ -126,9 +127,7 @@ func (s *TableSink[R]) writePartitions(ctx context.Context, tbl *table.Table, fi
 			}
 			// iceberg-go's file layout: <table>/data/<partition path>/<name>, its name
 			// pattern (partition number, task, write id, file number).
-			values := partitionRecord(f.values)
-			part := spec.PartitionToPath(values, schema)
-			loc, err := partitionLocation(tbl, part)
+			loc, err := partitionLocation(tbl, f.path)
 			if err != nil {
 				return err
 			}
