@@ -93,18 +93,27 @@ func StartS3(t testing.TB, accessKey, secretKey string, buckets ...string) *S3 {
 	s := &S3{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, Log: filepath.Join(t.TempDir(), "versitygw.log"), bin: bin,
 		health: "/health-" + rand.Text()}
 	t.Cleanup(s.Kill)
-	for attempt := 0; ; attempt++ {
+	if err := s.startOnFreePort(t); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startOnFreePort runs versitygw on a free port, trying up to three (a port found free may
+// be taken before the server listens on it).
+func (s *S3) startOnFreePort(t testing.TB) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			t.Logf("%v (retrying on another port)", err)
+		}
 		s.addr = freeAddr(t)
 		s.Endpoint = "http://" + s.addr
-		err := s.start()
-		if err == nil {
-			return s
+		if err = s.start(); err == nil {
+			return nil
 		}
-		if attempt >= 2 {
-			t.Fatal(err)
-		}
-		t.Logf("%v (retrying on another port)", err)
 	}
+	return err
 }
 
 // start runs versitygw on s.addr and waits for it to answer.
@@ -166,14 +175,9 @@ func (s *S3) Restart(t testing.TB) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Logf("versitygw could not listen on %s again (%v); restarting it on another port", s.addr, err)
-	for attempt := 0; attempt < 3; attempt++ {
-		s.addr = freeAddr(t)
-		s.Endpoint = "http://" + s.addr
-		if err = s.start(); err == nil {
-			return
-		}
+	if err := s.startOnFreePort(t); err != nil {
+		t.Fatalf("restart versitygw: %v", err)
 	}
-	t.Fatalf("restart versitygw: %v", err)
 }
 
 // waitHTTP waits for url to answer 200 OK. Only 200 counts: on a port reused by another
