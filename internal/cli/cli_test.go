@@ -78,12 +78,28 @@ func TestApplyConfigErrors(t *testing.T) {
 		{"nosuch: 1\n", `unknown key "nosuch"`},
 		{"name: {a: 1}\n", `key "name": nested values are not supported`},
 		{"wait: soon\n", "invalid value for --wait from "},
+		{"wait: soon\n", "want a duration"},
 		{"count: 11\n", "--count 11: out of range, want from 1 to 10"},
 	} {
 		_, err := parse(t, "--config", writeConfig(t, c.body))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err = %v, want %q", c.body, err, c.want)
 		}
+	}
+}
+
+// A value that does not parse may be a secret under the wrong key: the error names the key
+// and its source, never the value, whether it comes from the file or the environment.
+func TestApplyConfigErrorHidesTheValue(t *testing.T) {
+	const secret = "hunter2-s3cr3t"
+	_, err := parse(t, "--config", writeConfig(t, "wait: "+secret+"\n"))
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "--wait") {
+		t.Errorf("from the file: err = %v, want one naming --wait without the value", err)
+	}
+	t.Setenv("LEDGERSTREAM_COUNT", secret)
+	_, err = parse(t)
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "LEDGERSTREAM_COUNT") {
+		t.Errorf("from the environment: err = %v, want one naming LEDGERSTREAM_COUNT without the value", err)
 	}
 }
 

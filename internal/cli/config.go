@@ -46,8 +46,10 @@ func ApplyConfig(cmd *cobra.Command) error {
 			return
 		}
 		if err := f.Value.Set(value); err != nil {
-			// The value itself may be a secret: name the source, not the value.
-			firstErr = fmt.Errorf("invalid value for --%s from %s: %w", f.Name, source, err)
+			// The value itself may be a secret (a password pasted under the wrong key): name
+			// the source and the type wanted, never the value, which the parsers' errors quote.
+			firstErr = fmt.Errorf("invalid value for --%s from %s, want a %s (the value is not shown: it may be a secret): %w",
+				f.Name, source, f.Value.Type(), redacted{err: err, value: value})
 		}
 	})
 	if firstErr != nil {
@@ -106,3 +108,19 @@ func KnownElsewhere(root *cobra.Command, key string) bool {
 	walk(root)
 	return found
 }
+
+// redacted is an error whose text does not quote value: what a flag's parser said about a
+// value from the environment or a config file, which may be a secret.
+type redacted struct {
+	err   error
+	value string
+}
+
+func (r redacted) Error() string {
+	if r.value == "" {
+		return r.err.Error()
+	}
+	return strings.ReplaceAll(r.err.Error(), r.value, "…")
+}
+
+func (r redacted) Unwrap() error { return r.err }
