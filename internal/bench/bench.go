@@ -594,7 +594,7 @@ func (b *run) steadyState(ctx context.Context) error {
 	}
 	// Steady state: the producer starts once run is ready (in the group, a batch done), so
 	// that joining the group is not counted as latency.
-	if err := waitReady(ctx, "http://"+addr+"/readyz", time.Minute); err != nil {
+	if err := waitReady(ctx, "http://"+addr+"/readyz", cmd.Process.Pid, time.Minute); err != nil {
 		return fmt.Errorf("steady run: %w\n%s", err, lastLines(out.String(), 20))
 	}
 	n := b.o.Rate * int(b.o.SteadyDuration/time.Second)

@@ -268,3 +268,17 @@ ledgerstream_commit_duration_seconds_sum{table="rejects"} 9
 		}
 	}
 }
+
+// A worker that fails at its start is not waited for until the readiness timeout: waitReady
+// returns as soon as the process has exited.
+func TestWaitReadyStopsAtAnExitedChild(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "exit 3")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	defer func() { _ = cmd.Wait() }() // it exits with 3 on purpose
+	err := waitReady(context.Background(), "http://127.0.0.1:1/readyz", cmd.Process.Pid, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
+		t.Fatalf("err = %v, want one saying the process exited (not the timeout's)", err)
+	}
+}

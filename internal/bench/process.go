@@ -107,11 +107,15 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// waitReady polls url until it answers 200 or the timeout passes.
-func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+// waitReady polls url, served by the child process pid, until it answers 200, the timeout
+// passes, or the child exits (a worker that failed at its start is not waited for).
+func waitReady(ctx context.Context, url string, pid int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
+		if exited(pid) {
+			return fmt.Errorf("%s: the process (pid %d) exited before it was ready", url, pid)
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
@@ -181,6 +185,19 @@ func peakRSS(pid int) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// exited reports whether child process pid has exited (it is a zombie, not yet waited for,
+// or gone).
+func exited(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	// The state follows the command name, which may hold spaces: after its closing paren.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
 }
 
 // procCPU is a live process's user and system CPU time (/proc/PID/stat, in clock ticks of

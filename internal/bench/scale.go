@@ -116,7 +116,7 @@ func (b *run) scaleStage(ctx context.Context, n int) (ScaleRow, error) {
 		workers[i] = &scaleWorker{cmd: cmd, out: out, addr: addr}
 	}
 	for _, w := range workers {
-		if err := waitReady(ctx, "http://"+w.addr+"/readyz", 3*time.Minute); err != nil {
+		if err := waitReady(ctx, "http://"+w.addr+"/readyz", w.cmd.Process.Pid, 3*time.Minute); err != nil {
 			return ScaleRow{}, fmt.Errorf("worker %s: %w\n%s", w.addr, err, lastLines(w.out.String(), 20))
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -29,6 +30,7 @@ import (
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // registers the s3:// (s3a, s3n) FileIO
 	"github.com/apache/iceberg-go/table"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
@@ -255,6 +257,13 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 func newSQLCatalog(db *sql.DB, name string, dialect sqlcat.SupportedDialect, kind, warehouse string, props ice.Properties) (*Catalog, error) {
 	props["warehouse"] = warehouse
 	c, err := sqlcat.NewCatalog(name, db, dialect, props)
+	for attempt := 1; err != nil && attempt < createRaceAttempts && lostCreateRace(err); attempt++ {
+		// Several workers started at once on a database without the catalog's tables all
+		// create them (CREATE TABLE IF NOT EXISTS), and PostgreSQL lets all but one fail on
+		// the type the table implies. The winner's tables are there now: open again.
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		c, err = sqlcat.NewCatalog(name, db, dialect, props)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("iceberg: open %s catalog: %w", kind, err)
@@ -263,6 +272,19 @@ func newSQLCatalog(db *sql.DB, name string, dialect sqlcat.SupportedDialect, kin
 	return &Catalog{cat: c, kind: kind, warehouse: warehouse, close: func() error {
 		return errors.Join(c.Close(), db.Close())
 	}, db: db, name: name, props: props}, nil
+}
+
+// createRaceAttempts bounds how often opening a SQL catalog is tried again after losing
+// the race to create its tables (lostCreateRace).
+const createRaceAttempts = 5
+
+// lostCreateRace reports whether err is PostgreSQL refusing a CREATE TABLE IF NOT EXISTS
+// because another session created the same table meanwhile: a unique violation on the
+// catalog of types (23505), the table's type (42710) or the table itself (42P07), all
+// seen; opening again gets past it.
+func lostCreateRace(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "42710" || pg.Code == "42P07")
 }
 
 // warehouseLocation resolves the warehouse to an absolute local path (iceberg-go's local

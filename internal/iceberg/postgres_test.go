@@ -3,9 +3,13 @@ package iceberg
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ledgerstream/ledgerstream/internal/testinfra"
 )
@@ -39,3 +43,44 @@ func openPostgresAt(t *testing.T, warehouse string) *Catalog {
 func TestRoundTripPostgres(t *testing.T) { testRoundTrip(t, openPostgres(t)) }
 
 func TestConflictPostgres(t *testing.T) { testConflict(t, openPostgres(t)) }
+
+// Workers started at once on a database that has no catalog tables yet all create them;
+// PostgreSQL fails all but one CREATE TABLE IF NOT EXISTS (a unique violation on pg_type).
+// Every one of them must open the catalog (a CI run lost a scale-out worker to this).
+func TestOpenPostgresConcurrentlyOnAFreshDatabase(t *testing.T) {
+	uri := testinfra.RequirePostgres(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	for round := range 5 { // the race is lost only sometimes: each round is a fresh database
+		db := fmt.Sprintf("lsrace_%d_%d_%d", time.Now().UnixNano(), os.Getpid(), round)
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+			t.Fatalf("create database: %v", err)
+		}
+		u, err := url.Parse(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + db
+		var g errgroup.Group
+		for w := range 8 {
+			g.Go(func() error {
+				c, err := Open(ctx, Config{CatalogURI: u.String(), Warehouse: t.TempDir(), Name: fmt.Sprintf("w%d", w)})
+				if err != nil {
+					return fmt.Errorf("worker %d: %w", w, err)
+				}
+				return c.Close()
+			})
+		}
+		err = g.Wait()
+		if _, dropErr := admin.Exec(ctx, "DROP DATABASE "+db+" WITH (FORCE)"); dropErr != nil {
+			t.Logf("drop database %s: %v", db, dropErr)
+		}
+		if err != nil {
+			t.Fatalf("round %d: 8 workers opening a fresh database's catalog at once: %v", round, err)
+		}
+	}
+}
