@@ -53,6 +53,7 @@ type Contract struct {
 	keep, rejectUnknown bool
 	keyIndex            int
 	hashIndex           []int
+	stringFields        []int // the indexes of the string fields
 	timeIndex           int
 	strict              []bool
 	scratch             sync.Pool // of *cdecoder

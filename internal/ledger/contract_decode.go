@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxPathDepth bounds how deep a contract's paths reach (the decoder recurses that deep).
@@ -21,14 +22,22 @@ type pathNode struct {
 	depth int
 	id    int // index among the contract's nodes (cdecoder.entered)
 	keys  []string
-	// words[i] is keys[i]'s first eight bytes, little-endian, with the quote that closes it
-	// when the key is shorter: one load and compare matches a short key (match).
-	words  []uint64
-	masks  []uint64
+	// ents[i] is what match compares keys[i] with.
+	ents   []keyEntry
 	kids   []*pathNode // nil entry: keys[i] is a leaf, field leaf[i]
 	leaf   []int
-	fields []int  // every field at or below this node, for a whole subtree missing at once
-	plain  []bool // keys[i] is written in JSON as itself (no quote, backslash or control byte)
+	fields []int // every field at or below this node, for a whole subtree missing at once
+}
+
+// keyEntry is a key as match compares it: word is its first eight bytes, little-endian,
+// with the quote that closes it when the key is shorter, and mask selects them, so that one
+// load and compare matches a short key; plain says the key is written in JSON as itself (no
+// quote, backslash or control byte). A key that is not plain has a word that nothing
+// matches.
+type keyEntry struct {
+	word, mask uint64
+	key        string
+	plain      bool
 }
 
 // match finds the key at v[i] == '"' among n's plain keys by comparing the message's bytes
@@ -37,30 +46,32 @@ type pathNode struct {
 // unknown key, or one spelled with escapes: scanString's turn).
 func (n *pathNode) match(v []byte, i, hint int) (int, int) {
 	rest := v[i+1:]
+	ents := n.ents
 	if len(rest) >= 8 {
 		w := binary.LittleEndian.Uint64(rest)
-		for j := range n.keys {
-			k := hint + j
-			if k >= len(n.keys) {
-				k -= len(n.keys)
+		k := hint
+		for range ents {
+			if k >= len(ents) {
+				k = 0
 			}
-			if w&n.masks[k] != n.words[k] || !n.plain[k] {
-				continue
+			e := &ents[k]
+			if w&e.mask == e.word {
+				key := e.key
+				if len(key) < 8 || len(rest) > len(key) && rest[len(key)] == '"' && string(rest[8:len(key)]) == key[8:] {
+					return k, i + 2 + len(key)
+				}
 			}
-			key := n.keys[k]
-			if len(key) < 8 || len(rest) > len(key) && rest[len(key)] == '"' && string(rest[8:len(key)]) == key[8:] {
-				return k, i + 2 + len(key)
-			}
+			k++
 		}
 		return -1, 0
 	}
-	for j := range n.keys {
+	for j := range ents {
 		k := hint + j
-		if k >= len(n.keys) {
-			k -= len(n.keys)
+		if k >= len(ents) {
+			k -= len(ents)
 		}
-		key := n.keys[k]
-		if n.plain[k] && len(rest) > len(key) && rest[len(key)] == '"' && string(rest[:len(key)]) == key {
+		e := &ents[k]
+		if key := e.key; e.plain && len(rest) > len(key) && rest[len(key)] == '"' && string(rest[:len(key)]) == key {
 			return k, i + 2 + len(key)
 		}
 	}
@@ -120,9 +131,12 @@ func (c *Contract) compile() {
 				n.leaf = append(n.leaf, -1)
 				// match compares a plain key with the message's bytes, in place of scanString
 				// (and its UTF-8 check): only a valid UTF-8 key can be plain.
-				n.plain = append(n.plain, utf8.ValidString(seg) && !strings.ContainsFunc(seg, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }))
-				w, m := keyWord(seg)
-				n.words, n.masks = append(n.words, w), append(n.masks, m)
+				plain := utf8.ValidString(seg) && !strings.ContainsFunc(seg, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 })
+				e := keyEntry{word: 1, key: seg, plain: plain} // mask 0: no word matches
+				if plain {
+					e.word, e.mask = keyWord(seg)
+				}
+				n.ents = append(n.ents, e)
 				i = len(n.keys) - 1
 			}
 			if d == len(path)-1 {
@@ -152,6 +166,9 @@ func (c *Contract) compile() {
 		}
 		f.leaf, f.want = len(f.Path)-1, jsonKindFor(f.Type.Kind)
 		f.checked = c.strict[i] || f.MinLength > 0 || f.MaxLength > 0 || f.Enum != nil || f.Pattern != nil
+		if f.Type.Kind == TypeString {
+			c.stringFields = append(c.stringFields, i)
+		}
 	}
 }
 
@@ -161,7 +178,10 @@ func (c *Contract) compile() {
 // For an absent field at is not set while scanning: cdecoder.absentAt finds it.
 type fieldSpan struct {
 	span
-	at int
+	at int32
+	// printable: a string of printable ASCII without escapes (printableEnd), which has no
+	// control character to look for.
+	printable bool
 }
 
 // cdecoder is the state of one decode by a custom contract.
@@ -169,12 +189,16 @@ type cdecoder struct {
 	c       *Contract
 	value   []byte
 	f       []fieldSpan
-	strs    [][2]int // decode's, kept for its next call
-	entered []bool   // by pathNode.id: the message has that object
-	extras  []byte   // unknown_fields: keep
-	unknown string   // unknown_fields: reject, the path of the first unknown key
+	entered []bool // by pathNode.id: the message has that object
+	extras  []byte // unknown_fields: keep
+	unknown string // unknown_fields: reject, the path of the first unknown key
 	path    [maxPathDepth]string
-	buf     []byte // the row's strings, before their one conversion
+	buf     []byte // a row's string too long for a block, before its conversion
+	// block holds the strings of recent rows, and after them room for more: a row's string
+	// is written there (rowString) rather than copied to an allocation of its own.
+	block   []byte
+	text    []byte // an escaped value's text, unescaped to be checked or parsed
+	hashIn  []byte // the hash input
 	scratch [64]byte
 
 	// The columns of accepted rows are cut from blocks of slabRows rows, so that a row
@@ -183,6 +207,10 @@ type cdecoder struct {
 	cols []Columns
 	vals []Value
 }
+
+// stringBlock is the size of a block of rows' strings (cdecoder.block): about 80 rows of
+// the example contract, so that one string kept alive keeps little else.
+const stringBlock = 8 << 10
 
 // slabRows is how many rows' columns one allocation holds.
 const slabRows = 64
@@ -211,7 +239,7 @@ func (d *cdecoder) take(n int) *Columns {
 // newDecoder returns a working state for decoding by c.
 func (c *Contract) newDecoder() *cdecoder {
 	n := len(c.Fields)
-	return &cdecoder{c: c, f: make([]fieldSpan, n), strs: make([][2]int, n), entered: make([]bool, c.nodes)}
+	return &cdecoder{c: c, f: make([]fieldSpan, n), entered: make([]bool, c.nodes)}
 }
 
 // decode is Rules.Decode for a custom contract, after the size and UTF-8 checks: it sets
@@ -253,22 +281,15 @@ func (d *cdecoder) decode(value []byte, row *Row) *Reject {
 }
 
 // build makes *row of a scanned message: each field converted and checked, in field
-// order, then the key and the hash.
+// order, then the row's one string and the hash.
 func (d *cdecoder) build(row *Row) *Reject {
 	c, value := d.c, d.value
 
 	values := d.slot(len(c.Fields))
-	// buf gathers every string the row keeps (string values, the key, the hash) for one
-	// conversion at the end; strs[i] is where field i's lies (the text of a decimal hashed
-	// as sent), empty when it has none.
-	buf := d.buf[:0]
-	strs := d.strs
-	clear(strs)
-	scratch := &d.scratch // not on the stack: zeroing it would cost every message
 	for i := range c.Fields {
 		f := &c.Fields[i]
 		fs := &d.f[i]
-		if fs.at < f.leaf || fs.kind == kindAbsent || fs.kind == kindNull {
+		if int(fs.at) < f.leaf || fs.kind == kindAbsent || fs.kind == kindNull {
 			if fs.kind != kindAbsent && fs.kind != kindNull {
 				return d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
 			}
@@ -284,20 +305,18 @@ func (d *cdecoder) build(row *Row) *Reject {
 		raw := value[fs.start:fs.end]
 		switch f.Type.Kind {
 		case TypeString:
-			start := len(buf)
-			if fs.esc {
-				buf = unescape(buf, raw)
-			} else {
-				buf = append(buf, raw...)
-			}
+			// Checked here, copied to the row's string by rowString.
 			if f.checked {
-				if reason, msg := d.checkString(i, buf[start:]); reason != "" {
+				s := raw
+				if fs.esc {
+					d.text = unescape(d.text[:0], raw)
+					s = d.text
+				}
+				if reason, msg := d.checkString(i, s, fs.printable); reason != "" {
 					return d.reject(reason, msg)
 				}
 			}
-			strs[i] = [2]int{start, len(buf)}
 			values[i] = Value{Valid: true}
-			values[i].SetStr(start, len(buf)) // buf's offsets are the row string's
 		case TypeLong, TypeInt:
 			n, ok := shortInt(raw)
 			var err error
@@ -326,7 +345,8 @@ func (d *cdecoder) build(row *Row) *Reject {
 		case TypeDecimal:
 			text := raw
 			if fs.kind == kindString && fs.esc {
-				text = unescape(scratch[:0], raw)
+				d.text = unescape(d.text[:0], raw)
+				text = d.text
 			}
 			v, frac, ok := parseDecimalText(text)
 			if !ok {
@@ -346,16 +366,11 @@ func (d *cdecoder) build(row *Row) *Reject {
 				return d.reject(d.checkBounds(i, v, text))
 			}
 			values[i] = Value{Valid: true, Int: int64(v.lo), Hi: v.hi}
-			if f.HashAsSent {
-				// Keep the text as sent: the hash is made of it.
-				start := len(buf)
-				buf = append(buf, text...)
-				strs[i] = [2]int{start, len(buf)}
-			}
 		case TypeDate:
 			text := raw
 			if fs.esc {
-				text = unescape(scratch[:0], raw)
+				d.text = unescape(d.text[:0], raw)
+				text = d.text
 			}
 			days, ok := parseDate(text)
 			if !ok {
@@ -365,7 +380,8 @@ func (d *cdecoder) build(row *Row) *Reject {
 		case TypeTimestampTz, TypeTimestamp:
 			text := raw
 			if fs.esc {
-				text = unescape(scratch[:0], raw)
+				d.text = unescape(d.text[:0], raw)
+				text = d.text
 			}
 			micros, msg := parseTimestampMicros(text)
 			if msg != "" {
@@ -377,42 +393,84 @@ func (d *cdecoder) build(row *Row) *Reject {
 			values[i] = Value{Valid: true, Int: micros}
 		}
 	}
+	d.rowString(values, row)
+	return nil
+}
 
-	// The key (for a numeric key its canonical text) and the hash input go to buf too.
+// rowString makes the row of a message whose fields all passed (values set, string
+// columns not yet placed): its one string holds the string columns, the key's canonical text
+// when the key is not a string, and the hex hash of the hash input, which is gathered apart
+// (d.hashIn) so that the row does not keep it.
+func (d *cdecoder) rowString(values []Value, row *Row) {
+	c, value := d.c, d.value
+	// The row's string is written in place in the room of the current block (d.block),
+	// when it surely fits there: need bounds it, as a string never grows by unescaping, a
+	// numeric key's text has at most 20 bytes and the hash 64.
+	need := len(value) + 20 + 2*sha256.Size
+	var buf []byte
+	inBlock := need <= stringBlock/4
+	if inBlock {
+		if cap(d.block)-len(d.block) < need {
+			d.block = make([]byte, 0, stringBlock)
+		}
+		buf = d.block[len(d.block):len(d.block)]
+	} else {
+		buf = d.buf[:0]
+	}
+	for _, i := range c.stringFields {
+		if values[i].Valid {
+			start := len(buf)
+			buf = appendText(buf, value, &d.f[i])
+			values[i].SetStr(start, len(buf)) // buf's offsets are the row string's
+		}
+	}
 	keyStart := len(buf)
 	kf := &c.Fields[c.keyIndex]
 	if kf.Type.Kind != TypeString {
 		buf = appendCanonical(buf, kf.Type, values[c.keyIndex])
 	}
 	keyEnd := len(buf)
-	hashStart := len(buf)
+
+	in := d.hashIn[:0]
 	for j, hi := range c.hashIndex {
 		if j > 0 {
-			buf = append(buf, HashSeparator)
+			in = append(in, HashSeparator)
 		}
 		hf := &c.Fields[hi]
-		switch fs := d.f[hi]; {
-		case hf.Type.Kind == TypeString || hf.HashAsSent:
-			buf = append(buf, buf[strs[hi][0]:strs[hi][1]]...)
-		case hf.Type.Kind == TypeDecimal && values[hi].Valid && !fs.esc && isCanonicalDecimal(value[fs.start:fs.end], hf.Type.Scale):
+		fs := &d.f[hi]
+		switch {
+		case hf.Type.Kind == TypeString:
+			v := values[hi]
+			in = append(in, buf[v.at:int64(v.at)+v.Int]...)
+		case hf.HashAsSent:
+			// The text as sent: the hash is made of it.
+			in = appendText(in, value, fs)
+		case hf.Type.Kind == TypeDecimal && !fs.esc && isCanonicalDecimal(value[fs.start:fs.end], hf.Type.Scale):
 			// Sent as its canonical string ("10.50" for a scale of 2): that is the text.
-			buf = append(buf, value[fs.start:fs.end]...)
+			in = append(in, value[fs.start:fs.end]...)
 		default:
-			buf = appendCanonical(buf, hf.Type, values[hi])
+			in = appendCanonical(in, hf.Type, values[hi])
 		}
 	}
-	sum := sha256.Sum256(buf[hashStart:])
-	buf = buf[:hashStart]
+	d.hashIn = in
+	sum := sha256.Sum256(in)
+	hashStart := len(buf)
 	buf = appendHashHex(buf, &sum)
-	all := string(buf)
-	d.buf = buf[:0] // keep what it grew to (a rejected message's growth is simply lost)
+	var all string
+	if inBlock && len(d.block)+len(buf) <= cap(d.block) {
+		// The bytes are in the block, which is never written there again: the string
+		// can be them.
+		all = unsafe.String(unsafe.SliceData(buf), len(buf))
+		d.block = d.block[:len(d.block)+len(buf)]
+	} else {
+		all = string(buf)
+		d.buf = buf[:0] // keep what it grew to
+	}
 	cols := d.take(len(c.Fields))
 	cols.Strings = all
-	*row = Row{Custom: cols, TransactionHash: all[hashStart:]}
+	*row = Row{Custom: cols, TransactionID: all[keyStart:keyEnd], TransactionHash: all[hashStart:]}
 	if kf.Type.Kind == TypeString {
 		row.TransactionID = cols.Str(c.keyIndex)
-	} else {
-		row.TransactionID = all[keyStart:keyEnd]
 	}
 	if c.timeIndex >= 0 && values[c.timeIndex].Valid {
 		if tf := &c.Fields[c.timeIndex]; tf.Type.Kind == TypeDate {
@@ -424,7 +482,14 @@ func (d *cdecoder) build(row *Row) *Reject {
 	if len(d.extras) > 0 {
 		cols.Extras = string(d.extras)
 	}
-	return nil
+}
+
+// appendText appends the text of the JSON string (or number) at fs, unescaped.
+func appendText(dst, value []byte, fs *fieldSpan) []byte {
+	if fs.esc {
+		return unescape(dst, value[fs.start:fs.end])
+	}
+	return append(dst, value[fs.start:fs.end]...)
 }
 
 // isCanonicalDecimal reports whether s, a valid decimal text, is what appendDecimal writes for
@@ -478,14 +543,14 @@ func (d *cdecoder) missing(i int) string {
 	f := &d.c.Fields[i]
 	fs := d.f[i]
 	if fs.kind == kindAbsent {
-		fs.at = d.absentAt(i)
+		fs.at = int32(d.absentAt(i))
 	}
 	at := strings.Join(f.Path[:fs.at+1], ".")
 	what := "absent"
 	if fs.kind == kindNull {
 		what = "null"
 	}
-	if fs.at == len(f.Path)-1 {
+	if int(fs.at) == len(f.Path)-1 {
 		return fmt.Sprintf("missing required field %s: %s is %s", d.name(i), strconv.Quote(at), what)
 	}
 	return fmt.Sprintf("missing required field %s: object %s is %s", d.name(i), strconv.Quote(at), what)
@@ -503,7 +568,8 @@ func (d *cdecoder) absentAt(i int) int {
 	return 0
 }
 
-func (d *cdecoder) checkString(i int, s []byte) (Reason, string) {
+// checkString checks string field i's value s (printable: s is printable ASCII).
+func (d *cdecoder) checkString(i int, s []byte, printable bool) (Reason, string) {
 	f := &d.c.Fields[i]
 	switch {
 	case f.MinLength > 0 && len(s) < f.MinLength:
@@ -514,28 +580,30 @@ func (d *cdecoder) checkString(i int, s []byte) (Reason, string) {
 	case f.MaxLength > 0 && len(s) > f.MaxLength:
 		return ReasonBadField, fmt.Sprintf("field %s is longer than max_length %d bytes", d.name(i), f.MaxLength)
 	}
-	if d.c.strict[i] {
+	if d.c.strict[i] && !printable {
 		// The key and the hash columns identify a transaction: no invisible characters.
 		if at, r := controlChar(s); at >= 0 {
 			return ReasonBadField, fmt.Sprintf("field %s has control character %U at byte %d", d.name(i), r, at)
 		}
 	}
-	if f.Enum != nil {
-		found := false
-		for _, e := range f.Enum {
-			if e == string(s) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return ReasonNotInEnum, fmt.Sprintf("field %s: %s is not one of enum %q", d.name(i), quoteClip(s), f.Enum)
-		}
+	if f.Enum != nil && !f.inEnum(s) {
+		return ReasonNotInEnum, fmt.Sprintf("field %s: %s is not one of enum %q", d.name(i), quoteClip(s), f.Enum)
 	}
 	if f.Pattern != nil && !f.matchPattern(s) {
 		return ReasonPatternMismatch, fmt.Sprintf("field %s: %s does not match pattern %s", d.name(i), quoteClip(s), f.Pattern)
 	}
 	return "", ""
+}
+
+// inEnum reports whether s is one of the field's enum values. (The length and first byte
+// are compared first: most values differ there, and the comparison of the rest is a call.)
+func (f *Field) inEnum(s []byte) bool {
+	for _, e := range f.Enum {
+		if len(e) == len(s) && (len(s) == 0 || e[0] == s[0]) && e == string(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchPattern reports whether s matches the field's pattern.
@@ -594,7 +662,7 @@ func (d *cdecoder) reject(reason Reason, msg string) *Reject {
 	}
 	fs := d.f[d.c.keyIndex]
 	kf := &d.c.Fields[d.c.keyIndex]
-	if fs.at != len(kf.Path)-1 {
+	if int(fs.at) != len(kf.Path)-1 {
 		return rej
 	}
 	raw := d.value[fs.start:fs.end]
@@ -748,14 +816,6 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 	v := d.value
 	keep := d.c.keep
 	opened := false // d.extras has this object's '{'
-	sep := func() {
-		if opened {
-			d.extras = append(d.extras, ',')
-		} else {
-			d.extras = append(d.extras, '{')
-			opened = true
-		}
-	}
 	var seen uint64
 	// The unknown keys so far, for duplicates: the first few, when written without escapes,
 	// as their bounds in the message (no allocation); the others in a map.
@@ -805,19 +865,24 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 		case k >= 0 && node.kids[k] == nil: // a field
 			fi := node.leaf[k]
 			if i < len(v) && v[i] == '"' {
-				s, e, esc, next, err := scanString(v, i)
-				if err != nil {
-					return 0, err
+				if e := printableEnd(v, i); e >= 0 {
+					d.f[fi] = fieldSpan{span: span{kind: kindString, start: i + 1, end: e}, at: int32(node.depth), printable: true}
+					i = e + 1
+				} else {
+					s, e, esc, next, err := scanString(v, i)
+					if err != nil {
+						return 0, err
+					}
+					d.f[fi] = fieldSpan{span: span{kind: kindString, esc: esc, start: s, end: e}, at: int32(node.depth)}
+					i = next
 				}
-				d.f[fi] = fieldSpan{span: span{kind: kindString, esc: esc, start: s, end: e}, at: node.depth}
-				i = next
 			} else {
 				start := i
 				next, err := skipValue(v, i)
 				if err != nil {
 					return 0, err
 				}
-				d.f[fi] = fieldSpan{span: span{kind: kindOf(v[start]), start: start, end: next}, at: node.depth}
+				d.f[fi] = fieldSpan{span: span{kind: kindOf(v[start]), start: start, end: next}, at: int32(node.depth)}
 				i = next
 			}
 		case k >= 0: // an object the contract reaches into
@@ -854,7 +919,7 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 					return 0, err
 				}
 				for _, fi := range kid.fields {
-					d.f[fi] = fieldSpan{span: span{kind: kindOf(v[start])}, at: node.depth}
+					d.f[fi] = fieldSpan{span: span{kind: kindOf(v[start])}, at: int32(node.depth)}
 				}
 				i = next
 			}
@@ -882,7 +947,12 @@ func (d *cdecoder) object(i int, node *pathNode) (int, *syntaxError) {
 			}
 			switch {
 			case keep:
-				sep()
+				if opened {
+					d.extras = append(d.extras, ',')
+				} else {
+					d.extras = append(d.extras, '{')
+					opened = true
+				}
 				d.extras = append(d.extras, rawKey...)
 				d.extras = append(d.extras, ':')
 				d.extras = append(d.extras, v[start:next]...)

@@ -1,6 +1,9 @@
 package ledger
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"os"
@@ -547,6 +550,46 @@ func FuzzContractDecode(f *testing.F) {
 			if _, err := skipValue([]byte(x), 0); err != nil {
 				t.Fatalf("extras %q are not JSON: %v", x, err)
 			}
+		}
+		// The hash is that of the hash columns' canonical strings (the example hashes its
+		// decimal canonically), and the string columns are what encoding/json reads.
+		var in []byte
+		for j, h := range rules.Contract.Hash {
+			if j > 0 {
+				in = append(in, HashSeparator)
+			}
+			i := rules.Contract.FieldIndex(h)
+			in = row.Custom.AppendCanonical(in, i, rules.Contract.Fields[i].Type)
+		}
+		if sum := sha256.Sum256(in); hex.EncodeToString(sum[:]) != row.TransactionHash {
+			t.Fatalf("%q: hash %s is not that of %q", msg, row.TransactionHash, in)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(msg, &m); err != nil {
+			t.Fatalf("accepted what encoding/json refuses (%v): %q", err, msg)
+		}
+		for i, fd := range rules.Contract.Fields {
+			if fd.Type.Kind != TypeString {
+				continue
+			}
+			var v any = m
+			for _, p := range fd.Path {
+				if obj, ok := v.(map[string]any); ok {
+					v = obj[p]
+				} else {
+					v = nil
+				}
+			}
+			got, ok := any(nil), row.Custom.Values[i].Valid
+			if ok {
+				got = row.Custom.Str(i)
+			}
+			if got != v {
+				t.Fatalf("%q: %s is %#v, encoding/json reads %#v", msg, fd.Name, got, v)
+			}
+		}
+		if row.TransactionID != row.Custom.Str(rules.Contract.FieldIndex(rules.Contract.Key)) {
+			t.Fatalf("transaction id %q", row.TransactionID)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -261,7 +262,13 @@ func (d *decoder) reject(reason Reason, msg string) *Reject {
 
 // controlChar finds the first control character (C0, DEL or C1) in valid UTF-8.
 func controlChar(s []byte) (int, rune) {
-	for i, c := range s {
+	i := 0
+	// Eight bytes at a time while they are all printable ASCII, as identifiers mostly are.
+	for i+8 <= len(s) && notPrintable(binary.LittleEndian.Uint64(s[i:])) == 0 {
+		i += 8
+	}
+	for ; i < len(s); i++ {
+		c := s[i]
 		if c >= 0x20 && c < 0x7f {
 			continue
 		}
@@ -273,6 +280,14 @@ func controlChar(s []byte) (int, rune) {
 		}
 	}
 	return -1, 0
+}
+
+// notPrintable is not zero when some byte of w is not printable ASCII: below 0x20, 0x7f
+// (DEL) or above. (Which byte is not exact: borrows may flag more; callers only test it.)
+func notPrintable(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	del := w ^ (ones * 0x7f)
+	return ((w-ones*0x20)&^w | (del-ones)&^del | w) & highs
 }
 
 func isCurrency(s []byte) bool {

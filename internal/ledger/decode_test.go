@@ -518,6 +518,38 @@ func TestSpecialBytes(t *testing.T) {
 	}
 }
 
+// TestControlChar: the word-at-a-time scan finds what a byte-at-a-time one finds, wherever
+// the control character lies (in the first word, a later one, or the tail after the words).
+func TestControlChar(t *testing.T) {
+	slow := func(s []byte) (int, rune) {
+		for i, c := range s {
+			switch {
+			case c < 0x20 || c == 0x7f:
+				return i, rune(c)
+			case c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f:
+				return i, rune(s[i+1])
+			}
+		}
+		return -1, 0
+	}
+	for n := range 20 {
+		base := []byte("ACC0123456789xyzABCDEFG"[:n])
+		if at, _ := controlChar(base); at != -1 {
+			t.Fatalf("controlChar(%q) = %d, want -1", base, at)
+		}
+		for pos := range n {
+			for _, bad := range [][]byte{{0x00}, {0x1f}, {0x7f}, {0xc2, 0x85}, {0xc2, 0xa0}, {0xc3, 0xa9}, {0x20}, {0x7e}} {
+				s := append(append(append([]byte{}, base[:pos]...), bad...), base[pos:]...)
+				gotAt, gotR := controlChar(s)
+				wantAt, wantR := slow(s)
+				if gotAt != wantAt || gotR != wantR {
+					t.Fatalf("controlChar(%q) = %d %U, want %d %U", s, gotAt, gotR, wantAt, wantR)
+				}
+			}
+		}
+	}
+}
+
 func bitsTrailing(m uint64) int {
 	n := 0
 	for m&1 == 0 {

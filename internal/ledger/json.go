@@ -129,7 +129,8 @@ func quoteByte(c byte) string {
 	return fmt.Sprintf("byte 0x%02x", c)
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isSpace: the first comparison settles the common byte, which is not white space.
+func isSpace(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
 
 func skipSpace(d []byte, i int) int {
 	for i < len(d) && isSpace(d[i]) {
@@ -349,6 +350,41 @@ func scanString(d []byte, i int) (start, end int, esc bool, next int, err *synta
 		}
 	}
 	return 0, 0, false, 0, &syntaxError{msg: "unexpected end of message in string", off: -1}
+}
+
+// printableEnd returns the index of the quote that closes the string at d[i] == '"' when all
+// before it is printable ASCII (0x20 to 0x7e) but the backslash: a string with no escape, no
+// UTF-8 to check and no control character. Else it returns -1, and scanString is the judge.
+// (Eight bytes at a time, as scanString; the contract decoder's values mostly are such.)
+func printableEnd(d []byte, i int) int {
+	j := i + 1
+	for ; j+8 <= len(d); j += 8 {
+		w := binary.LittleEndian.Uint64(d[j:])
+		if m := specialBytes(w) | delBytes(w); m != 0 {
+			j += bits.TrailingZeros64(m) / 8
+			if d[j] == '"' {
+				return j
+			}
+			return -1
+		}
+	}
+	for ; j < len(d); j++ {
+		switch c := d[j]; {
+		case c == '"':
+			return j
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return -1
+		}
+	}
+	return -1
+}
+
+// delBytes flags (high bit of each byte) the bytes of w that are 0x7f (DEL); as
+// specialBytes, only the lowest flag is exact.
+func delBytes(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	x := w ^ (ones * 0x7f)
+	return (x - ones) &^ x & highs
 }
 
 // errNotUTF8 is scanString's message for a string holding bytes that are not UTF-8.

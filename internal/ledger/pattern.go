@@ -1,6 +1,9 @@
 package ledger
 
-import "regexp/syntax"
+import (
+	"math/bits"
+	"regexp/syntax"
+)
 
 // asciiPattern is a fast matcher for the patterns contracts mostly declare: anchored at both
 // ends, a sequence of ASCII characters or classes, each repeated a fixed or bounded number
@@ -10,6 +13,10 @@ import "regexp/syntax"
 // exactly the regexp's answer; any other pattern keeps the regexp.
 type asciiPattern struct {
 	items []patternItem
+	// prefix is the literal the pattern starts with (its first items of one byte taken
+	// once), compared at once; rest are the items after it.
+	prefix string
+	rest   []patternItem
 }
 
 // patternItem is one position of the sequence: a set of ASCII bytes, taken min to max times
@@ -63,7 +70,28 @@ func compilePattern(expr string) *asciiPattern {
 			}
 		}
 	}
+	var prefix []byte
+	for _, it := range p.items {
+		c, ok := it.single()
+		if !ok || it.min != 1 || it.max != 1 {
+			break
+		}
+		prefix = append(prefix, c)
+	}
+	p.prefix, p.rest = string(prefix), p.items[len(prefix):]
 	return p
+}
+
+// single returns the byte of a set of one byte.
+func (it *patternItem) single() (byte, bool) {
+	lo, hi := it.set[0], it.set[1]
+	switch {
+	case hi == 0 && lo != 0 && lo&(lo-1) == 0:
+		return byte(bits.TrailingZeros64(lo)), true
+	case lo == 0 && hi != 0 && hi&(hi-1) == 0:
+		return byte(64 + bits.TrailingZeros64(hi)), true
+	}
+	return 0, false
 }
 
 // patternItems turns one element of the pattern's top-level sequence into items, or reports
@@ -126,9 +154,12 @@ func patternItems(re *syntax.Regexp) ([]patternItem, bool) {
 
 // match reports whether the whole of s matches.
 func (p *asciiPattern) match(s []byte) bool {
-	pos := 0
-	for i := range p.items {
-		it := &p.items[i]
+	if len(s) < len(p.prefix) || string(s[:len(p.prefix)]) != p.prefix {
+		return false
+	}
+	pos := len(p.prefix)
+	for i := range p.rest {
+		it := &p.rest[i]
 		n := 0
 		for (it.max < 0 || n < it.max) && pos < len(s) && it.has(s[pos]) {
 			pos++
