@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -35,7 +36,13 @@ type ContractEncoder struct {
 	parts  []partKey
 	intern map[string]int64 // identity partitions of strings: the values seen, numbered
 	groups map[[maxPartKeys + 1]int64]int32
-	group  []int32 // per row, its group
+	group  []int32 // per row of a chunk, its group
+	// last is how many rows each group of the last EncodeSplit had, of lastRows: a group's
+	// batch reserves room for its share of the next rows (groups are found as the rows are
+	// read, their sizes are not known in advance).
+	last     map[[maxPartKeys + 1]int64]int
+	lastRows int
+	keys     [][maxPartKeys + 1]int64 // per group of this call, its key
 	// exact: the parts tell every partition field of the spec apart, so that each batch
 	// EncodeSplit returns holds the rows of one partition, whose values specFields give.
 	exact      bool
@@ -166,15 +173,29 @@ func (e *ContractEncoder) Schema() *arrow.Schema { return e.schema }
 // processed for all of them. The caller owns the batch (Release it).
 func (e *ContractEncoder) Encode(rows []ledger.Row, processed time.Time) arrow.RecordBatch {
 	b := e.newBatch(len(rows))
+	proc := processedMicros(processed)
 	for i := range rows {
-		b.append(&rows[i], processed)
+		b.append(&rows[i], proc)
 	}
 	return e.finish(b)
 }
 
+// processedMicros is the processing_time of a batch's rows; noProcessing for none (a null).
+func processedMicros(processed time.Time) int64 {
+	if processed.IsZero() {
+		return noProcessing
+	}
+	return processed.UnixMicro()
+}
+
+// noProcessing marks a batch without a processing time (a null): no time within 290,000
+// years of 1970 has these microseconds.
+const noProcessing = math.MinInt64
+
 // batch is one record batch being built: a colBuf per column.
 type batch struct {
 	n    int // rows appended
+	room int // rows the columns have room for (grow makes more)
 	cols []colBuf
 }
 
@@ -190,17 +211,16 @@ type colBuf struct {
 	offs  []int32 // string offsets: n+1
 	data  []byte  // string bytes
 	e     *encColumn
-	rows  int // the rows the batch has room for
 }
 
 // newBatch returns a batch with room for n rows. Every batch has slices of its own: the
 // arrays made of them outlive the call (the sink writes them while the encoder encodes
 // the next part).
 func (e *ContractEncoder) newBatch(n int) *batch {
-	b := &batch{cols: make([]colBuf, len(e.cols))}
+	b := &batch{room: n, cols: make([]colBuf, len(e.cols))}
 	for i := range e.cols {
 		c := &b.cols[i]
-		c.e, c.rows = &e.cols[i], n
+		c.e = &e.cols[i]
 		switch c.e.kind {
 		case encHash, encExtras, encTopic, encString:
 			c.offs = make([]int32, 1, n+1)
@@ -218,11 +238,39 @@ func (e *ContractEncoder) newBatch(n int) *batch {
 	return b
 }
 
-// null marks row null in column c (its value, zero, is appended by the caller).
-func (c *colBuf) null(row int) {
+// grow gives the batch room for n rows (n > b.room): EncodeSplit does not know a
+// partition's rows in advance. Doubling, not append's growth (a quarter at a time for
+// large slices), keeps the copying below one copy of the batch.
+func (b *batch) grow(n int) {
+	b.room = n
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.valid = regrow(c.valid, n/8+1)
+		c.i64 = regrow(c.i64, n)
+		c.i32 = regrow(c.i32, n)
+		c.dec = regrow(c.dec, n)
+		c.bits = regrow(c.bits, (n+7)/8)
+		c.offs = regrow(c.offs, n+1)
+	}
+}
+
+// regrow returns s with room for n elements; nil stays nil (a column's unused slices, a
+// validity bitmap not made yet).
+func regrow[T any](s []T, n int) []T {
+	if s == nil || cap(s) >= n {
+		return s
+	}
+	t := make([]T, len(s), n)
+	copy(t, s)
+	return t
+}
+
+// null marks row null in column c (its value, zero, is appended by the caller), in a
+// batch with room for rows.
+func (c *colBuf) null(row, rows int) {
 	if c.valid == nil {
 		// Every row before this one had a value.
-		c.valid = make([]byte, row/8+1, c.rows/8+1)
+		c.valid = make([]byte, row/8+1, rows/8+1)
 		for i := range c.valid {
 			c.valid[i] = 0xff
 		}
@@ -249,7 +297,12 @@ func (c *colBuf) setValid(row int, ok bool) {
 
 // append appends row r, a row at a time: each row's values are read once, while they are
 // in the cache (a column at a time read every row's values once per column).
-func (b *batch) append(r *ledger.Row, processed time.Time) {
+//
+// It takes processing_time as processedMicros gives it, worked out once per batch.
+func (b *batch) append(r *ledger.Row, processed int64) {
+	if b.n == b.room {
+		b.grow(2 * b.room)
+	}
 	row := b.n
 	b.n++
 	vals := r.Custom.Values
@@ -266,10 +319,10 @@ func (b *batch) append(r *ledger.Row, processed time.Time) {
 			str = r.Custom.Extras
 			valid = str != ""
 		case encProcessing:
-			valid = !processed.IsZero()
+			valid = processed != noProcessing
 			var t int64
 			if valid {
-				t = processed.UnixMicro()
+				t = processed
 			}
 			c.i64 = append(c.i64, t)
 		case encTopic:
@@ -305,11 +358,18 @@ func (b *batch) append(r *ledger.Row, processed time.Time) {
 			}
 		}
 		if c.offs != nil {
-			c.data = append(c.data, str...)
-			c.offs = append(c.offs, int32(len(c.data)))
+			// Not append(c.data, str...), which stores the slice's pointer back on every
+			// call (a write barrier while the collector runs): only the length moves.
+			n := len(c.data)
+			if cap(c.data)-n < len(str) {
+				c.data = regrow(c.data, max(2*cap(c.data), n+len(str)))
+			}
+			c.data = c.data[:n+len(str)]
+			copy(c.data[n:], str)
+			c.offs = append(c.offs, int32(n+len(str)))
 		}
 		if !valid {
-			c.null(row)
+			c.null(row, b.room)
 		} else if c.valid != nil {
 			c.setValid(row, true)
 		}
@@ -510,51 +570,55 @@ func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) ([
 	if e.groups == nil {
 		e.groups = make(map[[maxPartKeys + 1]int64]int32)
 		e.intern = make(map[string]int64)
+		e.last = make(map[[maxPartKeys + 1]int64]int)
+	}
+	// A string's number stays the same from call to call (last is by key), as long as
+	// the values seen stay few.
+	if len(e.intern) > 4*maxSplit {
+		clear(e.intern)
+		clear(e.last)
 	}
 	clear(e.groups)
-	clear(e.intern)
-	e.group = e.group[:0]
-	var counts, first []int
-	for i := range rows {
-		var key [maxPartKeys + 1]int64 // the last: which fields are null
-		vals := rows[i].Custom.Values
-		for j, p := range e.parts {
-			v := &vals[p.field]
-			switch {
-			case !v.Valid:
-				key[maxPartKeys] |= 1 << j
-			case p.kind == keyString:
-				s := rows[i].Custom.Str(p.field)
-				id, ok := e.intern[s]
-				if !ok {
-					id = int64(len(e.intern))
-					e.intern[s] = id
+	e.keys = e.keys[:0]
+	proc := processedMicros(processed)
+	var batches []*batch
+	var first []int // per group, its first row
+	// A chunk of rows at a time: their groups, then each row appended to its group's
+	// batch while the chunk is still in the cache (the partition values and the rest of a
+	// row lie in the same lines).
+	for start := 0; start < len(rows); start += splitChunk {
+		chunk := rows[start:min(start+splitChunk, len(rows))]
+		e.group = e.group[:0]
+		for i := range chunk {
+			key := e.partitionKey(&chunk[i])
+			g, ok := e.groups[key]
+			if !ok {
+				if len(batches) == maxSplit {
+					// Rows of more partitions: one batch, for the fanout writer.
+					clear(e.last)
+					return []arrow.RecordBatch{e.Encode(rows, processed)}, nil
 				}
-				key[j] = id
-			case p.kind == keyValue:
-				key[j] = v.Int
-			case p.kind == keyDay:
-				key[j] = floorDiv(v.Int, 86_400_000_000)
-			case p.kind == keyHour:
-				key[j] = floorDiv(v.Int, 3_600_000_000)
+				g = int32(len(batches))
+				e.groups[key] = g
+				e.keys = append(e.keys, key)
+				first = append(first, start+i)
+				batches = append(batches, e.newBatch(e.room(key, len(rows), len(rows)-start-i)))
 			}
+			e.group = append(e.group, g)
 		}
-		g, ok := e.groups[key]
-		if !ok {
-			g = int32(len(counts))
-			e.groups[key] = g
-			counts = append(counts, 0)
-			first = append(first, i)
+		for i, g := range e.group {
+			batches[g].append(&chunk[i], proc)
 		}
-		counts[g]++
-		e.group = append(e.group, g)
 	}
-	if len(counts) > maxSplit {
-		return []arrow.RecordBatch{e.Encode(rows, processed)}, nil
+	clear(e.last)
+	for g, b := range batches {
+		e.last[e.keys[g]] = b.n
 	}
+	e.lastRows = len(rows)
+
 	var values [][]any
 	if e.exact {
-		values = make([][]any, len(counts))
+		values = make([][]any, len(batches))
 		for g, i := range first {
 			var err error
 			if values[g], err = e.partitionValues(&rows[i]); err != nil {
@@ -563,25 +627,57 @@ func (e *ContractEncoder) EncodeSplit(rows []ledger.Row, processed time.Time) ([
 			}
 		}
 	}
-	if len(counts) == 1 {
-		return []arrow.RecordBatch{e.Encode(rows, processed)}, values
-	}
-	// The rows are read in their order, each appended to its partition's batch.
-	batches := make([]*batch, len(counts))
-	for g, n := range counts {
-		batches[g] = e.newBatch(n)
-	}
-	for i, g := range e.group {
-		batches[g].append(&rows[i], processed)
-	}
-	recs := make([]arrow.RecordBatch, len(counts))
+	recs := make([]arrow.RecordBatch, len(batches))
 	for g, b := range batches {
 		recs[g] = e.finish(b)
 	}
 	return recs, values
 }
 
-// maxSplit is the most batches EncodeSplit cuts rows into (a set of builders each): rows
+// splitChunk is how many rows EncodeSplit reads at a time.
+const splitChunk = 256
+
+// partitionKey tells row r's partition apart (see partKey); the last number says which
+// partition fields are null.
+func (e *ContractEncoder) partitionKey(r *ledger.Row) [maxPartKeys + 1]int64 {
+	var key [maxPartKeys + 1]int64
+	vals := r.Custom.Values
+	for j, p := range e.parts {
+		v := &vals[p.field]
+		switch {
+		case !v.Valid:
+			key[maxPartKeys] |= 1 << j
+		case p.kind == keyString:
+			s := r.Custom.Str(p.field)
+			id, ok := e.intern[s]
+			if !ok {
+				id = int64(len(e.intern))
+				e.intern[strings.Clone(s)] = id // not the row's memory: kept across calls
+			}
+			key[j] = id
+		case p.kind == keyValue:
+			key[j] = v.Int
+		case p.kind == keyDay:
+			key[j] = floorDiv(v.Int, 86_400_000_000)
+		case p.kind == keyHour:
+			key[j] = floorDiv(v.Int, 3_600_000_000)
+		}
+	}
+	return key
+}
+
+// room is the rows a new group's batch reserves, of n rows with left from its first on:
+// its share of the last call's rows and a little more, or, for a partition the last call
+// did not have, a few chunks' worth (its batch doubles as it fills).
+func (e *ContractEncoder) room(key [maxPartKeys + 1]int64, n, left int) int {
+	if c, ok := e.last[key]; ok && e.lastRows > 0 {
+		share := c * n / e.lastRows
+		return min(left, share+share/16+splitChunk)
+	}
+	return min(left, 4*splitChunk)
+}
+
+// maxSplit is the most batches EncodeSplit cuts rows into (a set of slices each): rows
 // of more partitions are left to the fanout writer.
 const maxSplit = 64
 

@@ -645,6 +645,108 @@ report: {group_by: [s], amount: d, time: ts}
 	}
 }
 
+// TestEncodeSplitMatchesBuilders: EncodeSplit's batches, one per partition, equal the
+// builder-made batches of each partition's rows in their order, over calls whose partitions
+// change size (a batch reserves its partition's share of the last call and grows past it),
+// appear (a batch of a partition not seen before starts small and doubles) and go; nulls
+// before and after a batch grows.
+func TestEncodeSplitMatchesBuilders(t *testing.T) {
+	src := `key: id
+hash: [id]
+fields:
+  - {name: id, type: string, required: true}
+  - {name: s, type: string}
+  - {name: l, type: long}
+  - {name: b, type: boolean}
+  - {name: d, type: 'decimal(20,3)'}
+  - {name: ts, type: timestamptz}
+partition: ['identity(s)']
+unknown_fields: keep
+report: {group_by: [s], amount: d, time: ts}
+`
+	ct, err := ledger.ParseContract([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := ContractSchema(ct)
+	spec, err := ContractPartitionSpec(ct, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewContractEncoder(nil, schema, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.splitBy(spec)
+	// Each call: how many rows, and the partition (s) of row n.
+	calls := []struct {
+		rows int
+		part func(n int) string
+	}{
+		{3000, func(n int) string { return []string{`"s":"a"`, `"s":"b"`, `"s":"b"`, `"s":"c"`}[n%4] }},
+		{5000, func(n int) string { // a is now most rows: past its share of the first call
+			if n%10 < 7 {
+				return `"s":"a"`
+			}
+			return []string{`"s":"b"`, `"s":null`, ``}[n%3]
+		}},
+		{1200, func(n int) string { return fmt.Sprintf(`"s":"new%d"`, n/400) }}, // new ones, one after the other
+		{700, func(n int) string { return `"s":"new1"` }},
+	}
+	for ci, call := range calls {
+		var msgs []string
+		for n := range call.rows {
+			m := fmt.Sprintf(`{"id":"R%d"`, n)
+			if p := call.part(n); p != "" {
+				m += `,` + p
+			}
+			if n%7 != 0 && n < 2000 || n%11 == 0 { // l null at first every 7th row, then every 11th
+				m += fmt.Sprintf(`,"l":%d`, n*1000003)
+			}
+			if n%5 != 0 {
+				m += fmt.Sprintf(`,"b":%v`, n%3 == 0)
+			}
+			m += fmt.Sprintf(`,"d":"%d.%03d","ts":"2025-01-16T10:%02d:%02dZ"`, n, n%1000, n/60%60, n%60)
+			if n%3 == 0 {
+				m += fmt.Sprintf(`,"x":{"y":"%s"}`, strings.Repeat("z", n%50))
+			}
+			msgs = append(msgs, m+`}`)
+		}
+		rows := decodeAll(t, ct, 0, msgs...)
+		processed := time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)
+		if ci == 3 {
+			processed = time.Time{}
+		}
+		recs, values := enc.EncodeSplit(rows, processed)
+		var order []string // partitions, by first row
+		byPart := map[string][]ledger.Row{}
+		for _, r := range rows {
+			p := "null"
+			if r.Custom.Values[1].Valid {
+				p = r.Custom.Str(1)
+			}
+			if _, ok := byPart[p]; !ok {
+				order = append(order, p)
+			}
+			byPart[p] = append(byPart[p], r)
+		}
+		if len(recs) != len(order) || len(values) != len(recs) {
+			t.Fatalf("call %d: %d batches, %d partition values, want %d", ci, len(recs), len(values), len(order))
+		}
+		for i, p := range order {
+			want := builderEncode(t, enc, byPart[p], processed)
+			if !array.RecordEqual(recs[i], want) {
+				t.Errorf("call %d, partition %s: batch of %d rows\n%v\nwant %d rows", ci, p, recs[i].NumRows(), recs[i], want.NumRows())
+			}
+			if v := values[i][0]; (p == "null") != (v == nil) || v != nil && v.(string) != p {
+				t.Errorf("call %d, partition %s: partition value %v", ci, p, v)
+			}
+			want.Release()
+			recs[i].Release()
+		}
+	}
+}
+
 // builderEncode is what the encoder's batch must be, built with Arrow's builders.
 func builderEncode(t *testing.T, e *ContractEncoder, rows []ledger.Row, processed time.Time) arrow.RecordBatch {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, e.schema)
