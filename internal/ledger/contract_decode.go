@@ -182,6 +182,8 @@ type fieldSpan struct {
 	// printable: a string of printable ASCII without escapes (printableEnd), which has no
 	// control character to look for.
 	printable bool
+	// canonical: a decimal sent as its canonical string, without escapes (build sets it).
+	canonical bool
 }
 
 // cdecoder is the state of one decode by a custom contract.
@@ -204,8 +206,10 @@ type cdecoder struct {
 	// The columns of accepted rows are cut from blocks of slabRows rows, so that a row
 	// costs one allocation (its strings) rather than three; a rejected message gives its
 	// slot back.
-	cols []Columns
-	vals []Value
+	cols  []Columns
+	ncols int // cols[:ncols] are taken
+	vals  []Value
+	nvals int // vals[:nvals] are taken
 }
 
 // stringBlock is the size of a block of rows' strings (cdecoder.block): about 80 rows of
@@ -217,22 +221,24 @@ const slabRows = 64
 
 // slot returns the values of the next row, without taking them (take does).
 func (d *cdecoder) slot(n int) []Value {
-	if len(d.vals) < n {
-		d.vals = make([]Value, slabRows*n)
+	if len(d.vals)-d.nvals < n {
+		d.vals, d.nvals = make([]Value, slabRows*n), 0
 	}
 	// Not cleared: decode writes every value of an accepted row.
-	return d.vals[:n:n]
+	return d.vals[d.nvals : d.nvals+n : d.nvals+n]
 }
 
-// take takes the slot's values for a row and returns its Columns.
+// take takes the slot's values for a row and returns its Columns, zero but for them. (The
+// slabs are used by index, not resliced: a slice stored in d costs a write barrier while
+// the garbage collector runs, as it mostly does under this allocation rate.)
 func (d *cdecoder) take(n int) *Columns {
-	if len(d.cols) == 0 {
-		d.cols = make([]Columns, slabRows)
+	if d.ncols == len(d.cols) {
+		d.cols, d.ncols = make([]Columns, slabRows), 0
 	}
-	cols := &d.cols[0]
-	d.cols = d.cols[1:]
-	cols.Values, cols.Strings, cols.Extras = d.vals[:n:n], "", ""
-	d.vals = d.vals[n:]
+	cols := &d.cols[d.ncols] // zero: each is taken once
+	d.ncols++
+	cols.Values = d.vals[d.nvals : d.nvals+n : d.nvals+n]
+	d.nvals += n
 	return cols
 }
 
@@ -289,18 +295,20 @@ func (d *cdecoder) build(row *Row) *Reject {
 	for i := range c.Fields {
 		f := &c.Fields[i]
 		fs := &d.f[i]
-		if int(fs.at) < f.leaf || fs.kind == kindAbsent || fs.kind == kindNull {
-			if fs.kind != kindAbsent && fs.kind != kindNull {
-				return d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
+		if fs.kind != f.want || int(fs.at) != f.leaf { // else present, of the type wanted
+			if int(fs.at) < f.leaf || fs.kind == kindAbsent || fs.kind == kindNull {
+				if fs.kind != kindAbsent && fs.kind != kindNull {
+					return d.reject(ReasonBadField, fmt.Sprintf("field %s: %s is a JSON %s, want an object", d.name(i), strconv.Quote(strings.Join(f.Path[:fs.at+1], ".")), fs.kind))
+				}
+				if !f.Required {
+					values[i] = Value{}
+					continue
+				}
+				return d.reject(ReasonMissingField, d.missing(i))
 			}
-			if !f.Required {
-				values[i] = Value{}
-				continue
+			if want := f.want; fs.kind != want && !(f.Type.Kind == TypeDecimal && fs.kind == kindNumber) {
+				return d.reject(ReasonBadField, fmt.Sprintf("field %s must be a JSON %s (type %s), got %s", d.name(i), want, f.Type, fs.kind))
 			}
-			return d.reject(ReasonMissingField, d.missing(i))
-		}
-		if want := f.want; fs.kind != want && !(f.Type.Kind == TypeDecimal && fs.kind == kindNumber) {
-			return d.reject(ReasonBadField, fmt.Sprintf("field %s must be a JSON %s (type %s), got %s", d.name(i), want, f.Type, fs.kind))
 		}
 		raw := value[fs.start:fs.end]
 		switch f.Type.Kind {
@@ -358,6 +366,9 @@ func (d *cdecoder) build(row *Row) *Reject {
 			if frac > f.Type.Scale {
 				return d.reject(ReasonBadScale, fmt.Sprintf("field %s: %s has more than %d fractional digits (scale of %s; it is never rounded)", d.name(i), quoteClip(text), f.Type.Scale, f.Type))
 			}
+			// Sent as its canonical string ("10.50" for a scale of 2), the text is what
+			// the hash is made of (rowString).
+			fs.canonical = !fs.esc && isCanonicalDecimal(text, v, frac, f.Type.Scale)
 			v, ok = rescale(v, f.Type.Scale-frac)
 			if !ok || !fitsPrecision(v, f.Type.Precision) {
 				return d.reject(ReasonOutOfRange, fmt.Sprintf("field %s: %s does not fit in type %s (at most %d integer digits)", d.name(i), quoteClip(text), f.Type, f.Type.Precision-f.Type.Scale))
@@ -445,8 +456,7 @@ func (d *cdecoder) rowString(values []Value, row *Row) {
 		case hf.HashAsSent:
 			// The text as sent: the hash is made of it.
 			in = appendText(in, value, fs)
-		case hf.Type.Kind == TypeDecimal && !fs.esc && isCanonicalDecimal(value[fs.start:fs.end], hf.Type.Scale):
-			// Sent as its canonical string ("10.50" for a scale of 2): that is the text.
+		case hf.Type.Kind == TypeDecimal && fs.canonical:
 			in = append(in, value[fs.start:fs.end]...)
 		default:
 			in = appendCanonical(in, hf.Type, values[hi])
@@ -492,29 +502,23 @@ func appendText(dst, value []byte, fs *fieldSpan) []byte {
 	return append(dst, value[fs.start:fs.end]...)
 }
 
-// isCanonicalDecimal reports whether s, a valid decimal text, is what appendDecimal writes for
-// its value at scale: no '+', no leading zero, exactly scale fractional digits, no "-0".
-func isCanonicalDecimal(s []byte, scale int) bool {
-	neg := len(s) > 0 && s[0] == '-'
+// isCanonicalDecimal reports whether s, a decimal text that parseDecimalText read as v with
+// frac fractional digits, is what appendDecimal writes for its value at scale: no '+',
+// exactly scale fractional digits, no leading zero, no "-0". (From what the parse found, in
+// place of a second pass over the text.)
+func isCanonicalDecimal(s []byte, v dec128, frac, scale int) bool {
+	if frac != scale || s[0] == '+' {
+		return false
+	}
+	neg := s[0] == '-'
 	if neg {
 		s = s[1:]
 	}
-	point := len(s) - scale - 1 // where the '.' must be
-	if scale == 0 {
-		point = len(s)
+	intDigits := len(s)
+	if frac > 0 {
+		intDigits -= frac + 1
 	}
-	if point < 1 || point < len(s) && s[point] != '.' || s[0] == '0' && point > 1 {
-		return false
-	}
-	for j, c := range s {
-		if j != point && !isDigit(c) {
-			return false
-		}
-		if neg && c > '0' && c <= '9' {
-			neg = false // not a negative zero
-		}
-	}
-	return !neg
+	return (s[0] != '0' || intDigits == 1) && !(neg && v.hi == 0 && v.lo == 0)
 }
 
 // jsonKindFor is the JSON type a column type is sent as (decimals may also be numbers).

@@ -669,12 +669,13 @@ func TestIsCanonicalDecimal(t *testing.T) {
 			if !ok || frac > scale {
 				continue // not a value of this scale: the decoder never asks
 			}
+			got := isCanonicalDecimal([]byte(s), v, frac, scale) // as the decoder asks, before rescaling
 			v, ok = rescale(v, scale-frac)
 			if !ok {
 				continue
 			}
 			want := string(appendDecimal(nil, v, scale)) == s
-			if got := isCanonicalDecimal([]byte(s), scale); got != want {
+			if got != want {
 				t.Errorf("isCanonicalDecimal(%q, %d) = %v, want %v (canonical %q)", s, scale, got, want, appendDecimal(nil, v, scale))
 			}
 		}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"regexp/syntax"
 )
@@ -14,9 +15,11 @@ import (
 type asciiPattern struct {
 	items []patternItem
 	// prefix is the literal the pattern starts with (its first items of one byte taken
-	// once), compared at once; rest are the items after it.
-	prefix string
-	rest   []patternItem
+	// once), compared at once; rest are the items after it. For a prefix of at most eight
+	// bytes, word and mask compare a text's first eight with it in one go.
+	prefix     string
+	rest       []patternItem
+	word, mask uint64
 }
 
 // patternItem is one position of the sequence: a set of ASCII bytes, taken min to max times
@@ -79,6 +82,15 @@ func compilePattern(expr string) *asciiPattern {
 		prefix = append(prefix, c)
 	}
 	p.prefix, p.rest = string(prefix), p.items[len(prefix):]
+	if len(prefix) <= 8 {
+		var b [8]byte
+		copy(b[:], prefix)
+		p.word = binary.LittleEndian.Uint64(b[:])
+		p.mask = 1<<(8*len(prefix)) - 1
+		if len(prefix) == 8 {
+			p.mask = ^uint64(0)
+		}
+	}
 	return p
 }
 
@@ -154,18 +166,30 @@ func patternItems(re *syntax.Regexp) ([]patternItem, bool) {
 
 // match reports whether the whole of s matches.
 func (p *asciiPattern) match(s []byte) bool {
-	if len(s) < len(p.prefix) || string(s[:len(p.prefix)]) != p.prefix {
+	switch {
+	case len(s) < len(p.prefix):
+		return false
+	case len(s) >= 8 && len(p.prefix) <= 8:
+		if binary.LittleEndian.Uint64(s)&p.mask != p.word {
+			return false
+		}
+	case string(s[:len(p.prefix)]) != p.prefix:
 		return false
 	}
 	pos := len(p.prefix)
 	for i := range p.rest {
 		it := &p.rest[i]
-		n := 0
-		for (it.max < 0 || n < it.max) && pos < len(s) && it.has(s[pos]) {
-			pos++
-			n++
+		start := pos
+		if it.max < 0 {
+			for pos < len(s) && it.has(s[pos]) {
+				pos++
+			}
+		} else {
+			for pos-start < it.max && pos < len(s) && it.has(s[pos]) {
+				pos++
+			}
 		}
-		if n < it.min {
+		if pos-start < it.min {
 			return false
 		}
 	}
