@@ -50,7 +50,7 @@ func (e *Engine) newBatch() *batch {
 		b.ids = newAcceptedIDs(e.cfg.MaxBatchRecords)
 	}
 	b.processed = e.clock.Now().UTC()
-	b.stage = newStager(e.sinks.Ledger, b.processed, e.cfg.StageAheadRows, e.cfg.Retry.Timeout(retry.Storage))
+	b.stage = newStager(e.sinks.Ledger, b.processed, e.cfg.StageAheadRows, e.cfg.Retry.Timeout(retry.Storage), e.prevBatchRows, &e.partSizing)
 	return b
 }
 
@@ -60,6 +60,7 @@ func (e *Engine) recycle(b *batch) {
 	// Cleared, so that the kept buffers do not hold the finished batch's records and strings
 	// live (its fetched messages, the decoder's slabs) while the next batch reads: they
 	// would be marked by every collection until overwritten.
+	e.prevBatchRows = len(b.rows)
 	clear(b.rows)
 	clear(b.recs)
 	clear(e.decodeBuf)

@@ -186,6 +186,11 @@ type Engine struct {
 	decodeBuf []decoded
 	decoders  []*ledger.Decoder // decode's, one per goroutine
 	idsBuf    *acceptedIDs
+
+	// prevBatchRows is the rows of the previous batch, partSizing the partitions a part
+	// of the ledger last fell in: they size the next batch's parts (stager.partRows).
+	prevBatchRows int
+	partSizing    partSizing
 }
 
 // New returns an engine writing to sinks. Pass its Resume method to the source.

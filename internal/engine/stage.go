@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledgerstream/ledgerstream/internal/ledger"
@@ -12,6 +13,11 @@ import (
 
 // defaultStageAheadRows is Config.StageAheadRows when it is 0.
 const defaultStageAheadRows = 25_000
+
+// maxPartScale caps how many times StageAheadRows a part of a partitioned table gathers
+// (stager.partRows): it bounds the memory of the parts being written (a part's Arrow
+// batches and buffered Parquet pages, one part a core).
+const maxPartScale = 4
 
 // stager writes a batch's accepted rows as data files while the batch is still being read.
 // Writing Parquet is the pipeline's largest cost per row, more than reading (fetch,
@@ -24,7 +30,11 @@ const defaultStageAheadRows = 25_000
 type stager struct {
 	table     Table[ledger.Row]
 	processed time.Time
-	minRows   int // rows that make a part worth writing ahead
+	minRows   int // rows that make a part worth writing ahead (before partRows scales them)
+	// prevRows is the rows of the engine's previous batch; sizing, the partitions its
+	// parts fell in (shared with the engine's other batches): see partRows.
+	prevRows int
+	sizing   *partSizing
 	// timeout bounds the writing of one part and the deletion of one (the storage's
 	// timeout, retry.Policy.Timeout): a storage that stopped answering must not hold the
 	// batch, or a hand-off, for ever. 0: none.
@@ -39,9 +49,41 @@ type stager struct {
 	err   error
 }
 
-func newStager(table Table[ledger.Row], processed time.Time, minRows int, timeout time.Duration) *stager {
-	return &stager{table: table, processed: processed, minRows: minRows, timeout: timeout,
+func newStager(table Table[ledger.Row], processed time.Time, minRows int, timeout time.Duration, prevRows int, sizing *partSizing) *stager {
+	if sizing == nil {
+		sizing = &partSizing{}
+	}
+	return &stager{table: table, processed: processed, minRows: minRows, timeout: timeout, prevRows: prevRows, sizing: sizing,
 		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
+}
+
+// partSizing is what sizes a part, carried from part to part and batch to batch: how many
+// partitions the last part written fell in.
+type partSizing struct {
+	partitions atomic.Int32
+}
+
+// A partitionCounter is a Staged that tells how many partitions of the table its rows
+// fell in (an iceberg.Staged does; 1 for an unpartitioned table).
+type partitionCounter interface {
+	Partitions() int
+}
+
+// partRows is how many gathered rows make a part worth writing ahead. A part of a
+// partitioned table becomes a file per partition it touches: minRows times the partitions
+// the last part fell in (up to maxPartScale) keeps those files near minRows rows each, as
+// an unpartitioned table's are, rather than a quarter of it for four partitions: a file's
+// fixed cost (its creation, a column chunk, page and statistics per column, the footer)
+// is then paid a quarter as often, and readers open fewer files. It stays at most a
+// quarter of the previous batch's rows: what a batch writes after its last record is read
+// (its last part) is not overlapped with reading, and a larger part makes it longer. A
+// batch of the default MaxBatchRecords (100,000) keeps its parts of 25,000 rows (a larger
+// last part would lengthen that tail more than the files it saves, about 1 ms of CPU each,
+// are likely to pay for), as do a stream's batches of one trigger; larger batches
+// (--max-batch-records) get larger parts.
+func (s *stager) partRows() int {
+	p := min(max(int(s.sizing.partitions.Load()), 1), maxPartScale)
+	return min(s.minRows*p, max(s.minRows, s.prevRows/4))
 }
 
 // bounded is ctx, not cancelled with it (a part is written or deleted whole), under the
@@ -54,12 +96,12 @@ func (s *stager) bounded(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// ahead starts writing rows[s.next:] in the background when at least s.minRows rows wait
+// ahead starts writing rows[s.next:] in the background when at least partRows rows wait
 // and fewer parts than cores are being written. The goroutine reads only that range; the
 // caller may append to rows meanwhile (appends write past it) but must not change what is
 // in it.
 func (s *stager) ahead(ctx context.Context, rows []ledger.Row) {
-	if len(rows)-s.next < s.minRows {
+	if len(rows)-s.next < s.partRows() {
 		return
 	}
 	select {
@@ -84,6 +126,9 @@ func (s *stager) start(ctx context.Context, rows []ledger.Row, done func()) {
 		sctx, cancel := s.bounded(ctx)
 		staged, err := s.table.Stage(sctx, part, s.processed)
 		cancel()
+		if pc, ok := staged.(partitionCounter); ok && err == nil {
+			s.sizing.partitions.Store(int32(min(pc.Partitions(), maxPartScale)))
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil {

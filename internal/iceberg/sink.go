@@ -34,6 +34,16 @@ type Staged struct {
 // Rows is how many rows the staged files hold.
 func (s *Staged) Rows() int64 { return s.rows }
 
+// Partitions is how many partitions of the table the staged files hold rows of (1 for an
+// unpartitioned table, 0 without files): the engine sizes a partitioned table's parts by it.
+func (s *Staged) Partitions() int {
+	seen := make(map[string]bool, len(s.files))
+	for _, f := range s.files {
+		seen[fmt.Sprint(f.Partition())] = true
+	}
+	return len(seen)
+}
+
 // Files returns the staged data files.
 func (s *Staged) Files() []ice.DataFile { return s.files }
 
