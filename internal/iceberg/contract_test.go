@@ -382,16 +382,7 @@ report: {group_by: [cur], amount: amt, time: ts}
 		want[partOf(r)] = append(want[partOf(r)], r.SourceOffset)
 	}
 
-	schema := ContractSchema(ct)
-	spec, err := ContractPartitionSpec(ct, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := NewContractEncoder(nil, schema, ct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc.splitBy(spec)
+	enc := newSplitEncoder(t, ct)
 	for range 2 { // the second time with the builders and maps of the first
 		recs, values := enc.EncodeSplit(rows, time.Now())
 		if len(recs) != len(want) || len(values) != len(recs) {
@@ -400,7 +391,7 @@ report: {group_by: [cur], amount: amt, time: ts}
 		seen := map[string]bool{}
 		for bi, rec := range recs {
 			var back []ledger.Row
-			cur := rec.Column(schema.Fields()[1].ID - 1).(*array.String)
+			cur := rec.Column(enc.ice.Fields()[1].ID - 1).(*array.String)
 			ts := rec.Column(2).(*array.Timestamp)
 			off := rec.Column(int(rec.NumCols()) - 1).(*array.Int64)
 			for i := range int(rec.NumRows()) {
@@ -461,7 +452,7 @@ report: {group_by: [cur], amount: amt, time: ts}
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err = ContractPartitionSpec(bucketed, schema)
+	spec, err := ContractPartitionSpec(bucketed, enc.ice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,16 +659,7 @@ report: {group_by: [s], amount: d, time: ts}
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := ContractSchema(ct)
-	spec, err := ContractPartitionSpec(ct, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := NewContractEncoder(nil, schema, ct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc.splitBy(spec)
+	enc := newSplitEncoder(t, ct)
 	// Each call: how many rows, and the partition (s) of row n.
 	calls := []struct {
 		rows int
@@ -808,4 +790,21 @@ func builderEncode(t *testing.T, e *ContractEncoder, rows []ledger.Row, processe
 		}
 	}
 	return b.NewRecordBatch()
+}
+
+// newSplitEncoder returns the encoder of a new table of contract ct, splitting by its
+// partition spec as a partitioned sink's does.
+func newSplitEncoder(t *testing.T, ct *ledger.Contract) *ContractEncoder {
+	t.Helper()
+	schema := ContractSchema(ct)
+	spec, err := ContractPartitionSpec(ct, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewContractEncoder(nil, schema, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.splitBy(spec)
+	return enc
 }
