@@ -190,29 +190,34 @@ func peakRSS(pid int) (float64, bool) {
 // exited reports whether child process pid has exited (it is a zombie, not yet waited for,
 // or gone).
 func exited(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid)
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist)
 	}
-	// The state follows the command name, which may hold spaces: after its closing paren.
+	return len(f) > 0 && (f[0] == "Z" || f[0] == "X") // field 3, the state
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name (field 2), which may
+// hold spaces: f[0] is field 3.
+func procStat(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
 	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.Fields(s), nil
 }
 
 // procCPU is a live process's user and system CPU time (/proc/PID/stat, in clock ticks of
 // 1/100 s, the USER_HZ of every Linux architecture Go supports).
 func procCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("CPU time of process %d: %w", pid, err)
 	}
-	// The command name (field 2) may hold spaces: count fields after its closing paren.
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s)
 	if len(f) < 13 {
 		return 0, fmt.Errorf("CPU time of process %d: /proc/%d/stat has %d fields after the name, want 13 or more", pid, pid, len(f))
 	}
