@@ -50,9 +50,6 @@ type stager struct {
 }
 
 func newStager(table Table[ledger.Row], processed time.Time, minRows int, timeout time.Duration, prevRows int, sizing *partSizing) *stager {
-	if sizing == nil {
-		sizing = &partSizing{}
-	}
 	return &stager{table: table, processed: processed, minRows: minRows, timeout: timeout, prevRows: prevRows, sizing: sizing,
 		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
 }
