@@ -286,8 +286,7 @@ func controlChar(s []byte) (int, rune) {
 // (DEL) or above. (Which byte is not exact: borrows may flag more; callers only test it.)
 func notPrintable(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	del := w ^ (ones * 0x7f)
-	return ((w-ones*0x20)&^w | (del-ones)&^del | w) & highs
+	return ((w-ones*0x20)&^w|w)&highs | delBytes(w)
 }
 
 func isCurrency(s []byte) bool {
